@@ -1,0 +1,1 @@
+"""Small maintenance commands used by ./dev and CI."""
