@@ -1,0 +1,674 @@
+"""What a runbook notebook calls between its prose: set-up, evidence tables, charts and findings.
+
+A notebook stays thin (a parameters cell, then one-line calls), so the conventions every
+notebook shares live here:
+
+- :func:`setup` turns the parameters cell's values into a :class:`Context` (profile, namespace,
+  incident window and baseline, evidence store), validating them with messages an on-call
+  engineer can act on;
+- :meth:`Context.gather` asks one source through the evidence store (live, saved for the record,
+  or replayed from a frozen record) and never lets an exception stop the notebook;
+- :func:`show_evidence` renders a table with the exact query beside it, and a banner when the
+  source was unavailable, forbidden, timed out or failed;
+- :func:`show_chart` draws a Plotly figure so that it also draws offline in exported HTML: the
+  first chart of a kernel carries plotly.js once (marked ``data-vcci-plotlyjs`` so the runner can
+  store it once per incident folder), every later one only its data;
+- :func:`record_findings` shows findings as cards and emits each as a display output of MIME
+  :data:`~vcci_nb.analysis.model.FINDING_MIME`, which the runner collects into the record.
+
+Nothing here blocks: widgets live in :mod:`vcci_nb.widgets` and are never needed headless.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from vcci_nb.analysis.model import FINDING_MIME, SEVERITY_ORDER, Finding, sort_findings
+from vcci_nb.config import Profile, load_profile
+from vcci_nb.errors import ConfigError, ParameterError
+from vcci_nb.evidence import Evidence, EvidenceStore, Window
+from vcci_nb.redact import redact
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PLOTLYJS_MARKER",
+    "Context",
+    "parse_time",
+    "record_findings",
+    "setup",
+    "show_banner",
+    "show_chart",
+    "show_evidence",
+    "show_next",
+    "show_table",
+]
+
+#: Attribute on the one ``<script>`` that carries plotly.js in an executed notebook; the runner
+#: may swap that script for ``<script src="plotly.min.js">`` stored once per incident folder.
+PLOTLYJS_MARKER = "data-vcci-plotlyjs"
+
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_RELATIVE = re.compile(r"^\s*(?:now)?\s*(?:(?P<sign>[-+])\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]))?\s*$", re.I)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DEFAULT_WINDOW = timedelta(hours=1)
+
+_STATUS_STYLE = {
+    "ok": ("#1a7f37", "#dafbe1"),
+    "unavailable": ("#9a6700", "#fff8c5"),
+    "forbidden": ("#9a6700", "#fff8c5"),
+    "timeout": ("#9a6700", "#fff8c5"),
+    "error": ("#cf222e", "#ffebe9"),
+}
+_SEVERITY_STYLE = {
+    "critical": ("#ffffff", "#cf222e"),
+    "high": ("#ffffff", "#bc4c00"),
+    "medium": ("#3b2300", "#f2cc60"),
+    "low": ("#0a3069", "#ddf4ff"),
+    "info": ("#24292f", "#eaeef2"),
+}
+_WHAT_TO_DO = {
+    "unavailable": "The source did not answer. Check it is up and reachable from here (`vcci-nb check`); "
+    "the rest of this notebook still runs on what could be gathered.",
+    "forbidden": "The identity used here may not read this. Check the diagnostics role or token in the profile.",
+    "timeout": "The source took too long to answer. It may be overloaded: that can be the incident itself.",
+    "error": "Gathering failed. The message says why; the rest of this notebook still runs.",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Display plumbing (IPython is imported lazily so the module imports anywhere)
+
+
+def _display(bundle: Mapping[str, Any]) -> None:
+    from IPython.display import display
+
+    display(dict(bundle), raw=True)  # type: ignore[no-untyped-call]
+
+
+def _esc(value: object) -> str:
+    return html.escape(redact(str(value)), quote=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters → Context
+
+
+def parse_time(value: str | datetime | None, now: datetime, *, name: str = "time") -> datetime | None:
+    """Read a window bound: ``""``/None (unset), ISO-8601, ``now``, ``now-2h`` or ``-30m``.
+
+    Naive times are taken as UTC, because alerts and the record speak UTC.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).strip()
+    if not text:
+        return None
+    rel = _RELATIVE.match(text)
+    if rel and (text.lower().startswith("now") or rel["sign"]):
+        if not rel["sign"]:
+            return now
+        delta = timedelta(seconds=float(rel["num"]) * _UNIT_SECONDS[rel["unit"].lower()])
+        return now - delta if rel["sign"] == "-" else now + delta
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ParameterError(
+            f"{name}={text!r} is not a time. Use ISO-8601 in UTC (2026-01-06T14:30:00Z), "
+            "'now', or a time relative to now such as 'now-2h' or '-30m'."
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass
+class Context:
+    """Everything a notebook's cells share: who, where, when, and where evidence goes."""
+
+    incident_id: str
+    profile: Profile
+    namespace: str
+    window: Window
+    baseline: Window
+    dry_run: bool
+    store: EvidenceStore
+    overrides: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, Evidence] = field(default_factory=dict)
+
+    @property
+    def environment(self) -> str:
+        return self.profile.name
+
+    @property
+    def mode(self) -> str:
+        """``live``, ``live, saving evidence`` or ``replay`` — shown in the header."""
+        if self.store.replay_from is not None:
+            return f"replaying frozen evidence from {self.store.replay_from}"
+        if self.store.save_to is not None:
+            return f"live, saving evidence to {self.store.save_to}"
+        return "live"
+
+    def threshold(self, name: str, default: float | None = None) -> float:
+        """A threshold from the parameters cell if set there, else from the profile."""
+        if name in self.overrides:
+            return self.overrides[name]
+        try:
+            return self.profile.threshold(name)
+        except ConfigError:
+            if default is not None:
+                return default
+            raise
+
+    def thresholds(self) -> dict[str, float]:
+        """All thresholds of the profile with the notebook's overrides applied."""
+        base = {k: float(v) for k, v in (self.profile.get("thresholds") or {}).items() if _is_number(v)}
+        base.update(self.overrides)
+        return base
+
+    def ask(self, fn: Callable[..., Evidence], /, *args: Any, key: str = "", **kwargs: Any) -> Evidence:
+        """Call a gather function with what the context knows, through the evidence store.
+
+        Gather functions take the profile first; ``namespace``, ``window`` and ``baseline`` are
+        passed when the function accepts them and the cell did not. The evidence is named
+        ``<module>.<function>`` (``postgres.connections``) unless ``key`` says otherwise; use a
+        key when one notebook asks the same function twice with different arguments.
+        """
+        name = key or f"{getattr(fn, '__module__', 'vcci_nb').rsplit('.', 1)[-1]}.{getattr(fn, '__name__', 'call')}"
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        known = {"namespace": self.namespace, "window": self.window, "baseline": self.baseline}
+        for pname, value in known.items():
+            if pname in params and pname not in kwargs:
+                kwargs[pname] = value
+        if not args and "profile" in params and "profile" not in kwargs:
+            args = (self.profile,)
+        return self.gather(name, fn, *args, **kwargs)
+
+    def gather(self, name: str, fn: Callable[..., Evidence], /, *args: Any, **kwargs: Any) -> Evidence:
+        """Ask one source through the evidence store; a failure becomes an Evidence, never an exception.
+
+        The store saves what was gathered into the incident record in a live run, and in a
+        replay returns the frozen evidence without calling ``fn`` at all.
+        """
+        started = time.perf_counter()
+
+        def call() -> Evidence:
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:  # a broken source must never stop the notebook
+                log.warning("gathering %s raised %s", name, type(exc).__name__, exc_info=True)
+                return Evidence(
+                    name=name,
+                    source=getattr(fn, "__module__", "vcci_nb").rsplit(".", 1)[-1],
+                    query=getattr(fn, "__qualname__", name),
+                    status="error",
+                    message=f"{type(exc).__name__}: {exc}. This is a fault in vcci_nb, not in the system "
+                    "being checked; report it with this message. The rest of the notebook still runs.",
+                    window=self.window,
+                    elapsed_s=time.perf_counter() - started,
+                )
+            if not isinstance(result, Evidence):
+                return Evidence(
+                    name=name,
+                    source="vcci_nb",
+                    query=getattr(fn, "__qualname__", name),
+                    status="error",
+                    message=f"{getattr(fn, '__qualname__', fn)!s} returned {type(result).__name__}, not Evidence.",
+                )
+            return result
+
+        try:
+            ev = self.store.gather(name, call)
+        except Exception as exc:  # saving or loading frozen evidence failed: still keep going
+            log.warning("evidence store failed for %s", name, exc_info=True)
+            ev = Evidence(
+                name=name,
+                source="evidence-store",
+                query=name,
+                status="error",
+                message=f"could not save or load the evidence ({type(exc).__name__}: {exc}); check the disk "
+                "under the incident folder. The rest of the notebook still runs.",
+            )
+        self.evidence[name] = ev
+        return ev
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def setup(
+    incident_id: str = "",
+    environment: str = "",
+    namespace: str = "",
+    window_start: str | datetime | None = "",
+    window_end: str | datetime | None = "",
+    dry_run: bool = True,
+    *,
+    now: datetime | None = None,
+    store: EvidenceStore | None = None,
+    show: bool = True,
+    **thresholds: float | int | None,
+) -> Context:
+    """Turn the parameters cell into a Context and show a one-table header.
+
+    Empty values take their defaults: the incident from ``VCCI_NB_INCIDENT_ID``, the profile
+    from ``VCCI_NB_PROFILE`` (else ``lab``), the namespace from the profile, and the window the
+    last hour. Thresholds passed as keywords override the profile's; ``None`` keeps the profile's.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    incident = (incident_id or os.environ.get("VCCI_NB_INCIDENT_ID") or "").strip()
+    if incident and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", incident):
+        raise ParameterError(f"incident_id={incident!r} is not an incident ID; use the form INC-20260106-001.")
+    profile = load_profile(environment or None)
+    ns = (namespace or profile.namespace).strip()
+    if not _DNS1123.match(ns):
+        raise ParameterError(
+            f"namespace={ns!r} is not a valid Kubernetes namespace (lower-case letters, digits and '-', "
+            "at most 63 characters); use e.g. 'vcci-production'."
+        )
+    end = parse_time(window_end, now, name="window_end") or now
+    start = parse_time(window_start, now, name="window_start") or (end - _DEFAULT_WINDOW)
+    if start >= end:
+        raise ParameterError(
+            f"window_start ({start.isoformat()}) must be before window_end ({end.isoformat()}); "
+            "leave both empty for the last hour."
+        )
+    if end - start > timedelta(days=7):
+        raise ParameterError("the window is longer than 7 days; narrow it to the incident (for example the last 6 h).")
+    overrides: dict[str, float] = {}
+    for key, value in thresholds.items():
+        if value is None:
+            continue
+        if not _is_number(value) or not math.isfinite(float(value)):
+            raise ParameterError(f"threshold {key}={value!r} must be a number.")
+        overrides[key] = float(value)
+    length = end - start
+    ctx = Context(
+        incident_id=incident,
+        profile=profile,
+        namespace=ns,
+        window=Window(start, end),
+        baseline=Window(start - length, start),
+        dry_run=bool(dry_run),
+        store=store or EvidenceStore.from_env(),
+        overrides=overrides,
+    )
+    if show:
+        _show_header(ctx)
+    return ctx
+
+
+def _fmt_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _show_header(ctx: Context) -> None:
+    minutes = (ctx.window.end - ctx.window.start).total_seconds() / 60
+    rows = [
+        ("Incident", ctx.incident_id or "(none yet)"),
+        ("Environment", ctx.environment),
+        ("Namespace", ctx.namespace),
+        ("Window", f"{_fmt_time(ctx.window.start)} → {_fmt_time(ctx.window.end)} ({minutes:.0f} min)"),
+        ("Baseline", f"{_fmt_time(ctx.baseline.start)} → {_fmt_time(ctx.baseline.end)}"),
+        ("Evidence", ctx.mode),
+        ("Dry run", "yes: nothing is changed" if ctx.dry_run else "NO: confirmed actions will run"),
+    ]
+    if ctx.overrides:
+        rows.append(("Thresholds set here", ", ".join(f"{k}={v:g}" for k, v in sorted(ctx.overrides.items()))))
+    body = "".join(f"<tr><th style='text-align:left'>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    text = "\n".join(f"{k:>20}: {v}" for k, v in rows)
+    _display({"text/html": f"<table class='vcci-header'>{body}</table>", "text/plain": text})
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence, tables and banners
+
+
+def show_banner(text: str, level: str = "warning", *, title: str = "") -> None:
+    """A coloured box for what the reader must not miss (a source down, a verdict)."""
+    fg, bg = {
+        "ok": _STATUS_STYLE["ok"],
+        "info": ("#0a3069", "#ddf4ff"),
+        "warning": _STATUS_STYLE["unavailable"],
+        "error": _STATUS_STYLE["error"],
+    }.get(level, _STATUS_STYLE["unavailable"])
+    head = f"<strong>{_esc(title)}</strong> " if title else ""
+    _display(
+        {
+            "text/html": f"<div class='vcci-banner vcci-banner-{_esc(level)}' style='border-left:6px solid {fg};"
+            f"background:{bg};color:#24292f;padding:8px 12px;margin:6px 0'>{head}{_esc(text)}</div>",
+            "text/plain": f"[{level.upper()}] {title + ': ' if title else ''}{redact(text)}",
+        }
+    )
+
+
+def _cell_text(value: object) -> object:
+    return redact(value) if isinstance(value, str) else value
+
+
+def _frame_html(frame: pd.DataFrame, max_rows: int) -> tuple[str, str]:
+    shown = frame.head(max_rows).copy()
+    for col in shown.columns:
+        if pd.api.types.is_object_dtype(shown[col]) or pd.api.types.is_string_dtype(shown[col]):
+            shown[col] = shown[col].map(_cell_text)
+    more = len(frame.index) - len(shown.index)
+    note = f"<p><em>{more} more rows not shown (first {max_rows} of {len(frame.index)}).</em></p>" if more > 0 else ""
+    table = shown.to_html(index=False, escape=True, border=0, classes="vcci-table", na_rep="", max_cols=30)
+    text = shown.to_string(index=False, max_cols=30, max_colwidth=60)
+    if more > 0:
+        text += f"\n… {more} more rows"
+    return table + note, text
+
+
+def show_table(
+    frame: pd.DataFrame | None,
+    title: str = "",
+    *,
+    query: str = "",
+    columns: Sequence[str] | None = None,
+    sort_by: str | Sequence[str] | None = None,
+    ascending: bool = False,
+    max_rows: int = 30,
+    empty: str = "Nothing to show.",
+) -> None:
+    """A table with an optional query beneath it, sorted by what matters most."""
+    frame = frame if frame is not None else pd.DataFrame()
+    if columns:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    if sort_by is not None:
+        keys = [sort_by] if isinstance(sort_by, str) else list(sort_by)
+        keys = [k for k in keys if k in frame.columns]
+        if keys:
+            frame = frame.sort_values(keys, ascending=ascending, kind="stable")
+    head = f"<h4 style='margin:8px 0 4px'>{_esc(title)}</h4>" if title else ""
+    if frame.empty:
+        body_html, body_text = f"<p><em>{_esc(empty)}</em></p>", empty
+    else:
+        body_html, body_text = _frame_html(frame, max_rows)
+    q_html = _query_html(query)
+    _display(
+        {
+            "text/html": f"<div class='vcci-evidence'>{head}{body_html}{q_html}</div>",
+            "text/plain": (f"{title}\n" if title else "") + body_text + (f"\nquery: {redact(query)}" if query else ""),
+        }
+    )
+
+
+def _query_html(query: str) -> str:
+    if not query:
+        return ""
+    return (
+        "<details class='vcci-query' open><summary style='cursor:pointer;color:#57606a'>Query</summary>"
+        f"<pre style='white-space:pre-wrap;font-size:85%;background:#f6f8fa;padding:6px'>{_esc(query)}</pre></details>"
+    )
+
+
+def show_evidence(
+    ev: Evidence,
+    title: str = "",
+    *,
+    columns: Sequence[str] | None = None,
+    sort_by: str | Sequence[str] | None = None,
+    ascending: bool = False,
+    max_rows: int = 30,
+    empty: str = "No rows: nothing matched.",
+) -> Evidence:
+    """Show one piece of evidence: its table and the exact query, or a banner saying why there is none.
+
+    Returns the evidence so a cell can show and keep it in one line.
+    """
+    label = title or ev.name
+    when = _fmt_time(ev.collected_at) if isinstance(ev.collected_at, datetime) else str(ev.collected_at)
+    source = f"{ev.source} · {when} · {ev.elapsed_s:.2f} s"
+    if ev.meta.get("replayed_from"):
+        source += " · replayed"
+    if ev.status != "ok":
+        fg, bg = _STATUS_STYLE.get(ev.status, _STATUS_STYLE["error"])
+        advice = _WHAT_TO_DO.get(ev.status, "")
+        banner = (
+            f"<div class='vcci-banner vcci-status-{_esc(ev.status)}' style='border-left:6px solid {fg};"
+            f"background:{bg};padding:8px 12px;margin:6px 0'>"
+            f"<strong>{_esc(ev.source)} {_esc(ev.status.upper())}</strong> — {_esc(label)}: {_esc(ev.message)}"
+            f"<br><small>{_esc(advice)}</small></div>"
+        )
+        _display(
+            {
+                "text/html": f"<div class='vcci-evidence'><h4 style='margin:8px 0 4px'>{_esc(label)}</h4>"
+                f"{banner}{_query_html(ev.query)}</div>",
+                "text/plain": f"[{ev.status.upper()}] {label} ({ev.source}): {redact(ev.message)}\n{advice}",
+            }
+        )
+        return ev
+    frame = ev.frame
+    if columns:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    if sort_by is not None:
+        keys = [sort_by] if isinstance(sort_by, str) else list(sort_by)
+        keys = [k for k in keys if k in frame.columns]
+        if keys:
+            frame = frame.sort_values(keys, ascending=ascending, kind="stable")
+    if frame.empty:
+        body_html, body_text = f"<p><em>{_esc(empty)}</em></p>", empty
+    else:
+        body_html, body_text = _frame_html(frame, max_rows)
+    _display(
+        {
+            "text/html": f"<div class='vcci-evidence'><h4 style='margin:8px 0 4px'>{_esc(label)} "
+            f"<small style='color:#57606a;font-weight:normal'>{_esc(source)}</small></h4>"
+            f"{body_html}{_query_html(ev.query)}</div>",
+            "text/plain": f"{label} ({source})\n{body_text}\nquery: {redact(ev.query)}",
+        }
+    )
+    return ev
+
+
+# --------------------------------------------------------------------------------------------
+# Charts
+
+
+_plotlyjs_emitted = False
+
+
+def _plotlyjs_bundle() -> dict[str, str]:
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    version = getattr(plotly, "__version__", "")
+    # plotly.js is UMD: hide an AMD loader (require.js) while it loads so it always sets window.Plotly.
+    script = (
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};"
+        "window.__vcciDefine = window.define; window.define = undefined;</script>\n"
+        f"<script type='text/javascript' {PLOTLYJS_MARKER}='{_esc(version)}'>{get_plotlyjs()}</script>\n"
+        "<script>window.define = window.__vcciDefine;</script>"
+    )
+    return {"text/html": script, "text/plain": "(plotly.js loaded for the charts below)"}
+
+
+def show_chart(fig: Any, *, query: str = "", height: int | None = None) -> None:
+    """Draw a Plotly figure so that it draws in JupyterLab and in exported HTML with no network.
+
+    plotly.js goes out once per kernel (with the first chart); each chart carries only its own
+    data. ``query`` (e.g. the PromQL behind it) is shown beneath the chart.
+    """
+    global _plotlyjs_emitted
+    if fig is None:
+        return
+    if isinstance(fig, Evidence):
+        raise TypeError("show_chart takes a figure; use show_evidence for Evidence")
+    import plotly.io as pio
+
+    if not _plotlyjs_emitted:
+        _display(_plotlyjs_bundle())
+        _plotlyjs_emitted = True
+    if height is not None:
+        fig.update_layout(height=height)
+    div = pio.to_html(
+        fig,
+        include_plotlyjs=False,
+        full_html=False,
+        config={"displaylogo": False, "responsive": True},
+        validate=False,
+    )
+    title = ""
+    try:
+        title = str(fig.layout.title.text or "")
+    except AttributeError:
+        title = ""
+    _display(
+        {
+            "text/html": f"<div class='vcci-chart'>{div}{_query_html(query)}</div>",
+            "text/plain": f"[chart] {title}" + (f"\nquery: {redact(query)}" if query else ""),
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Findings
+
+
+def _json_safe(value: Any) -> Any:
+    """Turn numpy/pandas scalars, times and tuples into plain JSON, redacting text on the way."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, timedelta | pd.Timedelta):
+        return pd.Timedelta(value).total_seconds()
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return _json_safe(item())
+        except (TypeError, ValueError):
+            pass
+    return redact(str(value))
+
+
+def _as_finding(item: Finding | Mapping[str, Any]) -> Finding:
+    if isinstance(item, Finding):
+        return item
+    if isinstance(item, Mapping):
+        return Finding.from_dict(dict(item))
+    raise TypeError(f"record_findings takes Finding objects or their dicts, not {type(item).__name__}")
+
+
+def _fmt_value(value: object, unit: str) -> str:
+    if value is None or value == "":
+        return ""
+    text = str(value)
+    if isinstance(value, float):
+        text = f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{text} {unit}".strip()
+
+
+def _finding_card(f: Finding) -> tuple[str, str]:
+    fg, bg = _SEVERITY_STYLE.get(f.severity, _SEVERITY_STYLE["info"])
+    measured = _fmt_value(f.value, f.unit)
+    limit = _fmt_value(f.threshold, f.unit)
+    numbers = ""
+    if measured:
+        numbers = f"measured {measured}" + (f" (threshold {limit})" if limit else "")
+    parts = [
+        f"<span style='background:{bg};color:{fg};padding:1px 8px;border-radius:8px;font-size:85%;"
+        f"font-weight:bold'>{_esc(f.severity.upper())}</span>",
+        f"<strong>{_esc(f.summary)}</strong>",
+    ]
+    meta = [f"<code>{_esc(f.key)}</code>"]
+    if numbers:
+        meta.append(_esc(numbers))
+    if f.evidence:
+        meta.append("evidence: " + ", ".join(_esc(e) for e in f.evidence))
+    if f.runbook:
+        meta.append("next: " + _esc(f.runbook))
+    card = (
+        f"<div class='vcci-finding vcci-finding-{_esc(f.severity)}' style='border:1px solid #d0d7de;"
+        f"border-left:6px solid {bg};padding:6px 10px;margin:4px 0'>{' '.join(parts)}"
+        f"<br><small style='color:#57606a'>{' · '.join(meta)}</small></div>"
+    )
+    text = f"[{f.severity.upper()}] {redact(f.summary)} ({f.key}" + (f"; {numbers}" if numbers else "") + ")"
+    return card, text
+
+
+def record_findings(
+    findings: Iterable[Finding | Mapping[str, Any]] | Finding | None,
+    *,
+    title: str = "Findings",
+    none_text: str = "Nothing here crossed a threshold.",
+) -> list[Finding]:
+    """Show findings most severe first, and emit each one for the runner to collect.
+
+    Each finding becomes one display output whose bundle holds the finding as JSON under
+    :data:`FINDING_MIME` (contract C), a card as HTML and one line as text.
+    """
+    if findings is None:
+        items: list[Finding] = []
+    elif isinstance(findings, Finding):
+        items = [findings]
+    else:
+        items = [_as_finding(f) for f in findings]
+    items = sort_findings(items)
+    counts: dict[str, int] = {}
+    for f in items:
+        counts[f.severity] = counts.get(f.severity, 0) + 1
+    summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9)))
+    head = f"{title}: {summary}" if items else f"{title}: none. {none_text}"
+    _display(
+        {
+            "text/html": f"<h4 style='margin:10px 0 4px'>{_esc(head)}</h4>",
+            "text/plain": head,
+        }
+    )
+    for f in items:
+        card, text = _finding_card(f)
+        payload = _json_safe(f.to_dict())
+        # Round-trip through json so that what the kernel sends is exactly what the runner reads.
+        payload = json.loads(json.dumps(payload))
+        _display({FINDING_MIME: payload, "text/html": card, "text/plain": text})
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Pointers to the next notebook
+
+
+def show_next(notebooks: Sequence[tuple[str, str]] | Sequence[str], *, heading: str = "Open next") -> None:
+    """Links to the notebooks to open next, as (path, why) pairs relative to ``notebooks/``."""
+    pairs: list[tuple[str, str]] = []
+    for item in notebooks:
+        if isinstance(item, str):
+            pairs.append((item, ""))
+        else:
+            pairs.append((str(item[0]), str(item[1])))
+    if not pairs:
+        return
+    items_html = "".join(
+        f"<li><a href='{_esc(path)}'>{_esc(path)}</a>{' — ' + _esc(why) if why else ''}</li>" for path, why in pairs
+    )
+    text = "\n".join(f"- {path}{' — ' + why if why else ''}" for path, why in pairs)
+    _display({"text/html": f"<p><strong>{_esc(heading)}</strong></p><ul>{items_html}</ul>", "text/plain": text})

@@ -1,0 +1,165 @@
+"""The interactive path: controls a person uses in JupyterLab, never needed by a headless run.
+
+papermill has no front end, so nothing here may wait for a click: every widget is displayed and
+returns at once, and the work it triggers runs only when a person presses a button. A headless run
+therefore shows the widget's text fallback and carries on; the evidence-based answer the widget
+starts from is always shown by the notebook itself, outside the widget.
+
+- :func:`severity_questionnaire` — the questions of runbook 1.3 as checkboxes, pre-ticked from the
+  evidence, with the suggested severity updating as the engineer answers;
+- :func:`live_monitor` — 05_monitor's live refresh every N seconds with Start and Stop buttons,
+  as an asyncio task on the kernel's own loop (no thread, no blocking call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["QUESTIONS", "LiveMonitor", "live_monitor", "severity_from_answers", "severity_questionnaire"]
+
+#: Runbook 1.3's questions, each with the severity a "yes" points to (most severe first).
+QUESTIONS: tuple[tuple[str, str, str], ...] = (
+    ("service_down", "Is the service completely down?", "P0"),
+    ("security", "Is this a security incident?", "P0"),
+    ("data_at_risk", "Is data at risk?", "P0"),
+    ("multiple_tenants", "Are multiple tenants affected?", "P1"),
+    ("single_tenant", "Is a single tenant affected?", "P2"),
+    ("non_critical_feature", "Is a non-critical feature down?", "P3"),
+)
+
+
+def severity_from_answers(answers: Mapping[str, bool]) -> tuple[str, list[str]]:
+    """The most severe level any "yes" points to, and the questions that point there.
+
+    Runbook 1.3 gives ranges (multiple tenants → P0/P1, single tenant → P1/P2, non-critical →
+    P2/P3). Multiple tenants is P0 when the service is also down (caught by that question),
+    otherwise P1; a single tenant is P1 only when it is *completely* unable to work, which a
+    checkbox cannot tell, so P2 is suggested and the engineer raises it.
+    """
+    yes = [(key, text, sev) for key, text, sev in QUESTIONS if answers.get(key)]
+    if not yes:
+        return "P3", ["No question answered yes: treat as minor until evidence says otherwise."]
+    best = min(sev for _, _, sev in yes)
+    return best, [text for _, text, sev in yes if sev == best]
+
+
+def _widgets() -> Any:
+    import ipywidgets
+
+    return ipywidgets
+
+
+def severity_questionnaire(
+    answers: Mapping[str, bool] | None = None,
+    *,
+    reasons: Mapping[str, str] | None = None,
+    on_change: Callable[[str, dict[str, bool]], None] | None = None,
+) -> Any:
+    """Checkboxes for runbook 1.3, pre-ticked from ``answers``; the label shows the suggested P-level.
+
+    ``reasons`` (question key → why the evidence answered it) is shown beside each box. Returns the
+    widget box; in a headless run it is displayed as text and nothing waits on it.
+    """
+    w = _widgets()
+    answers = dict(answers or {})
+    reasons = dict(reasons or {})
+    boxes: dict[str, Any] = {}
+    rows = []
+    for key, text, sev in QUESTIONS:
+        box = w.Checkbox(value=bool(answers.get(key)), description=f"{text} (→ {sev})", indent=False)
+        box.layout.width = "420px"
+        boxes[key] = box
+        why = w.HTML(value=f"<small style='color:#57606a'>{reasons.get(key, '')}</small>")
+        rows.append(w.HBox([box, why]))
+    result = w.HTML()
+
+    def refresh(_change: Any = None) -> None:
+        current = {k: bool(b.value) for k, b in boxes.items()}
+        sev, why = severity_from_answers(current)
+        result.value = f"<p><strong>Suggested severity: {sev}</strong> — {'; '.join(why)}</p>"
+        if on_change is not None and _change is not None:
+            on_change(sev, current)
+
+    for box in boxes.values():
+        box.observe(refresh, names="value")
+    refresh()
+    return w.VBox([w.HTML("<p><em>Adjust the answers the evidence could not give:</em></p>"), *rows, result])
+
+
+@dataclass
+class LiveMonitor:
+    """A running (or stoppable) refresh loop and the widgets that control it."""
+
+    refresh: Callable[[], Any]
+    interval_s: float
+    widget: Any
+    output: Any
+    status: Any
+    task: asyncio.Task[None] | None = None
+    refreshes: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        loop = asyncio.get_event_loop()
+        self.task = loop.create_task(self._loop())
+        self.status.value = f"Refreshing every {self.interval_s:g} s — press Stop to end."
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.task = None
+        self.status.value = f"Stopped after {self.refreshes} refreshes."
+
+    def refresh_once(self) -> None:
+        with self.output:
+            self.output.clear_output(wait=True)
+            try:
+                self.refresh()
+            except Exception as exc:  # a refresh failing must not kill the loop
+                log.warning("live refresh failed", exc_info=True)
+                print(f"Refresh failed: {type(exc).__name__}: {exc}")
+        self.refreshes += 1
+
+    async def _loop(self) -> None:
+        try:
+            while True:
+                self.refresh_once()
+                stamp = datetime.now(UTC).strftime("%H:%M:%S UTC")
+                self.status.value = f"Last refresh {stamp}; next in {self.interval_s:g} s — press Stop to end."
+                await asyncio.sleep(self.interval_s)
+        except asyncio.CancelledError:
+            pass
+
+
+def live_monitor(refresh: Callable[[], Any], interval_s: float = 30.0, *, autostart: bool = False) -> LiveMonitor:
+    """Start/Stop buttons around ``refresh`` (which displays a snapshot), run every ``interval_s``.
+
+    Nothing runs until Start is pressed unless ``autostart``; never autostart in a notebook that
+    papermill runs, because the loop would keep writing outputs into later cells.
+    """
+    if interval_s < 2:
+        raise ValueError("interval_s must be at least 2 seconds; the sources are asked at every refresh")
+    w = _widgets()
+    start = w.Button(description="Start live refresh", button_style="success", icon="play")
+    stop = w.Button(description="Stop", button_style="danger", icon="stop")
+    status = w.HTML(value=f"<em>Live refresh is off. Press Start to refresh every {interval_s:g} s.</em>")
+    output = w.Output()
+    box = w.VBox([w.HBox([start, stop, status]), output])
+    mon = LiveMonitor(refresh=refresh, interval_s=interval_s, widget=box, output=output, status=status)
+    start.on_click(lambda _b: mon.start())
+    stop.on_click(lambda _b: mon.stop())
+    if autostart:
+        mon.start()
+    return mon
