@@ -1,0 +1,223 @@
+"""The message templates: ``parameters/templates/*.j2``, filled from the incident record.
+
+Teams edit the templates, not this code. A template is looked up per channel: for template
+``update`` and a Slack channel the file ``update.slack.j2`` is used if it exists, else
+``update.text.j2``. A template may set values for the channel with top-level ``{% set %}``
+statements (``subject`` for email, ``statuspage_status`` and ``component_status`` for the status
+page, ``event_action`` for PagerDuty); they are read from the template module, not parsed out
+of the text. The variables a template sees are documented in ``parameters/templates/README.md``
+and built by :func:`context`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from vcci_nb.config import parameters_dir
+from vcci_nb.errors import ConfigError
+from vcci_nb.redact import redact
+
+#: Template names whose sending counts as a stakeholder update for the cadence.
+UPDATE_TEMPLATES: frozenset[str] = frozenset({"initial", "update", "resolution", "degraded"})
+
+#: The record's status mapped onto Statuspage's incident statuses (it has no "mitigating").
+STATUSPAGE_STATUS: dict[str, str] = {
+    "investigating": "investigating",
+    "identified": "identified",
+    "mitigating": "identified",
+    "monitoring": "monitoring",
+    "resolved": "resolved",
+    "closed": "resolved",
+}
+
+#: Meta values a template may export with ``{% set %}``.
+META_NAMES: tuple[str, ...] = (
+    "subject",
+    "statuspage_status",
+    "component_status",
+    "impact_override",
+    "event_action",
+    "pagerduty_severity",
+    "cc",
+)
+
+
+def templates_dir() -> Path:
+    return parameters_dir() / "templates"
+
+
+def _environment(folder: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - plain text and Slack mrkdwn, never HTML
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def list_templates(folder: Path | None = None) -> list[str]:
+    """Template names (``initial``, ``update``, …) available in ``folder``."""
+    folder = folder or templates_dir()
+    names = {p.name.split(".", 1)[0] for p in folder.glob("*.j2")}
+    return sorted(n for n in names if not n.startswith("_"))
+
+
+def find(name: str, variant: str, folder: Path | None = None) -> str:
+    """The file name used for template ``name`` on a channel of ``variant`` (slack, email, …)."""
+    folder = folder or templates_dir()
+    for candidate in (f"{name}.{variant}.j2", f"{name}.text.j2"):
+        if (folder / candidate).is_file():
+            return candidate
+    known = ", ".join(list_templates(folder)) or "none"
+    raise ConfigError(
+        f"No template {name!r} for {variant} in {folder} (looked for {name}.{variant}.j2 and {name}.text.j2). "
+        f"Known templates: {known}."
+    )
+
+
+def render(name: str, variant: str, ctx: dict[str, Any], folder: Path | None = None) -> tuple[str, dict[str, Any]]:
+    """Render template ``name`` for a channel variant; return (text, meta values it set)."""
+    folder = folder or templates_dir()
+    filename = find(name, variant, folder)
+    env = _environment(folder)
+    try:
+        module = env.get_template(filename).make_module(ctx)
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(
+            f"Template {folder / filename} uses an unknown variable ({exc.message}). "
+            "See parameters/templates/README.md for the variables a template can use."
+        ) from exc
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"Template {folder / filename} cannot be rendered: {exc}. Fix the template.") from exc
+    meta: dict[str, Any] = {}
+    for key in META_NAMES:
+        value = getattr(module, key, None)
+        if value is not None:
+            meta[key] = value.strip() if isinstance(value, str) else value
+    text = redact(str(module).strip())
+    return text, meta
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def human_minutes(minutes: float) -> str:
+    """``95`` → ``1 h 35 min``; the form the seed's messages use."""
+    total = max(0, round(minutes))
+    hours, mins = divmod(total, 60)
+    if hours and mins:
+        return f"{hours} h {mins} min"
+    if hours:
+        return f"{hours} hour" + ("s" if hours > 1 else "")
+    return f"{mins} minute" + ("s" if mins != 1 else "")
+
+
+def incident_start(data: dict[str, Any]) -> datetime:
+    """When the incident began as far as the record knows: first alert, detection or opening."""
+    times = [_parse(data.get("detected_at")), _parse(data.get("created_at"))]
+    for alert in data.get("alerts") or []:
+        times.append(_parse(alert.get("startsAt") or alert.get("starts_at")))
+    found = [t for t in times if t is not None]
+    return min(found) if found else datetime.now(UTC)
+
+
+def last_sent_update(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest notification that really went out as a stakeholder update (dry runs don't count)."""
+    sent = [
+        n
+        for n in data.get("notifications") or []
+        if n.get("status") == "sent" and n.get("template") in UPDATE_TEMPLATES
+    ]
+    return max(sent, key=lambda n: n.get("at") or "") if sent else None
+
+
+def changes_since(data: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
+    """Timeline entries after ``since`` that a reader of an update wants (notifications left out)."""
+    out = []
+    for ev in data.get("timeline") or []:
+        if ev.get("kind") in {"notification", "run"}:
+            continue
+        at = _parse(ev.get("at"))
+        if since is not None and at is not None and at <= since:
+            continue
+        out.append(
+            {
+                "at": ev.get("at"),
+                "time": at.strftime("%H:%M") if at else "",
+                "kind": ev.get("kind"),
+                "summary": ev.get("summary", ""),
+            }
+        )
+    return out
+
+
+def context(
+    data: dict[str, Any],
+    *,
+    cadence_minutes: float | None,
+    now: datetime | None = None,
+    message: str | None = None,
+    impact: str | None = None,
+    environment: str = "",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a template may use, from a record dict (``IncidentRecord.data``)."""
+    from vcci_nb.analysis.model import SEVERITY_ORDER
+
+    now = now or datetime.now(UTC)
+    start = incident_start(data)
+    end = _parse(data.get("resolved_at")) or _parse(data.get("closed_at"))
+    elapsed_min = ((end or now) - start).total_seconds() / 60
+    last = last_sent_update(data)
+    last_at = _parse(last.get("at")) if last else None
+    findings = sorted(data.get("findings") or [], key=lambda f: SEVERITY_ORDER.get(f.get("severity", "info"), 9))
+    if impact is None:
+        notes = [h.get("note") for h in data.get("status_history") or [] if h.get("note")]
+        impact = findings[0]["summary"] if findings else None
+        if impact is None and notes and notes[-1] != "incident opened":
+            impact = notes[-1]
+    updates_sent = sum(
+        1 for n in data.get("notifications") or [] if n.get("status") == "sent" and n.get("template") == "update"
+    )
+    status = str(data.get("status") or "investigating")
+    next_due = (now + timedelta(minutes=cadence_minutes)) if cadence_minutes else None
+    ctx: dict[str, Any] = {
+        "incident_id": data["id"],
+        "title": data["title"],
+        "severity": data["severity"],
+        "status": status,
+        "status_label": status.capitalize(),
+        "statuspage_status": STATUSPAGE_STATUS.get(status, "investigating"),
+        "commander": data.get("commander") or "unassigned",
+        "environment": environment,
+        "started_at": start.strftime("%H:%M UTC"),
+        "started_at_iso": start.isoformat(),
+        "date": start.strftime("%Y-%m-%d"),
+        "elapsed": human_minutes(elapsed_min),
+        "elapsed_minutes": round(elapsed_min),
+        "duration": human_minutes(elapsed_min),
+        "impact": impact or "Under assessment",
+        "message": message or "",
+        "next_update": human_minutes(cadence_minutes) if cadence_minutes else "as needed",
+        "next_update_minutes": cadence_minutes,
+        "next_update_at": next_due.strftime("%H:%M UTC") if next_due else "",
+        "update_number": updates_sent + 1,
+        "changes": changes_since(data, last_at),
+        "last_update_at": last_at.strftime("%H:%M UTC") if last_at else "",
+        "findings": findings[:5],
+        "actions": data.get("actions") or [],
+        "resolution": data.get("resolution") or "",
+        "now": now.strftime("%H:%M UTC"),
+    }
+    if extra:
+        ctx.update(extra)
+    return ctx
