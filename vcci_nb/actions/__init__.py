@@ -1,0 +1,48 @@
+"""Guarded mitigation: every state-changing operation of runbook Phase 4 goes through :func:`run`.
+
+    plan (dry run, diff, exact targets) → confirm (typed incident ID or a Confirm click)
+    → execute → verify → audit entry in ``record.json``
+
+Usage in a notebook::
+
+    from vcci_nb import actions
+    actions.run(actions.RolloutUndo("vcci-api"), incident_id, dry_run=dry_run, confirm=confirm)
+
+Action classes live in one module per system (:mod:`.kube`, :mod:`.traffic`, :mod:`.disk`,
+:mod:`.postgres`, :mod:`.cache`) and are re-exported here. Client libraries are imported when an
+action first connects, so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from vcci_nb.actions._gateway import ActionFailed, ActionRefusedWithOutcome, Outcome, run
+from vcci_nb.actions._model import Action, Check, Plan, Status, Verification
+from vcci_nb.actions.cache import ClearCachePattern, FlushDB
+from vcci_nb.actions.postgres import (
+    CreateIndex,
+    SetMaxConnections,
+    TerminateSessions,
+    VacuumAnalyze,
+    emissions_tenant_date_index,
+)
+from vcci_nb.errors import ActionRefused
+
+__all__ = [
+    "Action",
+    "ActionFailed",
+    "ActionRefused",
+    "ActionRefusedWithOutcome",
+    "Check",
+    "ClearCachePattern",
+    "CreateIndex",
+    "FlushDB",
+    "Outcome",
+    "Plan",
+    "SetMaxConnections",
+    "Status",
+    "TerminateSessions",
+    "VacuumAnalyze",
+    "Verification",
+    "emissions_tenant_date_index",
+    "run",
+]
