@@ -184,10 +184,11 @@ class Context:
 
         Gather functions take the profile first; ``namespace``, ``window`` and ``baseline`` are
         passed when the function accepts them and the cell did not. The evidence is named
-        ``<module>.<function>`` (``postgres.connections``) unless ``key`` says otherwise; use a
-        key when one notebook asks the same function twice with different arguments.
+        ``<module>.<function>`` without a ``gather_`` prefix (``postgres.connections``) unless
+        ``key`` says otherwise; use a key when one notebook asks the same function twice.
         """
-        name = key or f"{getattr(fn, '__module__', 'vcci_nb').rsplit('.', 1)[-1]}.{getattr(fn, '__name__', 'call')}"
+        module = getattr(fn, "__module__", "vcci_nb").rsplit(".", 1)[-1]
+        name = key or f"{module}.{getattr(fn, '__name__', 'call').removeprefix('gather_')}"
         try:
             params = inspect.signature(fn).parameters
         except (TypeError, ValueError):
@@ -196,8 +197,9 @@ class Context:
         for pname, value in known.items():
             if pname in params and pname not in kwargs:
                 kwargs[pname] = value
-        if not args and "profile" in params and "profile" not in kwargs:
-            args = (self.profile,)
+        first = next(iter(params), "")
+        if first == "profile" and "profile" not in kwargs:
+            args = (self.profile, *args)
         return self.gather(name, fn, *args, **kwargs)
 
     def gather(self, name: str, fn: Callable[..., Evidence], /, *args: Any, **kwargs: Any) -> Evidence:
