@@ -1,0 +1,656 @@
+"""The Post-Incident Report (seed 7.2), drafted from the incident record.
+
+What the record can state, it states: dates, durations, the merged timeline, the measured
+response times, late updates, missed escalations, mitigations that failed verification, and
+the impact measured from Prometheus over the incident window. What needs people (the root
+cause, lessons, owners of action items) is prefilled as a draft and marked so. The report is
+written into the incident folder as ``postmortem.md`` and a self-contained ``postmortem.html``
+(no network: the chart is inline SVG), linking the executed notebooks next to it.
+
+Impact. Over the window W from the incident's start (first alert, or detection) to its
+resolution, at the end of the window::
+
+    failed share = sum(increase(http_requests_total{job=J,status=~"5.."}[W]))
+                 / sum(increase(http_requests_total{job=J}[W]))
+    affected tenants = tenants with sum by (tenant)(increase(…5xx…[W])) > 0
+
+``increase`` extrapolates to the window edges, as every Prometheus dashboard does; the figure is
+the one an engineer gets by running the same query.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from vcci_nb.config import Profile, load_profile
+from vcci_nb.errors import ConfigError
+from vcci_nb.redact import redact, redact_url
+
+log = logging.getLogger(__name__)
+
+#: Seed "Severity Classification" response times (minutes) used to judge acknowledgement.
+RESPONSE_MINUTES: dict[str, float] = {"P0": 15, "P1": 30, "P2": 120, "P3": 24 * 60}
+_FINDING_PRIORITY = {"critical": "P0", "high": "P1", "medium": "P2", "low": "P3", "info": "P3"}
+_SEV_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def _t(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = round(max(0.0, seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    if m:
+        return f"{m} min" + (f" {sec:02d} s" if sec else "")
+    return f"{sec} s"
+
+
+def _offset(at: datetime, start: datetime) -> str:
+    s = int((at - start).total_seconds())
+    sign = "-" if s < 0 else "+"
+    s = abs(s)
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{sign}{h:d}:{m:02d}:{sec:02d}"
+
+
+def _hm(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%H:%M:%S") if at else "—"
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+def _prom_query(base: str, query: str, at: datetime, timeout: float = 10.0) -> list[dict[str, Any]]:
+    import requests
+
+    resp = requests.post(
+        f"{base.rstrip('/')}/api/v1/query", data={"query": query, "time": f"{at.timestamp():.3f}"}, timeout=timeout
+    )
+    body = resp.json()
+    if resp.status_code != 200 or body.get("status") != "success":
+        raise ValueError(f"HTTP {resp.status_code}: {body.get('error', body)}")
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def _prom_range(
+    base: str, query: str, start: datetime, end: datetime, step: float, timeout: float = 10.0
+) -> list[tuple[float, float]]:
+    import requests
+
+    resp = requests.post(
+        f"{base.rstrip('/')}/api/v1/query_range",
+        data={
+            "query": query,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+            "step": f"{step:g}",
+        },
+        timeout=timeout,
+    )
+    body = resp.json()
+    if resp.status_code != 200 or body.get("status") != "success":
+        raise ValueError(f"HTTP {resp.status_code}: {body.get('error', body)}")
+    points: list[tuple[float, float]] = []
+    for series in body["data"]["result"][:1]:
+        for ts, val in series["values"]:
+            v = float(val)
+            if not math.isnan(v):
+                points.append((float(ts), v))
+    return points
+
+
+def impact_queries(job: str, window_s: int) -> dict[str, str]:
+    """The PromQL behind the impact figures (shown in the report, so anyone can re-run them)."""
+    sel = f'job="{job}"'
+    return {
+        "failed_share": (
+            f'sum(increase(http_requests_total{{{sel},status=~"5.."}}[{window_s}s])) / '
+            f"sum(increase(http_requests_total{{{sel}}}[{window_s}s]))"
+        ),
+        "failed": f'sum(increase(http_requests_total{{{sel},status=~"5.."}}[{window_s}s]))',
+        "total": f"sum(increase(http_requests_total{{{sel}}}[{window_s}s]))",
+        "tenants_failed": f'sum by (tenant) (increase(http_requests_total{{{sel},status=~"5.."}}[{window_s}s])) > 0',
+        "tenants_total": f"count(sum by (tenant) (increase(http_requests_total{{{sel}}}[{window_s}s])) > 0)",
+        "ratio_series": (
+            f'sum(rate(http_requests_total{{{sel},status=~"5.."}}[1m])) / sum(rate(http_requests_total{{{sel}}}[1m]))'
+        ),
+    }
+
+
+def measure_impact(base: str | None, job: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Impact over [start, end] from Prometheus; ``status`` is ``unavailable`` when it cannot be asked."""
+    window_s = max(60, math.ceil((end - start).total_seconds()))
+    queries = impact_queries(job, window_s)
+    out: dict[str, Any] = {"window_s": window_s, "at": end.isoformat(), "queries": queries, "job": job}
+    if not base:
+        return {
+            **out,
+            "status": "unavailable",
+            "message": "no Prometheus URL (set PROMETHEUS_URL or pass prometheus_url); impact left to fill in",
+        }
+    out["prometheus"] = redact_url(base)
+    try:
+        share = _prom_query(base, queries["failed_share"], end)
+        failed = _prom_query(base, queries["failed"], end)
+        total = _prom_query(base, queries["total"], end)
+        tenants = _prom_query(base, queries["tenants_failed"], end)
+        tenants_total = _prom_query(base, queries["tenants_total"], end)
+    except Exception as exc:  # any failure to ask is reported, never raised: the rest of the report stands
+        return {
+            **out,
+            "status": "unavailable",
+            "message": redact(f"Prometheus at {redact_url(base)} could not be asked: {exc}"),
+        }
+    share_v = float(share[0]["value"][1]) if share else None
+    if share_v is not None and math.isnan(share_v):
+        share_v = None
+    affected = sorted(str(s["metric"].get("tenant", "?")) for s in tenants)
+    out.update(
+        {
+            "status": "ok",
+            "failed_share": share_v,
+            "failed_requests": float(failed[0]["value"][1]) if failed else 0.0,
+            "total_requests": float(total[0]["value"][1]) if total else 0.0,
+            "affected_tenants": affected,
+            "tenants_total": int(float(tenants_total[0]["value"][1])) if tenants_total else 0,
+        }
+    )
+    try:
+        pad = timedelta(seconds=max(300, window_s // 4))
+        step = max(15.0, (end - start + 2 * pad).total_seconds() / 200)
+        out["series"] = _prom_range(base, queries["ratio_series"], start - pad, end + pad, step)
+    except Exception as exc:  # the chart is a nicety
+        log.info("no error-ratio series for the chart: %s", exc)
+        out["series"] = []
+    return out
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+@dataclass
+class Postmortem:
+    """A drafted Post-Incident Report. Shows itself in a notebook."""
+
+    incident_id: str
+    markdown: str
+    html: str
+    markdown_path: Path
+    html_path: Path
+    impact: dict[str, Any]
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    response: dict[str, float | None] = field(default_factory=dict)
+    related: list[dict[str, Any]] = field(default_factory=list)
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+    def __str__(self) -> str:
+        return self.markdown
+
+
+def merged_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Alerts, runs, findings, actions, notifications, escalations and status changes, sorted by time.
+
+    The record's timeline holds most; alerts' own start times (``startsAt``, when the condition
+    began, before anyone was told) and notebook runs the runner did not log as events are added.
+    """
+    items: list[dict[str, Any]] = []
+    for ev in data.get("timeline") or []:
+        at = _t(ev.get("at"))
+        if at is None:
+            continue
+        summary = str(ev.get("summary", ""))
+        d = ev.get("data") or {}
+        if ev.get("kind") in {"notification", "escalation"} and d.get("dry_run"):
+            continue  # a draft nobody received is not part of what happened
+        items.append({"at": at, "kind": ev.get("kind"), "actor": ev.get("actor"), "summary": summary})
+    for alert in data.get("alerts") or []:
+        at = _t(alert.get("startsAt") or alert.get("starts_at"))
+        if at is not None:
+            name = (alert.get("labels") or {}).get("alertname") or "alert"
+            items.append({"at": at, "kind": "alert", "actor": "prometheus", "summary": f"{name} began firing"})
+    if not any(i["kind"] == "run" for i in items):
+        for nb in data.get("notebooks") or []:
+            if (at := _t(nb.get("started_at"))) is not None:
+                items.append({"at": at, "kind": "run", "actor": "runner", "summary": f"Notebook {nb['name']} started"})
+            if (at := _t(nb.get("finished_at"))) is not None:
+                items.append(
+                    {
+                        "at": at,
+                        "kind": "run",
+                        "actor": "runner",
+                        "summary": f"Notebook {nb['name']} {nb.get('status')}"
+                        + (f": {nb['error']}" if nb.get("error") else ""),
+                    }
+                )
+    order = {"alert": 0, "status": 1, "run": 2, "finding": 3, "action": 4, "notification": 5, "escalation": 6}
+    items.sort(key=lambda i: (i["at"], order.get(str(i["kind"]), 9)))
+    return items
+
+
+def response_times(data: dict[str, Any], start: datetime) -> dict[str, float | None]:
+    """Seconds: detect (start → detected), then acknowledge/identify/mitigate/resolve from detection."""
+    detected = _t(data.get("detected_at")) or _t(data.get("created_at"))
+    mitigated = _t(data.get("mitigated_at"))
+    if mitigated is None:
+        ok = [t for a in data.get("actions") or [] if a.get("result") == "succeeded" and (t := _t(a.get("at")))]
+        mitigated = min(ok) if ok else None
+    resolved = _t(data.get("resolved_at")) or _t(data.get("closed_at"))
+
+    def since(at: datetime | None) -> float | None:
+        return (at - detected).total_seconds() if at and detected else None
+
+    return {
+        "detect": (detected - start).total_seconds() if detected else None,
+        "acknowledge": since(_t(data.get("acknowledged_at"))),
+        "identify": since(_t(data.get("identified_at"))),
+        "mitigate": since(mitigated),
+        "resolve": since(resolved),
+    }
+
+
+def related_incidents(data: dict[str, Any], outputs: Path | str | None) -> list[dict[str, Any]]:
+    """Earlier incidents under ``outputs`` that share finding keys with this one, most overlap first."""
+    from vcci_nb.record import list_records
+
+    keys = {str(f.get("key")) for f in data.get("findings") or []}
+    if not keys:
+        return []
+    created = data.get("created_at") or ""
+    out = []
+    for other in list_records(outputs):
+        if other.get("id") == data["id"] or (other.get("created_at") or "") > created:
+            continue
+        shared = sorted(keys & {str(f.get("key")) for f in other.get("findings") or []})
+        if shared:
+            out.append(
+                {
+                    "id": other["id"],
+                    "title": other.get("title"),
+                    "severity": other.get("severity"),
+                    "created_at": other.get("created_at"),
+                    "shared": shared,
+                }
+            )
+    out.sort(key=lambda r: (-len(r["shared"]), r["created_at"] or ""), reverse=False)
+    return out
+
+
+def _facts(
+    data: dict[str, Any], profile: Profile, start: datetime, resp: dict[str, float | None], now: datetime
+) -> tuple[list[str], list[str]]:
+    from vcci_nb import escalation
+
+    good: list[str] = []
+    bad: list[str] = []
+    sev = str(data["severity"])
+    if resp["detect"] is not None:
+        (good if resp["detect"] <= 300 else bad).append(
+            f"Detection {_dur(resp['detect'])} after the problem began"
+            + ("" if resp["detect"] <= 300 else " (more than 5 minutes: check alert thresholds and `for:`)")
+        )
+    if resp["acknowledge"] is not None:
+        limit = RESPONSE_MINUTES.get(sev, 30) * 60
+        (good if resp["acknowledge"] <= limit else bad).append(
+            f"Acknowledged {_dur(resp['acknowledge'])} after detection "
+            f"({'within' if resp['acknowledge'] <= limit else 'beyond'} the {sev} response time of {_dur(limit)})"
+        )
+    history = escalation.update_history(data, profile, now)
+    late = [u for u in history if u["late_minutes"] > 0]
+    sent = [u for u in history if u["sent_at"]]
+    for u in late:
+        due = _t(u["due_at"])
+        if u["sent_at"]:
+            bad.append(
+                f"Update #{u['number']} was {u['late_minutes']:g} min late "
+                f"(due {_hm(due)}, sent {_hm(_t(u['sent_at']))})"
+            )
+        else:
+            bad.append(f"Update #{u['number']} was due {_hm(due)} and never sent")
+    if sent and not late:
+        good.append(f"Stakeholder updates on time ({len(sent)} sent)")
+    drafts = [n for n in data.get("notifications") or [] if n.get("status") == "dry_run"]
+    if not sent and drafts:
+        bad.append(f"No update was actually sent ({len(drafts)} dry-run draft(s) only)")
+    for n in data.get("notifications") or []:
+        if n.get("status") == "failed":
+            bad.append(f"Notification via {n.get('channel')} failed at {_hm(_t(n.get('at')))}: {n.get('error')}")
+    for e in escalation.escalations(data, profile, now):
+        if e["missed"]:
+            bad.append(
+                f"Escalation to {e['label']} was due at {_hm(e['due_at'])} ({'; '.join(e['reasons'])}) and was not made"
+            )
+        elif e["done"] and e["due"] and (e["late_minutes"] or 0) > 5:
+            bad.append(f"Escalation to {e['label']} came {e['late_minutes']:g} min after it was due")
+        elif e["done"]:
+            good.append(f"Escalated to {e['label']} at {_hm(e['done_at'])}")
+    for a in data.get("actions") or []:
+        result = a.get("result")
+        name = a.get("summary") or a.get("action") or "action"
+        if result == "succeeded":
+            good.append(f"Mitigation verified: {name}")
+        elif result in {"unverified", "failed"}:
+            bad.append(
+                f"Mitigation {'did not pass verification' if result == 'unverified' else 'failed'}: {name}"
+                + (f" ({a.get('message')})" if a.get("message") else "")
+            )
+    for nb in data.get("notebooks") or []:
+        if nb.get("status") in {"failed", "timed_out"}:
+            bad.append(f"Notebook {nb['name']} {nb['status']}" + (f": {nb.get('error')}" if nb.get("error") else ""))
+    return good, bad
+
+
+def _svg_chart(
+    series: list[tuple[float, float]], start: datetime, end: datetime, marks: list[tuple[datetime, str]]
+) -> str:
+    """A small inline SVG line chart of the 5xx share, with the incident window shaded."""
+    if len(series) < 2:
+        return ""
+    w, h, pad = 760, 220, 40
+    xs = [p[0] for p in series]
+    x0, x1 = min(xs), max(xs)
+    ymax = max(0.05, max(p[1] for p in series) * 1.1)
+
+    def x(ts: float) -> float:
+        return pad + (ts - x0) / max(1e-9, x1 - x0) * (w - 2 * pad)
+
+    def y(v: float) -> float:
+        return h - pad - v / ymax * (h - 2 * pad)
+
+    pts = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in series)
+    sx, ex = x(max(x0, start.timestamp())), x(min(x1, end.timestamp()))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
+        'aria-label="Share of requests failing with 5xx over the incident">',
+        f'<rect x="{sx:.1f}" y="{pad}" width="{max(0.0, ex - sx):.1f}" height="{h - 2 * pad}" fill="#fde2e2"/>',
+        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#888"/>',
+        f'<polyline fill="none" stroke="#b00" stroke-width="1.5" points="{pts}"/>',
+        f'<text x="{pad - 4}" y="{pad + 4}" font-size="10" text-anchor="end">{ymax:.0%}</text>',
+        f'<text x="{pad - 4}" y="{h - pad}" font-size="10" text-anchor="end">0%</text>',
+        f'<text x="{pad}" y="{h - pad + 14}" font-size="10">{datetime.fromtimestamp(x0, UTC):%H:%M} UTC</text>',
+        f'<text x="{w - pad}" y="{h - pad + 14}" font-size="10" text-anchor="end">'
+        f"{datetime.fromtimestamp(x1, UTC):%H:%M} UTC</text>",
+        f'<text x="{w / 2}" y="14" font-size="12" text-anchor="middle">5xx share of requests (1 min rate)</text>',
+    ]
+    for at, label in marks:
+        if x0 <= at.timestamp() <= x1:
+            mx = x(at.timestamp())
+            parts.append(
+                f'<line x1="{mx:.1f}" y1="{pad}" x2="{mx:.1f}" y2="{h - pad}" stroke="#06a" stroke-dasharray="3,3"/>'
+            )
+            parts.append(f'<text x="{mx + 2:.1f}" y="{pad + 10}" font-size="9" fill="#06a">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def build(
+    record_id: str,
+    outputs: Path | str | None = None,
+    prometheus_url: str | None = None,
+    *,
+    profile: Profile | str | None = None,
+    now: datetime | None = None,
+    write: bool = True,
+) -> Postmortem:
+    """Draft the Post-Incident Report for ``record_id`` and write it into the incident folder."""
+    from vcci_nb.analysis.model import Finding, sort_findings
+    from vcci_nb.record import IncidentRecord
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    record = IncidentRecord.load(record_id, outputs)
+    data = record.data
+    now = now or datetime.now(UTC)
+    from vcci_nb.notify._templates import incident_start
+
+    start = incident_start(data)
+    resolved = _t(data.get("resolved_at")) or _t(data.get("closed_at"))
+    end = resolved or now
+    sev = str(data["severity"])
+    resp = response_times(data, start)
+    if prometheus_url is None:
+        var = (prof.get("connections.prometheus") or {}).get("url_env", "PROMETHEUS_URL")
+        from vcci_nb.config import env_secret
+
+        prometheus_url = env_secret(str(var))
+    job = str(prof.get("prometheus.job") or "vcci-api")
+    impact = measure_impact(prometheus_url, job, start, end)
+    timeline = merged_timeline(data)
+    findings: list[Finding] = []
+    for f in data.get("findings") or []:
+        try:
+            findings.append(Finding.from_dict(f))
+        except (KeyError, TypeError):
+            continue
+    top = sort_findings(findings)
+    seen: set[str] = set()
+    top_unique = [f for f in top if not (f.key in seen or seen.add(f.key))][:3]  # type: ignore[func-returns-value]
+    good, bad = _facts(data, prof, start, resp, now)
+    related = related_incidents(data, record.outputs)
+
+    # --- markdown ---------------------------------------------------------------------------
+    md: list[str] = [f"# Post-Incident Report: {data['id']}", ""]
+    if resolved is None:
+        md += [f"> **DRAFT — the incident is still {data['status']}**; figures run to {now:%Y-%m-%d %H:%M UTC}.", ""]
+    md += ["> Drafted by vcci-nb from the incident record. Sections marked DRAFT need a person to confirm.", ""]
+    md += [
+        "## Incident Summary",
+        f"- **Title**: {data['title']}",
+        f"- **Date**: {start:%Y-%m-%d}",
+        f"- **Duration**: {_dur((end - start).total_seconds())} ({start:%H:%M} - {end:%H:%M} UTC, "
+        "first alert or detection to resolution)",
+        f"- **Severity**: {sev}",
+        f"- **Incident Commander**: {data.get('commander') or 'unassigned'}",
+    ]
+    if impact["status"] == "ok":
+        share = impact["failed_share"]
+        tenants = impact["affected_tenants"]
+        md.append(
+            f"- **Impact**: {share:.1%} of API requests failing ({impact['failed_requests']:.0f} of "
+            f"{impact['total_requests']:.0f}), affecting {len(tenants)} of {impact['tenants_total']} tenants"
+            if share is not None
+            else "- **Impact**: no requests recorded in the window"
+        )
+    else:
+        md.append(f"- **Impact**: _not measured: {impact['message']}_")
+    if top_unique:
+        md.append(f"- **Root Cause** (DRAFT, confirm): {top_unique[0].summary}")
+    else:
+        md.append("- **Root Cause** (DRAFT): _no findings recorded; to be determined in the review_")
+    if data.get("resolution"):
+        md.append(f"- **Resolution**: {data['resolution']}")
+    md.append("")
+
+    md += [
+        "## Timeline",
+        f"All times UTC; offsets from the start ({start:%Y-%m-%d %H:%M:%S}).",
+        "",
+        "| time | offset | kind | what | who |",
+        "|---|---|---|---|---|",
+    ]
+    for item in timeline:
+        md.append(
+            f"| {_hm(item['at'])} | {_offset(item['at'], start)} | {item['kind']} | "
+            f"{_md_escape(item['summary'])} | {_md_escape(item.get('actor') or '')} |"
+        )
+    md.append("")
+
+    md += [
+        "## Measured Response",
+        "| measure | time | from |",
+        "|---|---|---|",
+        f"| time to detect | {_dur(resp['detect'])} | start of the problem |",
+        f"| time to acknowledge | {_dur(resp['acknowledge'])} | detection |",
+        f"| time to identify | {_dur(resp['identify'])} | detection |",
+        f"| time to mitigate | {_dur(resp['mitigate'])} | detection |",
+        f"| time to resolve | {_dur(resp['resolve'])} | detection |",
+        "",
+    ]
+
+    md += [
+        "## Root Cause Analysis",
+        "**DRAFT — prefilled from the top findings; confirm or correct.**",
+        "",
+        "### What Happened",
+    ]
+    if top_unique:
+        for f in top_unique:
+            val = f" (value {f.value}{f.unit and ' ' + f.unit}, threshold {f.threshold})" if f.value is not None else ""
+            md.append(f"- [{f.severity}] {f.summary}{val} — `{f.key}`")
+    else:
+        md.append("- _to be completed_")
+    md += [
+        "",
+        "### Why It Happened",
+        "- _to be completed in the review_",
+        "",
+        "### Contributing Factors",
+        "- _to be completed in the review_",
+        "",
+    ]
+
+    md += ["## Impact Analysis"]
+    if impact["status"] == "ok" and impact["failed_share"] is not None:
+        tenants = impact["affected_tenants"]
+        shown = ", ".join(tenants[:20]) + (f" and {len(tenants) - 20} more" if len(tenants) > 20 else "")
+        md += [
+            f"- **Customer Impact**: {len(tenants)} tenant(s) received 5xx responses "
+            f"({impact['failed_share']:.1%} failure rate over the window){': ' + shown if tenants else ''}",
+            f"- **Measured by**: `{impact['queries']['failed_share']}` at {impact['at']} on {impact.get('prometheus')}",
+        ]
+    else:
+        md.append(f"- **Customer Impact**: _{impact.get('message', 'not measured')}_")
+    md += [
+        "- **Revenue Impact**: _to be completed (SLA credits)_",
+        "- **Reputation Impact**: _to be completed (support tickets)_",
+        "",
+    ]
+
+    md += [
+        "## What Went Well",
+        *(f"- ✓ {g}" for g in good or ["_to be completed_"]),
+        "",
+        "## What Didn't Go Well",
+        *(f"- ✗ {b}" for b in bad or ["_to be completed_"]),
+        "",
+    ]
+
+    md += ["## Action Items", "_Proposed from the findings and the facts above; assign owners and dates._", ""]
+    due_base = (resolved or now).date()
+    n = 0
+    for f in top_unique:
+        n += 1
+        pr = _FINDING_PRIORITY.get(f.severity, "P2")
+        due = due_base + timedelta(days=7 if pr in {"P0", "P1"} else 30)
+        md += [
+            f"{n}. **[{pr}] Prevent recurrence: {f.summary}** (Owner: @TBD, Due: {due:%Y-%m-%d})",
+            f"   - {f.runbook or 'Decide the long-term fix (see the runbook scenario for ' + f.key + ')'}",
+        ]
+    if any("Update #" in b or "Escalation" in b for b in bad):
+        n += 1
+        md += [
+            f"{n}. **[P2] Keep the communication cadence** (Owner: @TBD, "
+            f"Due: {due_base + timedelta(days=14):%Y-%m-%d})",
+            "   - Review why updates or escalations were late; consider `vcci-nb serve` reminders",
+        ]
+    if n == 0:
+        md.append("1. **[P2] _to be completed_** (Owner: @TBD, Due: YYYY-MM-DD)")
+    md += ["", "## Lessons Learned", "- _to be completed in the review meeting_", ""]
+
+    md += ["## Related Incidents"]
+    if related:
+        for r in related:
+            md.append(
+                f"- {r['id']}: {r['title']} ({r['severity']}, {str(r['created_at'])[:10]}) — shares "
+                + ", ".join(f"`{k}`" for k in r["shared"])
+            )
+    else:
+        md.append("- None found under outputs/ with the same findings")
+    md.append("")
+
+    nbs = data.get("notebooks") or []
+    if nbs:
+        md += ["## Executed Notebooks"]
+        for nb in nbs:
+            link = nb.get("html") or nb.get("path")
+            md.append(
+                f"- [{nb['name']}]({link}) — {nb.get('status')}" if link else f"- {nb['name']} — {nb.get('status')}"
+            )
+        md.append("")
+    markdown = redact("\n".join(md))
+
+    # --- html -------------------------------------------------------------------------------
+    import mistune
+
+    body = mistune.create_markdown(escape=True, plugins=["table"])(markdown)
+    assert isinstance(body, str)
+    marks = [
+        (t, lbl)
+        for t, lbl in (
+            (_t(data.get("detected_at")), "detected"),
+            (_t(data.get("identified_at")), "identified"),
+            (_t(data.get("mitigated_at")), "mitigated"),
+            (resolved, "resolved"),
+        )
+        if t is not None
+    ]
+    chart = _svg_chart(impact.get("series") or [], start, end, marks)
+    if chart:
+        body = body.replace("<h2>Timeline</h2>", f"<figure>{chart}</figure>\n<h2>Timeline</h2>", 1)
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Post-Incident Report {html.escape(data['id'])}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222;padding:0 1em}"
+        "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.25em .5em;"
+        "text-align:left;vertical-align:top;font-size:.92em}blockquote{background:#fff8e1;margin:0;"
+        "padding:.3em 1em;border-left:4px solid #e0a800}code{background:#f3f3f3}</style></head><body>\n"
+        f"{body}\n<p><a href='index.html'>incident page</a> · <a href='record.json'>record.json</a></p>"
+        "</body></html>\n"
+    )
+    page = redact(page)
+    md_path = record.folder / "postmortem.md"
+    html_path = record.folder / "postmortem.html"
+    if write:
+        from vcci_nb.record import atomic_write_text
+
+        atomic_write_text(md_path, markdown, what="postmortem")
+        atomic_write_text(html_path, page, what="postmortem")
+    return Postmortem(
+        data["id"], markdown, page, md_path, html_path, impact, timeline=timeline, response=resp, related=related
+    )
+
+
+__all__ = [
+    "ConfigError",
+    "Postmortem",
+    "build",
+    "impact_queries",
+    "measure_impact",
+    "merged_timeline",
+    "response_times",
+]
