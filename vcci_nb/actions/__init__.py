@@ -18,6 +18,16 @@ from __future__ import annotations
 from vcci_nb.actions._gateway import ActionFailed, ActionRefusedWithOutcome, Outcome, run
 from vcci_nb.actions._model import Action, Check, Plan, Status, Verification
 from vcci_nb.actions.cache import ClearCachePattern, FlushDB
+from vcci_nb.actions.disk import CleanupFiles, ExpandVolume
+from vcci_nb.actions.kube import (
+    DeletePod,
+    DeletePodsRolling,
+    RolloutRestart,
+    RolloutUndo,
+    Scale,
+    SetEnv,
+    SetResources,
+)
 from vcci_nb.actions.postgres import (
     CreateIndex,
     SetMaxConnections,
@@ -25,6 +35,7 @@ from vcci_nb.actions.postgres import (
     VacuumAnalyze,
     emissions_tenant_date_index,
 )
+from vcci_nb.actions.traffic import AllowSourceRanges, BlockSourceRanges, MaintenanceMode, RateLimit
 from vcci_nb.errors import ActionRefused
 
 __all__ = [
@@ -32,13 +43,26 @@ __all__ = [
     "ActionFailed",
     "ActionRefused",
     "ActionRefusedWithOutcome",
+    "AllowSourceRanges",
+    "BlockSourceRanges",
     "Check",
+    "CleanupFiles",
     "ClearCachePattern",
     "CreateIndex",
+    "DeletePod",
+    "DeletePodsRolling",
+    "ExpandVolume",
     "FlushDB",
+    "MaintenanceMode",
     "Outcome",
     "Plan",
+    "RateLimit",
+    "RolloutRestart",
+    "RolloutUndo",
+    "Scale",
+    "SetEnv",
     "SetMaxConnections",
+    "SetResources",
     "Status",
     "TerminateSessions",
     "VacuumAnalyze",

@@ -318,6 +318,7 @@ def run(
         raise ActionRefused(f"the record given is {rec.id}, not {incident_id}; pass the record of this incident")
     ctx = _Run(action, rec, actor, dry_run)
     try:
+        action.bind(incident_id)
         action.preflight()
         ctx.plan = action.plan()
     except ActionRefused as exc:

@@ -140,6 +140,13 @@ class Action(ABC):
 
     #: Dotted name used in the audit entry and the CLI (``postgres.terminate``).
     name: ClassVar[str] = "action"
+    #: The incident this run is for; set by the gateway before planning (Kubernetes actions put it
+    #: in the ``vcci-nb/incident`` annotation, so even the dry-run diff shows it).
+    incident_id: str | None = None
+
+    def bind(self, incident_id: str) -> None:
+        """Tell the action which incident it runs for (the gateway calls this first)."""
+        self.incident_id = incident_id
 
     @property
     @abstractmethod
