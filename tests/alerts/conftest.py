@@ -1,0 +1,74 @@
+"""Fixtures for the alert receiver: a real `vcci-nb serve` process, real HTTP, real SQLite.
+
+Runs go to a small real script (``fake_runner.py``) instead of the notebook runner, so that these
+tests see exactly which runs started, with which arguments, how many at once, and whether one
+finished twice. The end-to-end test in test_e2e.py uses the real runner and the lab.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.alerts._support import FAKE_RUNNER, ROOT, Serve
+
+
+def start_serve(
+    base: Path,
+    *args: str,
+    sleep: float = 0.0,
+    exit_code: int = 0,
+    routes: str | None = None,
+    verbose: bool = False,
+) -> Serve:
+    """Start `vcci-nb serve` in ``base`` (state, outputs and markers below it) with the fake runner."""
+    (base / "markers").mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(24)
+    env = dict(os.environ)
+    env.update(
+        {
+            "VCCI_NB_SERVE_TOKEN": token,
+            "VCCI_NB_OUTPUTS": str(base / "outputs"),
+            "VCCI_NB_RUN_COMMAND": f"{sys.executable} {FAKE_RUNNER}",
+            "FAKE_RUNNER_MARKERS": str(base / "markers"),
+            "FAKE_RUNNER_SLEEP": str(sleep),
+            "FAKE_RUNNER_EXIT": str(exit_code),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.pop("VCCI_NB_SERVE_TOKEN_FILE", None)
+    extra = list(args)
+    if routes is not None:
+        path = base / "routes.yaml"
+        path.write_text(routes)
+        extra += ["--routes", str(path)]
+    return Serve(root=base, token=token, args=extra, env=env, verbose=verbose).start()
+
+
+@pytest.fixture
+def make_serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+    """Start `vcci-nb serve` with the fake runner; every instance is stopped at the end."""
+    started: list[Serve] = []
+
+    def factory(*args: str, root: Path | None = None, **kw: Any) -> Serve:
+        serve = start_serve(root or tmp_path, *args, **kw)
+        started.append(serve)
+        return serve
+
+    yield factory
+    for serve in started:
+        serve.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """One receiver for a whole module of tests that only look at answers, never at state."""
+    serve = start_serve(tmp_path_factory.mktemp("serve"), "--max-body", "65536")
+    yield serve
+    serve.stop()

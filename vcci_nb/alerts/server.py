@@ -1,0 +1,353 @@
+"""``vcci-nb serve``: the Alertmanager webhook receiver and the threads behind it.
+
+A request does four cheap things: authenticate (bearer token, constant-time compare), bound the
+body, validate it strictly, and commit it to SQLite. Then it answers. Everything slow (opening
+incidents, writing records, running notebooks) happens on other threads that read the queue, so
+the acknowledgement stays fast during a storm and a notebook never runs inside a request.
+
+Answers, chosen for how Alertmanager reacts to them (it retries 5xx and network errors, never
+other 4xx): 200 accepted; 400 bad payload (with the reason); 401 missing or wrong token; 404/405
+wrong path or method; 408 body too slow; 411 no Content-Length; 413 body too large; 415 not
+JSON; 503 only when the payload could not be persisted, so that Alertmanager tries again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hmac
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vcci_nb.alerts.incidents import Ingestor
+from vcci_nb.alerts.metrics import Metrics
+from vcci_nb.alerts.payload import PayloadError, parse_notification
+from vcci_nb.alerts.routing import Routes
+from vcci_nb.alerts.store import Store, StoreError
+from vcci_nb.alerts.worker import Worker
+from vcci_nb.errors import ConfigError
+from vcci_nb.redact import redact, register_secret
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "VCCI_NB_SERVE_TOKEN"  # noqa: S105 - the variable name, not a token
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+DEFAULT_PORT = 9787
+
+
+def read_token(env: dict[str, str] | None = None) -> str | None:
+    """The bearer token from ``VCCI_NB_SERVE_TOKEN_FILE`` (a mounted Secret) or ``VCCI_NB_SERVE_TOKEN``."""
+    env = dict(os.environ) if env is None else env
+    path = env.get(f"{TOKEN_ENV}_FILE")
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{TOKEN_ENV}_FILE points at {path}, which cannot be read: {exc.strerror}") from exc
+        if not token:
+            raise ConfigError(f"{TOKEN_ENV}_FILE points at {path}, which is empty; put the bearer token in it")
+    else:
+        token = env.get(TOKEN_ENV, "").strip()
+    if token and len(token) < 16:
+        raise ConfigError(
+            f"the serve token is {len(token)} characters long; use at least 16 (e.g. `openssl rand -hex 32`)"
+        )
+    if token:
+        register_secret(token)
+    return token or None
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``vcci-nb serve`` can be told."""
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    outputs: Path | None = None
+    routes: Routes | None = None
+    profile: str | None = None
+    concurrency: int = 2
+    run_timeout_s: float = 1800.0
+    max_attempts: int = 2
+    max_body: int = DEFAULT_MAX_BODY
+    read_timeout_s: float = 10.0
+    run_command: list[str] | None = None
+    reminder_interval_s: float = 0.0
+    reminders_send: bool = False
+    run_env: dict[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "vcci-nb-serve"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    service: ClassVar[Service]
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), redact(format % args))
+
+    def _send(
+        self, code: int, body: dict[str, Any] | str, *, close: bool = False, headers: dict[str, str] | None = None
+    ) -> None:
+        if isinstance(body, dict):
+            data = (json.dumps(body) + "\n").encode()
+            ctype = "application/json"
+        else:
+            data = body.encode()
+            ctype = "text/plain; version=0.0.4; charset=utf-8"
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.service.metrics.response(code)
+
+    def _error(self, code: int, reason: str, *, close: bool = True, headers: dict[str, str] | None = None) -> None:
+        self._send(code, {"status": "error", "error": reason}, close=close, headers=headers)
+
+    # -- methods ------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            self._send(200, {"status": "ok"})
+        elif path == "/metrics":
+            try:
+                text = self.service.metrics.render(self.service.store)
+            except StoreError as exc:
+                self._error(503, str(exc))
+                return
+            self._send(200, text)
+        else:
+            self._error(
+                404, f"no such path {path[:100]!r}; try POST /alertmanager, GET /healthz or GET /metrics", close=False
+            )
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_POST(self) -> None:
+        started = time.perf_counter()
+        path = self.path.split("?", 1)[0]
+        if path != "/alertmanager":
+            self._error(404, f"no such path {path[:100]!r}; Alertmanager posts to /alertmanager")
+            return
+        if not self._authorized():
+            self._error(401, "missing or wrong bearer token", headers={"WWW-Authenticate": 'Bearer realm="vcci-nb"'})
+            return
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            self._error(415, f"Content-Type is {ctype[:60]!r}; send application/json")
+            return
+        if self.headers.get("Transfer-Encoding"):
+            self._error(411, "send the body with a Content-Length, not chunked")
+            return
+        raw_length = self.headers.get("Content-Length")
+        if raw_length is None:
+            self._error(411, "Content-Length is required")
+            return
+        try:
+            length = int(raw_length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self._error(400, f"Content-Length {raw_length[:20]!r} is not a non-negative integer")
+            return
+        limit = self.service.config.max_body
+        if length > limit:
+            self._error(
+                413, f"body of {length} bytes is larger than the limit of {limit}; lower max_alerts in Alertmanager"
+            )
+            return
+        try:
+            body = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            self._error(408, f"the body did not arrive within {self.service.config.read_timeout_s:g} s")
+            return
+        if len(body) < length:
+            self._error(400, f"the body ended after {len(body)} of {length} bytes")
+            return
+        try:
+            note = parse_notification(body)
+        except PayloadError as exc:
+            self._error(400, str(exc), close=False)
+            return
+        try:
+            delivery = self.service.store.add_delivery(
+                group_key=note.group_key,
+                status=note.status,
+                n_alerts=len(note.alerts),
+                truncated=note.truncated_alerts,
+                body=body,
+            )
+        except StoreError as exc:
+            log.error("could not persist a notification: %s", exc)
+            self._error(
+                503,
+                "the receiver could not persist the notification; Alertmanager will retry",
+                headers={"Retry-After": "5"},
+            )
+            return
+        self.service.ingest_wake.set()
+        self._send(200, {"status": "accepted", "delivery": delivery, "alerts": len(note.alerts)})
+        self.service.metrics.ack_seconds.observe(time.perf_counter() - started)
+
+    def do_PUT(self) -> None:
+        self._error(405, "use POST /alertmanager")
+
+    do_DELETE = do_PUT
+    do_PATCH = do_PUT
+
+    def _authorized(self) -> bool:
+        token = self.service.config.token
+        if token is None:
+            return True
+        given = self.headers.get("Authorization") or ""
+        return hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {token}".encode())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+class Service:
+    """The receiver with its ingest thread, worker pool and optional reminder loop."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.config.state_dir / "serve.lock", "a+")  # noqa: SIM115 - held for the service's life
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock_file.close()
+            raise ConfigError(
+                f"another vcci-nb serve is using {self.config.state_dir}; stop it or give this one another --state-dir"
+            ) from exc
+        self.store = Store(config.state_dir)
+        self.metrics = Metrics()
+        self.routes = config.routes or Routes.load()
+        self.ingestor = Ingestor(
+            self.store,
+            self.routes,
+            outputs=config.outputs,
+            max_attempts=config.max_attempts,
+            on_recorded=self._recorded,
+        )
+        self.worker = Worker(
+            self.store,
+            command=config.run_command,
+            concurrency=config.concurrency,
+            timeout_s=config.run_timeout_s,
+            outputs=config.outputs,
+            default_profile=config.profile,
+            env=config.run_env,
+            on_finished=lambda state, took: self.metrics.run_seconds.observe(took),
+        )
+        self.ingest_wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        handler = type("Handler", (_Handler,), {"service": self, "timeout": config.read_timeout_s})
+        self.httpd = _Server((config.host, config.port), handler)
+        self.port = int(self.httpd.server_address[1])
+        self.reminders: Callable[[], int] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def _recorded(self, seconds: float) -> None:
+        self.metrics.record_seconds.observe(seconds)
+        self.worker.wake.set()
+
+    def start(self) -> None:
+        """Recover interrupted work, then start ingesting, running and serving."""
+        self.worker.recover()
+        self._spawn("vcci-nb-ingest", self._ingest_loop)
+        self.worker.start()
+        if self.config.reminder_interval_s > 0:
+            from vcci_nb.alerts.reminders import reminder_callable
+
+            self.reminders = reminder_callable(self.config.outputs, send=self.config.reminders_send)
+            if self.reminders is not None:
+                self._spawn("vcci-nb-reminders", self._reminder_loop)
+        self._spawn("vcci-nb-http", self.httpd.serve_forever)
+        (self.config.state_dir / "serve.json").write_text(json.dumps({"pid": os.getpid(), "url": self.url}) + "\n")
+        log.info("vcci-nb serve listening on %s", self.url)
+
+    def _spawn(self, name: str, target: Callable[[], object]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _ingest_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.ingestor.process_pending()
+            except Exception:  # a full disk or a locked record must not end ingestion
+                log.exception("ingest failed; retrying in 2 s")
+                self._stop.wait(2.0)
+                continue
+            if done == 0:
+                self.ingest_wake.wait(1.0)
+                self.ingest_wake.clear()
+
+    def _reminder_loop(self) -> None:
+        while not self._stop.wait(self.config.reminder_interval_s):
+            if self.reminders is None:
+                return
+            try:
+                self.reminders()
+            except Exception:
+                log.exception("overdue-update reminders failed; trying again next interval")
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop answering, let ingestion settle, stop the workers, release the state directory."""
+        self._stop.set()
+        self.ingest_wake.set()
+        with contextlib.suppress(OSError):
+            self.httpd.shutdown()
+        self.httpd.server_close()
+        self.worker.stop(grace_s)
+        for thread in self._threads:
+            thread.join(5.0)
+        self.store.close()
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()
+
+    def serve_forever(self) -> None:
+        """Start and block until :meth:`stop` is called from another thread or a signal."""
+        self.start()
+        self._stop.wait()
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts connections on host:port (used by tests and the lab)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")

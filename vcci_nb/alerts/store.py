@@ -1,0 +1,285 @@
+"""The receiver's durable state: one SQLite database (WAL, fsync on commit) in a state directory.
+
+Why SQLite: the receiver must persist a notification before it answers 2xx, and survive
+SIGKILL at any point without losing or doubling work. One file with WAL and
+``synchronous=FULL`` gives a durable commit in well under a millisecond here, and transactions
+let every step (a delivery received, alerts deduplicated, a group bound to an incident, a run
+claimed, a run finished) be all-or-nothing.
+
+Tables:
+
+- ``deliveries``: every accepted webhook body, in arrival order, ``pending`` until the ingest
+  loop has written it into an incident;
+- ``alerts``: one row per (fingerprint, startsAt, status): the deduplication key;
+- ``groups``: Alertmanager group key → current incident, its state and episode (a re-fire after
+  resolution starts a new episode);
+- ``jobs``: the run queue: ``queued`` → ``running`` (leased, with the child's pid) →
+  ``succeeded``/``failed``/``timeout``, or ``interrupted`` when a restart found it running and it
+  had no attempts left, or ``refused`` when a label failed its check;
+- ``attempts``: every start of a job, with how it ended (so an interrupted attempt stays visible);
+- ``counters``: totals for /metrics that must survive a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vcci_nb.errors import VcciNbError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    group_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_alerts INTEGER NOT NULL,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    processed_at REAL,
+    incident_id TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, id);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    delivery_id INTEGER NOT NULL,
+    incident_id TEXT,
+    recorded INTEGER NOT NULL DEFAULT 0,
+    seen INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (fingerprint, starts_at, status)
+);
+CREATE INDEX IF NOT EXISTS alerts_delivery ON alerts(delivery_id);
+CREATE TABLE IF NOT EXISTS groups (
+    group_key TEXT PRIMARY KEY,
+    incident_id TEXT,
+    previous_incident_id TEXT,
+    state TEXT NOT NULL,
+    episode INTEGER NOT NULL DEFAULT 0,
+    opened_at REAL,
+    resolved_at REAL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL,
+    group_key TEXT,
+    kind TEXT NOT NULL,
+    bundle TEXT NOT NULL,
+    params TEXT NOT NULL,
+    profile TEXT,
+    route TEXT,
+    episode INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_expires REAL,
+    pid INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    exit_code INTEGER,
+    UNIQUE (incident_id, kind, bundle, episode)
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    pid INTEGER,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT,
+    exit_code INTEGER,
+    PRIMARY KEY (job_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+#: Job states after which nothing more happens to a job.
+FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted", "refused")
+
+
+class StoreError(VcciNbError):
+    """The receiver's state database could not be written (the request gets 503, so Alertmanager retries)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One queued or running bundle run."""
+
+    id: int
+    incident_id: str
+    group_key: str | None
+    kind: str
+    bundle: str
+    params: dict[str, str]
+    profile: str | None
+    route: str | None
+    episode: int
+    state: str
+    attempts: int
+    max_attempts: int
+    pid: int | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(
+            id=row["id"],
+            incident_id=row["incident_id"],
+            group_key=row["group_key"],
+            kind=row["kind"],
+            bundle=row["bundle"],
+            params=json.loads(row["params"]),
+            profile=row["profile"],
+            route=row["route"],
+            episode=row["episode"],
+            state=row["state"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            pid=row["pid"],
+        )
+
+
+class Store:
+    """Thread-safe access to the state database; one connection per thread."""
+
+    def __init__(self, state_dir: Path | str) -> None:
+        self.state_dir = Path(state_dir)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state directory {self.state_dir}: {exc.strerror}") from exc
+        self.path = self.state_dir / "serve.sqlite3"
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        try:
+            self.connection().executescript(SCHEMA)  # executescript commits by itself
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot set up the state database {self.path}: {exc}") from exc
+
+    # -- connections ------------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA busy_timeout=30000")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the state database {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction, committed (and fsync'd) on success, rolled back on error."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the state database {self.path} is not writable: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise StoreError(f"could not commit to the state database {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._conns:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._conns.clear()
+        self._local = threading.local()
+
+    # -- the request path -------------------------------------------------------------------
+
+    def add_delivery(self, *, group_key: str, status: str, n_alerts: int, truncated: int, body: bytes) -> int:
+        """Persist one accepted webhook body; return its id. Raises StoreError if it could not."""
+        try:
+            with self.transaction() as db:
+                cur = db.execute(
+                    "INSERT INTO deliveries(received_at, group_key, status, n_alerts, truncated, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (time.time(), group_key, status, n_alerts, truncated, body),
+                )
+                bump(db, "alerts_received", n_alerts)
+                bump(db, "deliveries_received", 1)
+                if truncated:
+                    bump(db, "alerts_truncated", truncated)
+                    bump(db, "deliveries_truncated", 1)
+                return int(cur.lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not persist the notification: {exc}") from exc
+
+    # -- reading, for /metrics and tests -------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        rows = self.connection().execute("SELECT name, value FROM counters").fetchall()
+        return {row["name"]: int(row["value"]) for row in rows}
+
+    def job_states(self) -> dict[str, int]:
+        rows = self.connection().execute("SELECT state, count(*) AS n FROM jobs GROUP BY state").fetchall()
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    def pending_deliveries(self) -> int:
+        row = self.connection().execute("SELECT count(*) FROM deliveries WHERE state = 'pending'").fetchone()
+        return int(row[0])
+
+    def jobs(self) -> list[dict[str, Any]]:
+        rows = self.connection().execute("SELECT * FROM jobs ORDER BY id").fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["params"] = json.loads(item["params"])
+            out.append(item)
+        return out
+
+    def attempts(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        db = self.connection()
+        if job_id is None:
+            rows = db.execute("SELECT * FROM attempts ORDER BY job_id, attempt").fetchall()
+        else:
+            rows = db.execute("SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def groups(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.connection().execute("SELECT * FROM groups ORDER BY group_key").fetchall()]
+
+
+def bump(db: sqlite3.Connection, name: str, by: int = 1) -> None:
+    """Add to a persistent counter inside the caller's transaction."""
+    db.execute(
+        "INSERT INTO counters(name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+        (name, by),
+    )
