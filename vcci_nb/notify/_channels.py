@@ -79,10 +79,23 @@ class Outcome:
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
+def redact_tree(value: Any) -> Any:
+    """Every string in a JSON-like tree redacted: provider answers can echo what they were sent."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(v) for v in value]
+    return value
+
+
 def _from_http(out: HttpOutcome, **ids: Any) -> Outcome:
     response: dict[str, Any] = {"status_code": out.status_code}
     response.update({k: v for k, v in ids.items() if v is not None})
-    return Outcome(ok=out.ok, response=response, error=out.error, attempts=out.attempts)
+    return Outcome(
+        ok=out.ok, response=redact_tree(response), error=redact(out.error), attempts=redact_tree(out.attempts)
+    )
 
 
 def _env_value(conf: dict[str, Any], key: str, default: Any = None) -> Any:

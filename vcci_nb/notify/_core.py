@@ -21,7 +21,7 @@ from typing import Any
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ConfigError, VcciNbError
 from vcci_nb.notify import _templates
-from vcci_nb.notify._channels import Channel, Message, Outcome, make_channel
+from vcci_nb.notify._channels import Channel, Message, Outcome, make_channel, redact_tree
 from vcci_nb.notify._http import Sleep
 from vcci_nb.redact import redact
 
@@ -254,6 +254,7 @@ def deliver(
             log.warning("%s: %s via %s failed: %s", preview.incident_id, msg.template, msg.channel, outcome.error)
         else:
             log.info("%s: %s via %s %s", preview.incident_id, msg.template, msg.channel, status)
+        entry = redact_tree(entry)
         record.add_notification(entry)
         deliveries.append(entry)
     return {
