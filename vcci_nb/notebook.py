@@ -10,9 +10,8 @@ notebook shares live here:
   or replayed from a frozen record) and never lets an exception stop the notebook;
 - :func:`show_evidence` renders a table with the exact query beside it, and a banner when the
   source was unavailable, forbidden, timed out or failed;
-- :func:`show_chart` draws a Plotly figure so that it also draws offline in exported HTML: the
-  first chart of a kernel carries plotly.js once (marked ``data-vcci-plotlyjs`` so the runner can
-  store it once per incident folder), every later one only its data;
+- :func:`show_chart` emits a Plotly figure as ``application/vnd.plotly.v1+json``, which JupyterLab
+  draws and which the runner's HTML export draws offline with one plotly.js per incident folder;
 - :func:`record_findings` shows findings as cards and emits each as a display output of MIME
   :data:`~vcci_nb.analysis.model.FINDING_MIME`, which the runner collects into the record.
 
@@ -28,6 +27,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,8 +45,9 @@ from vcci_nb.redact import redact
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "PLOTLYJS_MARKER",
+    "PLOTLY_MIME",
     "Context",
+    "evidence_name",
     "parse_time",
     "record_findings",
     "setup",
@@ -56,10 +57,6 @@ __all__ = [
     "show_next",
     "show_table",
 ]
-
-#: Attribute on the one ``<script>`` that carries plotly.js in an executed notebook; the runner
-#: may swap that script for ``<script src="plotly.min.js">`` stored once per incident folder.
-PLOTLYJS_MARKER = "data-vcci-plotlyjs"
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _RELATIVE = re.compile(r"^\s*(?:now)?\s*(?:(?P<sign>[-+])\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]))?\s*$", re.I)
@@ -183,12 +180,11 @@ class Context:
         """Call a gather function with what the context knows, through the evidence store.
 
         Gather functions take the profile first; ``namespace``, ``window`` and ``baseline`` are
-        passed when the function accepts them and the cell did not. The evidence is named
-        ``<module>.<function>`` without a ``gather_`` prefix (``postgres.connections``) unless
-        ``key`` says otherwise; use a key when one notebook asks the same function twice.
+        passed when the function accepts them and the cell did not. The evidence gets the name
+        the source gives it (:func:`evidence_name`) unless ``key`` says otherwise; use a key when
+        one notebook asks the same function twice with different arguments.
         """
-        module = getattr(fn, "__module__", "vcci_nb").rsplit(".", 1)[-1]
-        name = key or f"{module}.{getattr(fn, '__name__', 'call').removeprefix('gather_')}"
+        name = key or evidence_name(fn)
         try:
             params = inspect.signature(fn).parameters
         except (TypeError, ValueError):
@@ -249,6 +245,18 @@ class Context:
             )
         self.evidence[name] = ev
         return ev
+
+
+def evidence_name(fn: Callable[..., Any]) -> str:
+    """The name a source module gives the evidence of ``fn``: ``<SOURCE>.<what>``.
+
+    ``kube.gather_pods`` → ``kubernetes.pods``, ``git.gather_git_log`` → ``git.log``. The store
+    needs the name before the call (a replay never calls), so it is derived from the function.
+    """
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    source = str(getattr(module, "SOURCE", "") or (getattr(fn, "__module__", "") or "vcci_nb").rsplit(".", 1)[-1])
+    what = getattr(fn, "__name__", "call").removeprefix("gather_").removeprefix(f"{source}_")
+    return f"{source}.{what}"
 
 
 def _is_number(value: object) -> bool:
@@ -485,60 +493,36 @@ def show_evidence(
 # Charts
 
 
-_plotlyjs_emitted = False
+#: The MIME type Plotly figures travel under: JupyterLab draws it (jupyterlab-plotly), and the
+#: runner's HTML export gives each one an offline ``text/html`` twin that loads plotly.js once per
+#: incident folder (``assets/plotly.min.js``) — so no notebook carries its own copy of plotly.js.
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 
-def _plotlyjs_bundle() -> dict[str, str]:
-    import plotly
-    from plotly.offline import get_plotlyjs
+def figure_json(fig: Any) -> dict[str, Any]:
+    """The figure as plain JSON (numpy arrays become plotly.js typed-array specs, which stay small)."""
+    import plotly.io as pio
 
-    version = getattr(plotly, "__version__", "")
-    # plotly.js is UMD: hide an AMD loader (require.js) while it loads so it always sets window.Plotly.
-    script = (
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};"
-        "window.__vcciDefine = window.define; window.define = undefined;</script>\n"
-        f"<script type='text/javascript' {PLOTLYJS_MARKER}='{_esc(version)}'>{get_plotlyjs()}</script>\n"
-        "<script>window.define = window.__vcciDefine;</script>"
-    )
-    return {"text/html": script, "text/plain": "(plotly.js loaded for the charts below)"}
+    data: dict[str, Any] = json.loads(pio.to_json(fig, validate=False, remove_uids=True))
+    data.setdefault("config", {}).update({"displaylogo": False, "responsive": True})
+    return data
 
 
-def show_chart(fig: Any, *, query: str = "", height: int | None = None) -> None:
-    """Draw a Plotly figure so that it draws in JupyterLab and in exported HTML with no network.
+def show_chart(fig: Any, *, query: str = "") -> None:
+    """Draw a Plotly figure: in JupyterLab directly, and offline in the runner's HTML export.
 
-    plotly.js goes out once per kernel (with the first chart); each chart carries only its own
-    data. ``query`` (e.g. the PromQL behind it) is shown beneath the chart.
+    ``query`` (e.g. the PromQL behind it) is shown beneath the chart. ``None`` draws nothing, so a
+    chart function may return None when its evidence is unavailable (the banner says why).
     """
-    global _plotlyjs_emitted
     if fig is None:
         return
     if isinstance(fig, Evidence):
         raise TypeError("show_chart takes a figure; use show_evidence for Evidence")
-    import plotly.io as pio
-
-    if not _plotlyjs_emitted:
-        _display(_plotlyjs_bundle())
-        _plotlyjs_emitted = True
-    if height is not None:
-        fig.update_layout(height=height)
-    div = pio.to_html(
-        fig,
-        include_plotlyjs=False,
-        full_html=False,
-        config={"displaylogo": False, "responsive": True},
-        validate=False,
-    )
-    title = ""
-    try:
-        title = str(fig.layout.title.text or "")
-    except AttributeError:
-        title = ""
-    _display(
-        {
-            "text/html": f"<div class='vcci-chart'>{div}{_query_html(query)}</div>",
-            "text/plain": f"[chart] {title}" + (f"\nquery: {redact(query)}" if query else ""),
-        }
-    )
+    payload = figure_json(fig)
+    title = ((payload.get("layout") or {}).get("title") or {}).get("text") or ""
+    _display({PLOTLY_MIME: payload, "text/plain": f"[chart] {redact(str(title))}"})
+    if query:
+        _display({"text/html": _query_html(query), "text/plain": f"query: {redact(query)}"})
 
 
 # --------------------------------------------------------------------------------------------

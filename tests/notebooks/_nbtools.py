@@ -110,13 +110,14 @@ def errors(nb: dict[str, Any]) -> list[str]:
     ]
 
 
-def export_html(ipynb: Path) -> Path:
-    """nbconvert's HTML export, as the runner does it."""
-    from nbconvert import HTMLExporter
+def export_html(ipynb: Path, record_folder: Path | None = None) -> Path:
+    """The HTML copy exactly as the runner writes it into an incident folder (plotly.js once, in assets/)."""
+    import nbformat
 
-    body, _ = HTMLExporter().from_filename(str(ipynb))
+    from vcci_nb.runner.html import export_html as runner_export
+
     html = ipynb.with_suffix(".html")
-    html.write_text(body)
+    runner_export(nbformat.read(ipynb, as_version=4), html, record_folder=record_folder or ipynb.parent)
     return html
 
 
@@ -138,14 +139,14 @@ def count_drawn_charts(html: Path) -> int:
         )
     parts = re.split(r'<div class="plot-container plotly"', proc.stdout)
     # parts[0] is the page before the first chart; each later part starts inside one drawn chart.
-    return sum(1 for part in parts[1:] if '<svg class="main-svg"' in part.split('class="vcci-chart"', 1)[0])
+    return sum(1 for part in parts[1:] if '<svg class="main-svg"' in part.split("plot-container plotly", 1)[0])
 
 
-def chart_divs(nb: dict[str, Any]) -> int:
-    """How many charts the notebook emitted (each a ``vcci-chart`` HTML output)."""
+def chart_outputs(nb: dict[str, Any]) -> int:
+    """How many Plotly charts the notebook emitted."""
     return sum(
         1
         for c in nb["cells"]
         for o in c.get("outputs", [])
-        if "class='vcci-chart'" in "".join((o.get("data") or {}).get("text/html", ""))
+        if "application/vnd.plotly.v1+json" in (o.get("data") or {})
     )

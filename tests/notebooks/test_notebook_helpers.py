@@ -7,7 +7,6 @@ offline charts, never crashing on a broken source) does not depend on a server.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +15,21 @@ from typing import Any
 import nbformat
 import pandas as pd
 import pytest
-from _nbtools import chromium, count_drawn_charts, export_html, findings, run_notebook
+from _nbtools import chart_outputs, chromium, count_drawn_charts, export_html, findings, run_notebook
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from nbformat.v4 import new_code_cell, new_notebook
 
 from vcci_nb import Evidence, EvidenceStore, Finding, ParameterError
 from vcci_nb.analysis.model import FINDING_MIME
-from vcci_nb.notebook import PLOTLYJS_MARKER, parse_time, record_findings, setup, show_evidence, show_table
+from vcci_nb.notebook import (
+    evidence_name,
+    parse_time,
+    record_findings,
+    setup,
+    show_evidence,
+    show_table,
+)
 from vcci_nb.redact import register_secret
 from vcci_nb.widgets import live_monitor, severity_from_answers, severity_questionnaire
 
@@ -146,6 +152,9 @@ def test_ask_passes_profile_namespace_and_window_and_names_the_evidence(tmp_path
     ev = ctx.ask(gather_things, "cpu")
     assert seen == {"profile": "lab", "panel": "cpu", "window": ctx.window, "namespace": "vcci-production"}
     assert ev.name == "things.things" and (tmp_path / "things.things.json").exists()
+    from vcci_nb.sources import git, kube
+
+    assert evidence_name(kube.gather_pods) == "kubernetes.pods" and evidence_name(git.gather_git_log) == "git.log"
     # A replay reads the frozen copy back without calling the source.
     replay = setup(now=NOW, show=False, store=EvidenceStore(replay_from=str(tmp_path)))
     again = replay.ask(lambda profile: (_ for _ in ()).throw(AssertionError("called")), key="things.things")
@@ -232,15 +241,15 @@ def test_charts_draw_offline_in_exported_html_and_findings_read_back(tmp_path: P
         pytest.skip("Chromium is not installed")
     src = tmp_path / "charts.ipynb"
     _chart_notebook(src)
-    out = tmp_path / "out.ipynb"
+    record = tmp_path / "INC-20260106-001"
+    record.mkdir()
+    out = record / "01_charts.ipynb"
     nb = run_notebook(src, out, {"n": 3})
     assert [f["key"] for f in findings(nb)] == ["t.k"]
-    text = out.read_text()
-    assert text.count(PLOTLYJS_MARKER) == 1, "plotly.js goes out once per kernel"
-    html = export_html(out)
+    assert chart_outputs(nb) == 3
+    assert "plotly.js v" not in out.read_text(), "no notebook carries its own copy of plotly.js"
+    html = export_html(out, record)
     assert count_drawn_charts(html) == 3
-    # Control: without the one plotly.js copy nothing can draw, so the count really is of drawn charts.
-    stripped = tmp_path / "stripped.html"
-    page = html.read_text()
-    stripped.write_text(re.sub(rf"<script[^>]*{PLOTLYJS_MARKER}[^>]*>.*?</script>", "", page, flags=re.S))
-    assert count_drawn_charts(stripped) == 0
+    # Control: without the folder's one plotly.js nothing can draw, so the count really is of drawn charts.
+    (record / "assets" / "plotly.min.js").unlink()
+    assert count_drawn_charts(html) == 0
