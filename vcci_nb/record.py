@@ -550,7 +550,7 @@ class IncidentRecord:
         return self.update(change)
 
     def upsert_notebook(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """Add or replace the ``notebooks`` entry with the same ``path`` (the runner's link to a run)."""
+        """Add or replace the ``notebooks`` entry with the same ``name`` (the runner's link to a run)."""
         item = {
             "name": entry["name"],
             "path": entry.get("path"),
@@ -566,7 +566,7 @@ class IncidentRecord:
 
         def change(d: dict[str, Any]) -> None:
             for i, existing in enumerate(d["notebooks"]):
-                if existing.get("path") == item["path"]:
+                if existing.get("name") == item["name"]:
                     d["notebooks"][i] = item
                     return
             d["notebooks"].append(item)

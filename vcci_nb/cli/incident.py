@@ -1,0 +1,140 @@
+"""``vcci-nb incident open|update|close|show|list``: the seed's create/update/close-incident scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+_STATUSES = ("investigating", "identified", "mitigating", "monitoring", "resolved")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("incident", help="open, update, close, show and list incidents")
+    sub = parser.add_subparsers(dest="incident_command", metavar="ACTION")
+    sub.required = True
+
+    p = sub.add_parser("open", help="open an incident and print its ID (INC-YYYYMMDD-NNN)")
+    p.add_argument("--severity", required=True, choices=["P0", "P1", "P2", "P3"])
+    p.add_argument("--title", required=True, help="a few words on what is wrong")
+    p.add_argument("--commander", default=None, help="incident commander")
+    p.add_argument("--actor", default=None, help="who is acting (default: $VCCI_NB_ACTOR or your login)")
+    p.set_defaults(func=_open)
+
+    p = sub.add_parser("update", help="change status and/or add a note to the timeline")
+    p.add_argument("id")
+    p.add_argument("--status", choices=_STATUSES)
+    p.add_argument("--note", default="", help="what changed, for the timeline")
+    p.add_argument("--actor", default=None)
+    p.set_defaults(func=_update)
+
+    p = sub.add_parser("close", help="close an incident with its resolution")
+    p.add_argument("id")
+    p.add_argument("--resolution", required=True, help="what fixed it")
+    p.add_argument("--actor", default=None)
+    p.set_defaults(func=_close)
+
+    p = sub.add_parser("show", help="a readable summary of one incident")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true", help="print record.json instead")
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("list", help="incidents, newest first")
+    p.add_argument("--open", action="store_true", help="only those not yet resolved or closed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_list)
+
+
+def _open(args: argparse.Namespace) -> int:
+    from vcci_nb.record import IncidentRecord
+
+    record = IncidentRecord.open(args.severity, args.title, args.commander, actor=args.actor)
+    print(record.id)
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    from vcci_nb.errors import RecordError
+    from vcci_nb.record import IncidentRecord
+
+    record = IncidentRecord.load(args.id)
+    if args.status:
+        data = record.set_status(args.status, note=args.note, actor=args.actor)
+    elif args.note:
+        record.add_event("note", args.note, actor=args.actor)
+        data = record.data
+    else:
+        raise RecordError("Nothing to update: give --status STATUS and/or --note '…'.")
+    print(f"{data['id']}: {data['status']}")
+    return 0
+
+
+def _close(args: argparse.Namespace) -> int:
+    from vcci_nb.record import IncidentRecord
+
+    data = IncidentRecord.load(args.id).close(args.resolution, actor=args.actor)
+    print(f"{data['id']}: closed at {data['closed_at']}")
+    return 0
+
+
+def _duration(data: dict[str, Any]) -> str:
+    from vcci_nb.record import format_duration, parse_time
+
+    end = data.get("closed_at") or data.get("resolved_at")
+    stop = parse_time(end) if end else datetime.now(UTC)
+    return format_duration((stop - parse_time(data["created_at"])).total_seconds())
+
+
+def _show(args: argparse.Namespace) -> int:
+    from vcci_nb.analysis.model import SEVERITY_ORDER
+    from vcci_nb.record import IncidentRecord
+
+    record = IncidentRecord.load(args.id)
+    data = record.data
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        print()
+        return 0
+    out = [
+        f"{data['id']}  {data['severity']}  {data['status'].upper()}  {data['title']}",
+        f"  commander: {data.get('commander') or 'unassigned'}   source: {data['source']}   "
+        f"opened: {data['created_at']}   duration: {_duration(data)}",
+        f"  folder: {record.folder}",
+    ]
+    if data.get("resolution"):
+        out.append(f"  resolution: {data['resolution']}")
+    findings = sorted(data["findings"], key=lambda f: SEVERITY_ORDER.get(f.get("severity", "info"), 9))
+    if findings:
+        out.append(f"\nFindings ({len(findings)}):")
+        out += [f"  [{f['severity']}] {f['summary']}  ({f.get('notebook') or '-'})" for f in findings]
+    if data["notebooks"]:
+        out.append(f"\nNotebooks ({len(data['notebooks'])}):")
+        for nb in data["notebooks"]:
+            line = f"  {nb['status']:<10} {nb['name']}"
+            if nb.get("error"):
+                line += f"  — {nb['error']}"
+            out.append(line)
+    out.append(f"\nTimeline ({len(data['timeline'])}):")
+    out += [f"  {ev['at']}  {ev['kind']:<12} {ev.get('actor') or '-':<12} {ev['summary']}" for ev in data["timeline"]]
+    print("\n".join(out))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from vcci_nb.record import list_records
+
+    records = list_records(open_only=args.open)
+    if args.json:
+        json.dump(
+            [{k: r.get(k) for k in ("id", "severity", "status", "title", "created_at")} for r in records], sys.stdout
+        )
+        print()
+        return 0
+    if not records:
+        print("no open incidents" if args.open else "no incidents")
+        return 0
+    for r in records:
+        print(f"{r['id']}  {r['severity']}  {r['status']:<13} {_duration(r):>10}  {r['title']}")
+    return 0
