@@ -20,6 +20,7 @@ Nothing here blocks: widgets live in :mod:`vcci_nb.widgets` and are never needed
 
 from __future__ import annotations
 
+import contextlib
 import html
 import inspect
 import json
@@ -32,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -658,3 +660,316 @@ def show_next(notebooks: Sequence[tuple[str, str]] | Sequence[str], *, heading: 
     )
     text = "\n".join(f"- {path}{' — ' + why if why else ''}" for path, why in pairs)
     _display({"text/html": f"<p><strong>{_esc(heading)}</strong></p><ul>{items_html}</ul>", "text/plain": text})
+
+
+# --------------------------------------------------------------------------------------------
+# Asking many sources at once, and evidence derived from evidence
+
+
+def ask_many(
+    ctx: Context,
+    calls: Mapping[str, Callable[..., Evidence] | tuple[Callable[..., Evidence], Mapping[str, Any]]],
+    *,
+    show: bool = True,
+    workers: int = 6,
+) -> dict[str, Evidence]:
+    """Ask several sources concurrently (each under its own timeout); show one status table.
+
+    ``calls`` maps an evidence name to a gather function, or to ``(function, keyword arguments)``.
+    Sources are independent and mostly waiting on the network, so a handful of threads cuts the
+    wait to the slowest source instead of the sum of them all.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item: tuple[str, Any]) -> tuple[str, Evidence]:
+        key, spec = item
+        fn, kwargs = (spec[0], dict(spec[1])) if isinstance(spec, tuple) else (spec, {})
+        return key, ctx.ask(fn, key=key, **kwargs)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(calls) or 1))) as pool:
+        results = dict(pool.map(one, list(calls.items())))
+    if show:
+        rows = [
+            {
+                "evidence": key,
+                "source": ev.source,
+                "status": ev.status,
+                "rows": len(ev.frame.index),
+                "seconds": round(ev.elapsed_s, 2),
+                "message": ev.message if not ev.ok else "",
+            }
+            for key, ev in results.items()
+        ]
+        frame = pd.DataFrame(rows)
+        bad = frame[frame["status"] != "ok"] if not frame.empty else frame
+        show_table(frame, f"Gathered {len(rows)} pieces of evidence", sort_by="status", ascending=True)
+        for _, row in bad.iterrows():
+            show_banner(str(row["message"]), "warning", title=f"{row['source']} {str(row['status']).upper()}")
+    return results
+
+
+def derive(
+    ctx: Context,
+    name: str,
+    ev: Evidence,
+    fn: Callable[[pd.DataFrame], pd.DataFrame],
+    *,
+    note: str = "",
+) -> Evidence:
+    """New evidence computed from ``ev``'s frame, keeping its provenance (and its failure, if it failed).
+
+    For a view of evidence already gathered (one pod's lines out of all the logs) without asking
+    the source again.
+    """
+    if not ev.ok:
+        out = Evidence(
+            name=name,
+            source=ev.source,
+            query=ev.query,
+            status=ev.status,
+            message=ev.message,
+            window=ev.window,
+            collected_at=ev.collected_at,
+            elapsed_s=ev.elapsed_s,
+            meta=dict(ev.meta),
+        )
+    else:
+        try:
+            frame = fn(ev.frame)
+            status, message = "ok", ""
+        except Exception as exc:  # a bad view must not stop the notebook
+            log.warning("deriving %s failed", name, exc_info=True)
+            frame, status, message = pd.DataFrame(), "error", f"could not derive {name}: {type(exc).__name__}: {exc}"
+        out = Evidence(
+            name=name,
+            source=ev.source,
+            query=ev.query + (f"  → {note}" if note else ""),
+            status=status,  # type: ignore[arg-type]
+            message=message,
+            frame=frame,
+            window=ev.window,
+            collected_at=ev.collected_at,
+            elapsed_s=ev.elapsed_s,
+            meta={**ev.meta, "derived_from": ev.name},
+        )
+    ctx.evidence[name] = out
+    return out
+
+
+def rows_where(ev: Evidence, **equals: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A :func:`derive` function keeping the rows whose columns equal the given values."""
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        mask = pd.Series(True, index=frame.index)
+        for col, value in equals.items():
+            if col in frame.columns:
+                mask &= frame[col] == value
+        return frame[mask].reset_index(drop=True)
+
+    return pick
+
+
+# --------------------------------------------------------------------------------------------
+# The incident record (runbook 1.4)
+
+
+def open_incident(ctx: Context, severity: str, title: str, *, commander: str | None = None) -> Any:
+    """Join the incident named in the parameters, or open one — only when ``dry_run`` is False.
+
+    An alert-started run already has its record (the runner passes its ID), so this joins it and
+    shows where it stands. Run by hand with ``dry_run=True``, it says what it would open and
+    opens nothing. A record that cannot be read or written is shown as a banner, never raised.
+    """
+    from vcci_nb.errors import RecordError
+    from vcci_nb.record import IncidentRecord
+
+    try:
+        if ctx.incident_id:
+            record = IncidentRecord.load(ctx.incident_id)
+            data = record.data
+            show_table(
+                pd.DataFrame(
+                    [
+                        {
+                            "incident": data.get("id"),
+                            "severity": data.get("severity"),
+                            "status": data.get("status"),
+                            "title": data.get("title"),
+                            "commander": data.get("commander") or "",
+                            "opened": data.get("created_at"),
+                        }
+                    ]
+                ),
+                "Joined the incident record",
+            )
+            if data.get("severity") and data.get("severity") != severity:
+                show_banner(
+                    f"The evidence suggests {severity}; the record says {data.get('severity')}. The record keeps "
+                    "the commander's call: note the evidence with "
+                    f'`vcci-nb incident update {record.id} --note "evidence suggests {severity}"` if it matters.',
+                    "info",
+                )
+            return record
+        if ctx.dry_run:
+            show_banner(
+                f"Dry run: would open a {severity} incident titled “{title}”. Set dry_run = False and run this cell "
+                f'again, or run `vcci-nb incident open --severity {severity} --title "{title}"`.',
+                "info",
+                title="No record opened",
+            )
+            return None
+        record = IncidentRecord.open(severity, title, commander, source="notebook")
+        ctx.incident_id = record.id
+        show_banner(f"Opened {record.id} ({severity}): {title}. Its record is {record.folder}.", "ok", title=record.id)
+        return record
+    except (RecordError, OSError) as exc:
+        show_banner(f"{exc}", "error", title="Incident record")
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# 05_monitor: one snapshot, with trends against the previous one
+
+
+#: What a monitor snapshot measures: (label, panel or pods field, lower is better, threshold name).
+MONITOR_METRICS: tuple[tuple[str, str, bool | None, str], ...] = (
+    ("API pods ready", "pods.ready", False, ""),
+    ("API pods not ready", "pods.not_ready", True, ""),
+    ("container restarts (total)", "pods.restarts", True, ""),
+    ("5xx share of requests", "error_ratio_5xx", True, "error_ratio_5xx"),
+    ("p95 latency (s)", "latency_p95", True, "latency_p95_s"),
+    ("database pool in use", "db_connections", True, ""),
+    ("cache hit rate", "cache_hit_rate", False, ""),
+)
+
+
+@dataclass
+class Snapshot:
+    """One monitor snapshot: the table shown, and findings for what is over its threshold."""
+
+    frame: pd.DataFrame
+    taken_at: datetime
+    previous_at: datetime | None
+    findings: list[Finding] = field(default_factory=list)
+
+
+def pod_ready(pods: pd.DataFrame) -> pd.Series:
+    """Which pods are ready: every container ready (``ready`` counts ready containers) and Running."""
+    if pods.empty or "ready" not in pods:
+        return pd.Series(False, index=pods.index)
+    ready = pd.to_numeric(pods["ready"], errors="coerce").fillna(0)
+    total = pd.to_numeric(pods.get("containers", ready), errors="coerce").fillna(0)
+    running = pods["phase"].eq("Running") if "phase" in pods else pd.Series(True, index=pods.index)
+    return (ready >= total) & (total > 0) & running
+
+
+def _monitor_state_path(ctx: Context) -> Path:
+    from vcci_nb.record import outputs_dir
+
+    base = outputs_dir()
+    if ctx.incident_id:
+        return base / ctx.incident_id / "monitor" / f"{ctx.namespace}.json"
+    return base / ".monitor" / f"{ctx.environment}-{ctx.namespace}.json"
+
+
+def _arrow(now: float | None, before: float | None, lower_is_better: bool | None) -> str:
+    if now is None or before is None or not (math.isfinite(now) and math.isfinite(before)):
+        return ""
+    scale = max(abs(before), abs(now), 1e-9)
+    if abs(now - before) / scale < 0.05:
+        return "→ steady"
+    up = now > before
+    if lower_is_better is None:
+        return "↑" if up else "↓"
+    worse = up if lower_is_better else not up
+    return ("↑ worse" if up else "↓ worse") if worse else ("↑ better" if up else "↓ better")
+
+
+def monitor_snapshot(ctx: Context, *, minutes: float = 15.0, save: bool = True) -> Snapshot:
+    """Pods and the key panels now, compared with the previous snapshot of the same incident.
+
+    The previous values live in the incident folder (``monitor/NAMESPACE.json``), so each run of
+    05_monitor — headless or a refresh in JupyterLab — shows its trend against the last one.
+    Panels are read as their worst value over the last ``minutes`` (``max_over_time``), so a
+    spike between two snapshots is not missed.
+    """
+    from vcci_nb.sources import kube, prometheus
+
+    now = datetime.now(UTC)
+    values: dict[str, float | None] = {}
+    pods = ctx.ask(kube.gather_pods, key="monitor.pods")
+    if pods.ok and not pods.frame.empty:
+        frame = pods.frame
+        ready = pod_ready(frame)
+        values["pods.ready"] = float(ready.sum())
+        values["pods.not_ready"] = float((~ready).sum())
+        values["pods.restarts"] = float(frame["restarts"].sum()) if "restarts" in frame else None
+    for _label, field_name, _lower, _thr in MONITOR_METRICS:
+        if field_name.startswith("pods."):
+            continue
+        try:
+            query, _info = prometheus.panel_query(ctx.profile, field_name)
+        except ConfigError:
+            continue
+        worst = "min" if field_name == "cache_hit_rate" else "max"
+        ev = ctx.ask(
+            prometheus.gather_instant,
+            f"{worst}_over_time(({query})[{int(minutes)}m:30s])",
+            key=f"monitor.{field_name}",
+        )
+        values[field_name] = float(ev.frame["value"].sum()) if ev.ok and not ev.frame.empty else None
+    path = _monitor_state_path(ctx)
+    previous: dict[str, Any] = {}
+    replay = ctx.store.replay_from is not None
+    try:
+        if path.exists():
+            previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        previous = {}
+    before_values: dict[str, Any] = previous.get("values") or {}
+    rows = []
+    found: list[Finding] = []
+    for label, field_name, lower, thr_name in MONITOR_METRICS:
+        value = values.get(field_name)
+        before = before_values.get(field_name)
+        threshold = ctx.threshold(thr_name) if thr_name else None
+        over = threshold is not None and value is not None and value > threshold
+        rows.append(
+            {
+                "metric": label,
+                "now": value,
+                "previous": before,
+                "trend": _arrow(value, before, lower),
+                "threshold": threshold,
+                "state": "unknown" if value is None else ("OVER" if over else "ok"),
+            }
+        )
+        if over:
+            found.append(
+                Finding(
+                    key=f"monitor.{field_name}",
+                    severity="high",
+                    summary=f"{label} is {value:.3g}, over its threshold of {threshold:g}"
+                    + (f" ({_arrow(value, before, lower)} since the last snapshot)" if before is not None else ""),
+                    value=value,
+                    threshold=threshold,
+                    evidence=(f"monitor.{field_name}",),
+                    runbook="05_monitor",
+                )
+            )
+    previous_at = None
+    if previous.get("taken_at"):
+        with contextlib.suppress(ValueError):
+            previous_at = datetime.fromisoformat(str(previous["taken_at"]))
+    table = pd.DataFrame(rows)
+    since = f" (previous: {_fmt_time(previous_at)})" if previous_at else " (first snapshot: no trend yet)"
+    show_table(table, f"Snapshot at {_fmt_time(now)}{since}")
+    if save and not replay:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"taken_at": now.isoformat(), "values": values}))
+            os.replace(tmp, path)
+        except OSError as exc:
+            show_banner(f"could not keep this snapshot for the next comparison: {exc}", "warning")
+    return Snapshot(frame=table, taken_at=now, previous_at=previous_at, findings=found)
