@@ -205,6 +205,12 @@ class Postmortem:
     def _repr_markdown_(self) -> str:
         return self.markdown
 
+    def _repr_html_(self) -> str:
+        """The report's body (chart included) for a notebook output; the file has the full page."""
+        start = self.html.find("<body>")
+        end = self.html.rfind("</body>")
+        return self.html[start + len("<body>") : end] if start >= 0 and end > start else self.html
+
     def __str__(self) -> str:
         return self.markdown
 
