@@ -1,0 +1,256 @@
+# ruff: noqa: E501, S311  (log templates read best on one line; randomness is simulation, not crypto)
+"""Container logs, generated on demand from a pod's history rather than stored.
+
+Each container instance (one per restart) has a start, maybe an end, and a mode (healthy, OOM-prone,
+crashing, broken release). Its lines are a deterministic function of (pod uid, instance, line index),
+so ``tailLines`` on a pod that has run for days costs only the lines asked for, and a repeated request
+returns the same text, as the kubelet would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+
+from vcci_nb.lab.kube._util import rfc3339_nano
+
+TENANTS = (
+    "acme-corp",
+    "globex",
+    "initech",
+    "umbrella",
+    "stark-industries",
+    "wayne-enterprises",
+    "hooli",
+    "soylent",
+    "tyrell",
+    "cyberdyne",
+    "wonka-industries",
+    "aperture-science",
+)
+ROUTES = (
+    ("GET", "/api/v1/emissions"),
+    ("GET", "/api/v1/emissions/summary"),
+    ("POST", "/api/v1/emissions/calculate"),
+    ("GET", "/api/v1/suppliers"),
+    ("GET", "/api/v1/reports/scope3"),
+    ("POST", "/api/v1/uploads"),
+    ("GET", "/health"),
+)
+MAX_LINES = 50_000  # what a 10 MiB kubelet log rotation keeps, roughly
+
+
+@dataclass
+class Instance:
+    """One run of a container: from start to (maybe) termination."""
+
+    number: int
+    started_at: float
+    mode: str  # ok | oom | crash | baddeploy | error
+    finished_at: float | None = None
+    reason: str | None = None
+    exit_code: int | None = None
+
+
+def _fmt(ts: float) -> str:
+    d = dt.datetime.fromtimestamp(ts, dt.UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def _hex(rng: random.Random, n: int = 12) -> str:
+    return "".join(rng.choice("0123456789abcdef") for _ in range(n))
+
+
+def _startup(app: str, image: str, ts: float) -> list[tuple[float, str]]:
+    version = image.rsplit(":", 1)[-1]
+    if app == "vcci-worker":
+        lines = [
+            "INFO  celery.worker Connected to amqp://vcci@rabbitmq.vcci-production.svc:5672//",
+            "INFO  celery.worker mingle: searching for neighbors",
+            "INFO  celery.worker mingle: all alone",
+            f"INFO  celery.worker vcci-worker@{version} ready. concurrency=8 (prefork)",
+        ]
+    else:
+        lines = [
+            f"INFO  gunicorn.error Starting gunicorn 22.0.0 (vcci-api {version})",
+            "INFO  gunicorn.error Listening at: http://0.0.0.0:8000 (1)",
+            "INFO  gunicorn.error Using worker: gthread",
+            "INFO  vcci.startup Database pool initialised size=20 host=vcci-postgres.vcci-production.svc",
+            "INFO  vcci.startup Redis cache connected url=redis://vcci-redis.vcci-production.svc:6379/0",
+            "INFO  gunicorn.error Booting worker with pid: 8",
+        ]
+    return [(ts + 0.05 * i, line) for i, line in enumerate(lines)]
+
+
+def _crash_tail(app: str, mode: str, ts: float, seed: str) -> list[tuple[float, str]]:
+    rng = random.Random(seed)
+    if mode == "baddeploy":
+        lines = [
+            "INFO  vcci.startup Checking database migrations",
+            "ERROR vcci.startup Migration emissions.0042_scope3_category_split is not applied; "
+            "refusing to start (expected schema 0042, found 0041)",
+            "Traceback (most recent call last):",
+            '  File "/app/vcci/startup.py", line 88, in check_migrations',
+            "    raise SchemaMismatch(expected, found)",
+            "vcci.startup.SchemaMismatch: expected 0042_scope3_category_split, found 0041_supplier_country_index",
+            f"ERROR gunicorn.error Worker (pid:{rng.randint(7, 30)}) exited with code 3",
+            "ERROR gunicorn.error Reason: App failed to load.",
+        ]
+    elif app == "vcci-worker":
+        lines = [
+            f"ERROR celery.worker consumer: Cannot connect to amqp://vcci@rabbitmq.vcci-production.svc:5672//: "
+            f"[Errno 111] Connection refused. Trying again in {rng.choice([2, 4, 6])}.00 seconds",
+            "ERROR celery.worker Unrecoverable error: OperationalError('[Errno 111] Connection refused')",
+        ]
+    else:
+        lines = [
+            "ERROR vcci.startup Database connection failed: connection to server at "
+            '"vcci-postgres.vcci-production.svc" (10.100.23.7), port 5432 failed: FATAL:  '
+            "remaining connection slots are reserved for non-replication superuser connections",
+            "Traceback (most recent call last):",
+            '  File "/app/vcci/db/pool.py", line 57, in connect',
+            "    conn = psycopg.connect(self.dsn, connect_timeout=5)",
+            "psycopg.OperationalError: connection failed: FATAL:  remaining connection slots are reserved",
+            f"ERROR gunicorn.error Worker (pid:{rng.randint(7, 30)}) exited with code 3",
+            "ERROR gunicorn.error Shutting down: Master",
+            "ERROR gunicorn.error Reason: Worker failed to boot.",
+        ]
+    n = len(lines)
+    return [(ts - 0.02 * (n - i), line) for i, line in enumerate(lines)]
+
+
+def _oom_tail(ts: float, limit_gib: float, seed: str) -> list[tuple[float, str]]:
+    rng = random.Random(seed)
+    out: list[tuple[float, str]] = []
+    for i in range(3):
+        rss = limit_gib * (0.9 + 0.03 * i)
+        out.append(
+            (
+                ts - 3 + i,
+                f"WARN  vcci.memory worker memory high pid={rng.randint(8, 40)} rss={rss:.2f}GiB "
+                f"limit={limit_gib:.2f}GiB cache_entries={rng.randint(180_000, 260_000)}",
+            )
+        )
+    return out
+
+
+def _periodic(app: str, mode: str, seed: str, k: int, ts: float, limit_gib: float) -> str:
+    h = hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest()
+    rng = random.Random(int.from_bytes(h, "big"))
+    roll = rng.random()
+    rid = _hex(rng, 12)
+    tenant = rng.choice(TENANTS)
+    if app == "vcci-worker":
+        if roll < 0.015:
+            return (
+                f"ERROR celery.app.trace task_id={_hex(rng, 8)}-{_hex(rng, 4)} tenant={tenant} "
+                f"Task vcci.tasks.recalculate_supplier_emissions raised unexpected: "
+                f"SupplierDataError('supplier {rng.randint(1000, 99999)} has no activity data for {rng.choice(['2026-Q2', '2026-Q3'])}')"
+            )
+        if roll < 0.06:
+            return (
+                f"WARN  celery.worker task_id={_hex(rng, 8)}-{_hex(rng, 4)} tenant={tenant} "
+                f"Task vcci.tasks.import_supplier_file retry in {rng.choice([10, 30, 60])}s: S3 throttled"
+            )
+        task = rng.choice(
+            ["recalculate_supplier_emissions", "import_supplier_file", "refresh_emission_factors", "send_report"]
+        )
+        return (
+            f"INFO  celery.app.trace task_id={_hex(rng, 8)}-{_hex(rng, 4)} tenant={tenant} "
+            f"Task vcci.tasks.{task} succeeded in {rng.uniform(0.05, 12):.3f}s"
+        )
+    if mode == "oom" and roll < 0.08:
+        return (
+            f"WARN  vcci.memory worker memory high pid={rng.randint(8, 40)} "
+            f"rss={limit_gib * rng.uniform(0.8, 0.95):.2f}GiB limit={limit_gib:.2f}GiB"
+        )
+    if roll < 0.004:
+        return (
+            f"ERROR vcci.integrations.ecoinvent request_id={rid} tenant={tenant} "
+            f"ExternalAPIError: provider returned 503 after 3 retries (elapsed {rng.randint(2000, 9000)}ms)"
+        )
+    if roll < 0.008:
+        return (
+            f"ERROR django.request request_id={rid} tenant={tenant} Internal Server Error: /api/v1/emissions/calculate "
+            f"ValueError: unknown scope3 category {rng.randint(16, 99)} for supplier {rng.randint(1000, 99999)}"
+        )
+    if roll < 0.01:
+        return (
+            f"ERROR vcci.db request_id={rid} tenant={tenant} QueryCanceled: canceling statement due to statement "
+            f"timeout after {rng.choice([5000, 10000])}ms"
+        )
+    if roll < 0.04:
+        return (
+            f"WARN  vcci.db request_id={rid} tenant={tenant} slow query duration_ms={rng.randint(1000, 4000)} "
+            f"table=emissions rows={rng.randint(1000, 200000)}"
+        )
+    if roll < 0.06:
+        return f"WARN  vcci.cache request_id={rid} tenant={tenant} cache miss key=cache:emissions:{tenant}:{rng.randint(1, 15)}"
+    if roll < 0.1:
+        return f"INFO  vcci.cache request_id={rid} tenant={tenant} cache hit key=cache:emissions:{tenant}:{rng.randint(1, 15)}"
+    method, path = rng.choice(ROUTES)
+    status = 200 if method == "GET" else rng.choice([200, 201, 202])
+    return (
+        f"INFO  vcci.api.request request_id={rid} tenant={tenant} method={method} path={path} "
+        f"status={status} duration_ms={int(rng.lognormvariate(3.8, 0.6))}"
+    )
+
+
+def render(
+    *,
+    app: str,
+    image: str,
+    uid: str,
+    inst: Instance,
+    now: float,
+    tail: int | None,
+    since: float | None,
+    timestamps: bool,
+    limit_bytes: int | None,
+    limit_gib: float,
+) -> str:
+    """The text ``GET .../log`` returns for one container instance."""
+    seed = f"{uid}:{inst.number}"
+    end = inst.finished_at if inst.finished_at is not None else now
+    head = _startup(app, image, inst.started_at)
+    closing: list[tuple[float, str]] = []
+    period = 3.0 if app == "vcci-worker" else 1.5
+    base = inst.started_at + 0.5
+    if inst.mode in ("crash", "baddeploy") and inst.finished_at is not None:
+        closing = _crash_tail(app, inst.mode, end, seed)
+        n = 0
+    elif inst.mode == "error" and inst.finished_at is not None:
+        closing = _crash_tail(app, "crash", end, seed)
+        n = max(0, int((end - 5 - base) / period))
+    elif inst.mode in ("crash", "baddeploy"):
+        n = 0
+    else:
+        n = max(0, int((end - base) / period) + 1)
+        if inst.mode == "oom" and inst.finished_at is not None:
+            closing = _oom_tail(end, limit_gib, seed)
+            n = max(0, int((end - 4 - base) / period))
+    first = max(0, n - MAX_LINES)
+    if first > 0:
+        head = []
+    if since is not None:
+        first = max(first, math.ceil((since - base) / period))
+    if tail is not None:
+        first = max(first, n - tail)
+    lines = [x for x in head if since is None or x[0] >= since]
+    lines += [
+        (base + k * period, _periodic(app, inst.mode, seed, k, base + k * period, limit_gib)) for k in range(first, n)
+    ]
+    lines += [x for x in closing if since is None or x[0] >= since]
+    if tail is not None:
+        lines = lines[-tail:] if tail > 0 else []
+    out: list[str] = []
+    for ts, text in lines:
+        body = f"{_fmt(ts)} {text}"
+        out.append(f"{rfc3339_nano(ts)} {body}" if timestamps else body)
+    data = "".join(line + "\n" for line in out)
+    if limit_bytes is not None:
+        data = data.encode()[:limit_bytes].decode(errors="ignore")
+    return data
