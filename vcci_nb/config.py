@@ -164,3 +164,79 @@ def load_profile(name: str | None = None) -> Profile:
     data.pop("extends", None)
     data["name"] = name
     return Profile(name=name, data=data)
+
+
+# --- Resolution helpers used by vcci_nb.sources -------------------------------------------------
+
+#: Seconds a single gathering call may take unless the caller says otherwise.
+DEFAULT_TIMEOUT_S = 5.0
+
+ProfileLike = Profile | str | None
+
+
+def resolve_profile(profile: ProfileLike = None) -> Profile:
+    """Accept a Profile, a profile name or None (``VCCI_NB_PROFILE``, then ``lab``).
+
+    Every gather function takes this as its first argument so that a notebook can pass the
+    name it was parameterised with and a library caller can pass a loaded Profile.
+    """
+    if isinstance(profile, Profile):
+        return profile
+    return load_profile(profile)
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    """Where the Kubernetes client reads its credentials from (never loaded at import time)."""
+
+    kubeconfig: str | None
+    context: str | None
+
+
+def kube_settings(profile: ProfileLike = None, *, mitigation: bool = False) -> KubeSettings:
+    """The kubeconfig file and context for the read-only (or mitigation) identity.
+
+    The file comes from the variable the profile names (default ``KUBECONFIG``; only its first
+    path is used) and falls back to ``~/.kube/config``; the context comes from the profile.
+    """
+    prof = resolve_profile(profile)
+    conn = prof.connection_env("kubernetes_mitigation" if mitigation else "kubernetes")
+    var = str(conn.get("kubeconfig_env") or "KUBECONFIG")
+    raw = os.environ.get(var) or ""
+    path: str | None = raw.split(os.pathsep)[0] if raw else None
+    if path is None:
+        default = Path.home() / ".kube" / "config"
+        path = str(default) if default.exists() else None
+    context = conn.get("context")
+    return KubeSettings(kubeconfig=path, context=str(context) if context else None)
+
+
+def postgres_dsn(profile: ProfileLike = None, *, mitigation: bool = False) -> str:
+    """The libpq connection string for diagnostics (or mitigation).
+
+    An empty string is valid: psycopg then reads libpq's ``PG*`` variables and ``~/.pgpass``.
+    Passwords found here are registered as secrets before anything can print them.
+    """
+    prof = resolve_profile(profile)
+    url = prof.connection_url("postgres_mitigation" if mitigation else "postgres")
+    for var in ("PGPASSWORD",):
+        register_secret(os.environ.get(var))
+    return url or ""
+
+
+def redis_url(profile: ProfileLike = None, *, mitigation: bool = False) -> str | None:
+    """The Redis URL for diagnostics (or mitigation), or None when the variable is unset."""
+    prof = resolve_profile(profile)
+    return prof.connection_url("redis_mitigation" if mitigation else "redis")
+
+
+def service_url(profile: ProfileLike, name: str) -> str | None:
+    """A URL named under ``connections.NAME.url_env`` (prometheus, alertmanager, rabbitmq, ...)."""
+    return resolve_profile(profile).connection_url(name)
+
+
+def git_repo(profile: ProfileLike = None) -> str | None:
+    """The path of the deployment repository (``connections.git.repo_env``), or None."""
+    prof = resolve_profile(profile)
+    var = prof.connection_env("git").get("repo_env")
+    return os.environ.get(str(var)) or None if var else None

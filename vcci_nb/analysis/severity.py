@@ -1,0 +1,218 @@
+"""The seed's severity classification (P0–P3) and its triage questions (1.3), from the evidence.
+
+The seed asks a person six questions. Those the evidence can answer are answered here, with
+the reason; those it cannot (security incident, data at risk) stay ``None`` until a person
+answers them (``answers=`` overrides). The suggestion is the most severe level any answer or
+finding supports, with every reason listed: the commander decides, this only proposes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from vcci_nb.analysis.findings import EvidenceSet, Thresholds, _iter, find_all, pick, thresholds_with_defaults
+from vcci_nb.analysis.model import Finding
+
+LEVELS: tuple[str, ...] = ("P0", "P1", "P2", "P3")
+
+#: The seed's questions, in its order, with the level a "yes" implies.
+QUESTIONS: dict[str, tuple[str, str]] = {
+    "completely_down": ("Is the service completely down?", "P0"),
+    "multiple_tenants": ("Are multiple tenants affected?", "P1"),
+    "security_incident": ("Is this a security incident?", "P0"),
+    "data_at_risk": ("Is data at risk?", "P0"),
+    "single_tenant": ("Is a single tenant affected?", "P2"),
+    "non_critical_feature": ("Is a non-critical feature down?", "P3"),
+}
+
+RESPONSE: dict[str, str] = {
+    "P0": "respond immediately (< 15 minutes); hourly updates to leadership and customers",
+    "P1": "respond within 30 minutes; updates every 2 hours",
+    "P2": "respond within 2 hours; daily updates",
+    "P3": "next business day; updates as needed",
+}
+
+#: Finding key -> the level it supports on its own, and why (the seed's examples).
+FINDING_LEVELS: dict[str, tuple[str, str]] = {
+    "db.unavailable": ("P0", "Database unavailable (seed P0 example)"),
+    "db.pool_exhaustion": ("P1", "Database connections exhausted: requests fail for every tenant"),
+    "db.max_connections": ("P1", "Database connection slots nearly exhausted"),
+    "db.lock_chain": ("P1", "Database performance severely degraded: sessions blocked"),
+    "db.long_queries": ("P2", "Long-running queries"),
+    "db.missing_index": ("P1", "Database performance severely degraded: a key index is missing"),
+    "db.seq_scans": ("P2", "Sequential scans on a large table"),
+    "db.slow_statements": ("P2", "Slow database statements"),
+    "redis.unavailable": ("P1", "Cache unavailable: every request falls through to the database"),
+    "redis.memory_pressure": ("P2", "Cache memory nearly full (evictions)"),
+    "redis.slow_commands": ("P2", "Slow cache commands"),
+    "kube.oomkilled": ("P1", "Pods OOMKilled repeatedly (seed scenario 2)"),
+    "kube.crashloop": ("P1", "Pods crash-looping"),
+    "kube.bad_deploy": ("P1", "A new release is failing"),
+    "kube.disk_full": ("P1", "A volume is nearly full: writes will fail"),
+    "kube.node_pressure": ("P2", "Nodes under pressure"),
+    "kube.resource_saturation": ("P2", "Pods near their CPU or memory limits"),
+    "kube.pods_not_ready": ("P2", "Pods not ready"),
+    "metrics.error_rate": ("P1", "API 5xx rate above threshold"),
+    "metrics.latency": ("P2", "Slow API response times (> 2 s) (seed P2 example)"),
+    "deps.http_down": ("P2", "An external dependency is down: features that need it are limited"),
+    "deps.dependency_down": ("P2", "The application reports a dependency down"),
+    "deps.rabbitmq": ("P2", "Background processing (RabbitMQ) impaired"),
+    "logs.errors": ("P3", "Errors in application logs"),
+}
+
+
+@dataclass
+class SeveritySuggestion:
+    """A proposed level with the reasons for it and the answers to the seed's questions."""
+
+    level: str
+    reasons: list[str]
+    answers: dict[str, bool | None]
+    answer_reasons: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+
+    @property
+    def response(self) -> str:
+        return RESPONSE[self.level]
+
+    def answers_frame(self) -> pd.DataFrame:
+        rows = []
+        for key, (question, implies) in QUESTIONS.items():
+            value = self.answers.get(key)
+            rows.append(
+                {
+                    "question": question,
+                    "answer": "yes" if value else "no" if value is False else "ask a person",
+                    "implies": implies if value else "",
+                    "because": self.answer_reasons.get(key, ""),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def finding(self) -> Finding:
+        return Finding(
+            key="triage.severity",
+            severity="info",
+            summary=f"Suggested severity {self.level}: {'; '.join(self.reasons[:4]) or 'no impact found'}. "
+            f"{RESPONSE[self.level].capitalize()}.",
+            value=self.level,
+            details={"reasons": self.reasons, "answers": self.answers, "title": self.title},
+            runbook="Severity Classification; 1.3 Determine Severity",
+        )
+
+
+def _rank(level: str) -> int:
+    return LEVELS.index(level)
+
+
+def suggest(
+    evidence: EvidenceSet,
+    thresholds: Thresholds | None = None,
+    *,
+    findings: Iterable[Finding] | None = None,
+    answers: Mapping[str, bool | None] | None = None,
+) -> SeveritySuggestion:
+    """Propose P0–P3 from the evidence, with a reason for every step up.
+
+    Starts at P3; each finding and each "yes" raises it to the level it implies (see
+    :data:`FINDING_LEVELS` and :data:`QUESTIONS`). Answers given by a person win over inferred ones.
+    """
+    th = thresholds_with_defaults(thresholds)
+    found = list(findings) if findings is not None else find_all(evidence, th)
+    items = _iter(evidence)
+    inferred, because = _infer_answers(items, found, th)
+    merged: dict[str, bool | None] = {k: inferred.get(k) for k in QUESTIONS}
+    for k, v in (answers or {}).items():
+        if k in QUESTIONS and v is not None:
+            merged[k] = bool(v)
+            because[k] = "answered by the incident commander"
+    level = "P3"
+    reasons: list[str] = []
+    for key, value in merged.items():
+        if value:
+            implied = QUESTIONS[key][1]
+            reasons.append(f"{QUESTIONS[key][0]} yes → {implied} ({because.get(key, '')})".replace(" ()", ""))
+            if _rank(implied) < _rank(level):
+                level = implied
+    for f in found:
+        if f.key in FINDING_LEVELS:
+            implied, why = FINDING_LEVELS[f.key]
+            reasons.append(f"{why} → {implied}")
+            if _rank(implied) < _rank(level):
+                level = implied
+    reasons.sort(key=lambda r: _rank(r.rsplit("→ ", 1)[-1][:2]) if "→ P" in r else 9)
+    title = _title(found)
+    return SeveritySuggestion(
+        level=level, reasons=_unique(reasons), answers=merged, answer_reasons=because, title=title
+    )
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _infer_answers(
+    evidence: list[Any], found: list[Finding], th: Mapping[str, float]
+) -> tuple[dict[str, bool | None], dict[str, str]]:
+    answers: dict[str, bool | None] = dict.fromkeys(QUESTIONS)
+    because: dict[str, str] = {}
+    keys = {f.key for f in found}
+    ratio_ev = pick(evidence, "prometheus.error_ratio_5xx")
+    ratio = None
+    if ratio_ev is not None and ratio_ev.ok and "value" in ratio_ev.frame:
+        f = ratio_ev.frame
+        inc = f[f["period"] == "incident"] if "period" in f else f
+        if not inc.empty:
+            ratio = float(inc.sort_values("timestamp")["value"].dropna().tail(3).median())
+    pods_ev = pick(evidence, "kubernetes.pods")
+    all_down = False
+    if pods_ev is not None and pods_ev.ok and not pods_ev.frame.empty and "ready" in pods_ev.frame:
+        api = pods_ev.frame
+        all_down = bool((api["ready"] == 0).all())
+    if ratio is not None and ratio >= 0.9:
+        answers["completely_down"], because["completely_down"] = True, f"{ratio:.0%} of requests answer 5xx"
+    elif all_down:
+        answers["completely_down"], because["completely_down"] = True, "no API pod is ready"
+    elif "db.unavailable" in keys:
+        answers["completely_down"], because["completely_down"] = True, "the database is unreachable"
+    elif ratio is not None or pods_ev is not None:
+        answers["completely_down"] = False
+        because["completely_down"] = f"5xx share {ratio:.1%}" if ratio is not None else "some pods are ready"
+    platform_wide = keys & {"db.pool_exhaustion", "db.max_connections", "db.lock_chain", "redis.unavailable",
+                            "kube.oomkilled", "kube.crashloop", "kube.bad_deploy", "db.missing_index"}  # fmt: skip
+    if ratio is not None and ratio >= th["error_ratio_5xx"]:
+        answers["multiple_tenants"] = True
+        because["multiple_tenants"] = f"5xx share {ratio:.1%} across the API (over {th['error_ratio_5xx']:.0%})"
+    elif platform_wide:
+        answers["multiple_tenants"] = True
+        because["multiple_tenants"] = f"a shared component is failing ({', '.join(sorted(platform_wide))})"
+    dep_keys = keys & {"deps.http_down", "deps.dependency_down", "deps.rabbitmq", "redis.memory_pressure"}
+    if dep_keys:
+        answers["non_critical_feature"] = True
+        because["non_critical_feature"] = f"degraded: {', '.join(sorted(dep_keys))}"
+    return answers, because
+
+
+def _title(found: list[Finding]) -> str:
+    titles = {
+        "db.pool_exhaustion": "Database connection pool exhausted",
+        "db.unavailable": "Database unavailable",
+        "kube.bad_deploy": "Failing release of vcci-api",
+        "kube.oomkilled": "vcci-api pods OOMKilled",
+        "kube.crashloop": "vcci-api pods crash-looping",
+        "metrics.error_rate": "API returning 5xx errors",
+        "db.lock_chain": "Database lock contention",
+        "db.missing_index": "Slow database queries (missing index)",
+        "kube.disk_full": "Disk space nearly full",
+        "redis.unavailable": "Redis unavailable",
+        "metrics.latency": "Slow API responses",
+        "deps.http_down": "External dependency down",
+    }
+    for f in found:
+        if f.key in titles:
+            return titles[f.key]
+    return "Investigating degraded service" if found else "Investigating reported issue"
