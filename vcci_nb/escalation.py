@@ -324,6 +324,8 @@ def status_report(record: Any, now: datetime | None = None, profile: Profile | s
             state = f"done {_fmt(e['done_at'])}"
             if e["due"] and e["late_minutes"]:
                 state += f" ({_mins(timedelta(minutes=e['late_minutes']))} after it was due)"
+        elif e["due"] and s["status"] in _DONE:
+            state = f"MISSED: was due {_fmt(e['due_at'])} ({'; '.join(e['reasons'])}) and was not made"
         elif e["due"]:
             state = (
                 f"DUE since {_fmt(e['due_at'])}: {'; '.join(e['reasons'])}. "

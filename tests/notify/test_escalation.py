@@ -224,3 +224,17 @@ def test_status_command(notify_env: dict[str, str], capsys: pytest.CaptureFixtur
     assert "Last update sent: none yet" in out and "Escalations:" in out
     assert main(["escalate", rec.id, "--flag", "unsure"]) == 0
     assert "Engineering Manager  DUE since" in capsys.readouterr().out
+
+
+def test_a_missed_escalation_is_reported_as_missed_after_resolution(notify_env: dict[str, str]) -> None:
+    def resolve(d: dict[str, Any]) -> None:
+        d["status"] = "resolved"
+        d["resolved_at"] = iso(45)
+
+    rec = make("P0", resolve)
+    report = escalation.status_report(rec, now=at(300))
+    assert (
+        "Engineering Manager  MISSED: was due 2026-01-06 15:00 UTC (P0 lasting more than 30 minutes) and was not made"
+    ) in report
+    assert "CTO                  not due" in report
+    assert "vcci-nb escalate" not in report  # nothing to run any more

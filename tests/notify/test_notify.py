@@ -362,3 +362,13 @@ def test_canary_secrets_never_reach_record_messages_logs_or_errors(
     for name, value in CANARY.items():
         assert value not in blob, f"canary {name} leaked"
     assert json.loads(rec.path.read_text())["notifications"]
+
+
+def test_a_missing_ca_file_fails_email_only_and_says_which_file(
+    notify_env: dict[str, str], receiver: Receiver, smtp: Smtp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VCCI_SMTP_CA_FILE", str(tmp_path / "no-such-ca.pem"))
+    rec = _open()
+    by = _by_channel(notify.notify(rec, ["email", "slack"], "initial", send=True))
+    assert by["email"]["status"] == "failed" and "no-such-ca.pem does not exist" in by["email"]["error"]
+    assert by["slack"]["status"] == "sent" and smtp.data_calls == 0

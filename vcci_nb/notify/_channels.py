@@ -568,6 +568,8 @@ class Email(Channel):
         user = _env_value(self.conf, "username")
         password = _secret(self.conf, "password", self.name) if self.conf.get("password_env") else None
         ca_file = _env_value(self.conf, "ca_file")
+        if ca_file and not os.path.isfile(str(ca_file)):
+            raise ConfigError(f"notify channel {self.name!r}: the CA file {ca_file} does not exist; fix ca_file(_env)")
         tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         mail = self._email(message, data)
         recipients = list((message.payload or {}).get("to", [])) + list((message.payload or {}).get("cc", []))

@@ -229,6 +229,8 @@ def deliver(
                 outcome = channel.send(msg, record.data, sleep=sleep)
             except VcciNbError as exc:
                 outcome = Outcome(ok=False, error=redact(str(exc)))
+            except Exception as exc:  # one broken channel must not stop the others nor crash a notebook
+                outcome = Outcome(ok=False, error=redact(f"unexpected {type(exc).__name__} while sending: {exc}"))
             status = "sent" if outcome.ok else "failed"
         entry: dict[str, Any] = {
             "id": msg.meta.get("id"),
