@@ -89,14 +89,6 @@ class SetValue(Action):
         return Verification().add("value set", self.store.get(self.key) == self.value, repr(self.store.get(self.key)))
 
 
-@pytest.fixture
-def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> IncidentRecord:
-    monkeypatch.setenv("VCCI_NB_OUTPUTS", str(tmp_path))
-    monkeypatch.setenv("VCCI_NB_ACTOR", "alice")
-    monkeypatch.setenv("VCCI_NB_INTERACTIVE", "0")
-    return IncidentRecord.open("P1", "API 5xx spike", outputs=tmp_path)
-
-
 def actions_of(record: IncidentRecord) -> list[dict[str, Any]]:
     return list(record.data["actions"])
 

@@ -37,6 +37,9 @@ from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
 
+#: Exceptions of the client libraries that mean "the server refused this identity" (psycopg, redis).
+_PERMISSION_ERRORS = frozenset({"InsufficientPrivilege", "NoPermissionError"})
+
 #: Incident statuses from which a confirmed, executed action moves the incident to ``mitigating``.
 _BEFORE_MITIGATING = frozenset({"investigating", "identified"})
 
@@ -231,6 +234,12 @@ class _Run:
         except ActionRefused as exc:
             raise self.refuse(str(exc), confirmation) from exc
         except Exception as exc:
+            if type(exc).__name__ in _PERMISSION_ERRORS:
+                raise self.refuse(
+                    f"{self._target()} refused {self.action.name} for {self.identity()}: "
+                    f"{redact(str(exc)).strip()}. This identity may not make that change; use the mitigation one.",
+                    confirmation,
+                ) from exc
             message = f"{self.action.name} on {self._target()} failed: {redact(str(exc)) or type(exc).__name__}"
             outcome = self.audit(
                 "failed", message, confirmation=confirmation, started_at=started_at, duration_s=time.monotonic() - t0

@@ -43,7 +43,10 @@ class _RedisAction(Action):
         return int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
 
     def identity(self) -> str:
-        who = self.client.execute_command("ACL", "WHOAMI")
+        try:
+            who = self.client.execute_command("ACL", "WHOAMI")
+        except Exception:  # a user without ACL WHOAMI: the name it logged in with
+            who = self.client.connection_pool.connection_kwargs.get("username") or "default"
         return f"redis:{who}"
 
     def where(self) -> str:

@@ -46,10 +46,10 @@ class _PostgresAction(Action):
             self._conn = pg_connect(postgres_url(self._url_arg, self._profile))
         return self._conn
 
-    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    def rows(self, sql: str, params: Any = None, *, conn: Any = None) -> list[dict[str, Any]]:
         from psycopg.rows import dict_row
 
-        with self.conn.cursor(row_factory=dict_row) as cur:
+        with (conn or self.conn).cursor(row_factory=dict_row) as cur:
             cur.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
 
@@ -69,8 +69,9 @@ class _PostgresAction(Action):
             return "postgres"
 
     def close(self) -> None:
-        if self._conn is not None and not self._conn.closed:
-            self._conn.close()
+        for c in (self._conn, getattr(self, "_reader", None)):
+            if c is not None and not c.closed:
+                c.close()
 
 
 def _ident(name: str, what: str) -> str:
@@ -89,7 +90,7 @@ SELECT a.pid, a.backend_start, a.usename AS "user", a.application_name AS applic
                                                  ELSE a.state_change END)::numeric, 1)::float AS age_s,
        left(a.query, 300) AS query,
        coalesce(r.rolsuper, false) AS superuser,
-       a.pid = pg_backend_pid() AS self,
+       a.pid = ANY(%s) AS self,
        coalesce(r.rolreplication, false) AS replication_role
 FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
 WHERE a.pid IS NOT NULL
@@ -118,6 +119,7 @@ class TerminateSessions(_PostgresAction):
     """
 
     name = "postgres.terminate"
+    _reader: Any = None
 
     def __init__(
         self,
@@ -165,6 +167,36 @@ class TerminateSessions(_PostgresAction):
         if self.limit < 1:
             raise ActionRefused("limit must be at least 1")
 
+    @property
+    def reader(self) -> Any:
+        """A connection that can see every session's state and query.
+
+        Seeing other roles' ``state``, ``query_start`` and ``query`` needs ``pg_read_all_stats``
+        (``pg_signal_backend`` alone shows them as NULL). When the mitigation role lacks it, plans
+        and re-checks read through the diagnostics identity (``DATABASE_URL``, ``pg_monitor``);
+        only ``pg_terminate_backend`` itself uses the mitigation role.
+        """
+        if self.scalar("SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"):
+            return self.conn
+        if self._reader is None or self._reader.closed:
+            from vcci_nb.config import load_profile
+
+            prof = self._profile if isinstance(self._profile, Profile) else load_profile(self._profile)
+            url = prof.connection_url("postgres")
+            if not url:
+                raise ActionRefused(
+                    "the mitigation role cannot see other sessions' state (it lacks pg_read_all_stats) and no "
+                    "diagnostics URL is set: GRANT pg_read_all_stats TO the mitigation role, or set DATABASE_URL"
+                )
+            self._reader = pg_connect(url)
+        return self._reader
+
+    def _own_pids(self) -> list[int]:
+        pids = [int(self.conn.info.backend_pid)]
+        if self._reader is not None and not self._reader.closed:
+            pids.append(int(self._reader.info.backend_pid))
+        return pids
+
     @staticmethod
     def _protection(row: dict[str, Any]) -> str | None:
         if row["self"]:
@@ -191,7 +223,8 @@ class TerminateSessions(_PostgresAction):
         return not (self.database is not None and row["database"] != self.database)
 
     def plan(self) -> Plan:
-        rows = [r for r in self.rows(_ACTIVITY_SQL) if self._matches(r)]
+        reader = self.reader
+        rows = [r for r in self.rows(_ACTIVITY_SQL, (self._own_pids(),), conn=reader) if self._matches(r)]
         targets: list[dict[str, Any]] = []
         skipped: list[dict[str, Any]] = []
         for r in rows:
@@ -241,21 +274,26 @@ class TerminateSessions(_PostgresAction):
     def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:
         pids = [int(c["pid"]) for c in plan.changes]
         starts = [c["backend_start"] for c in plan.changes]
-        # Re-check protection in SQL too: a planned PID may have been reused by another backend.
-        done = self.rows(
+        # Re-check right before terminating: same PID *and* same backend start (a PID may have been
+        # reused since the plan), still an ordinary client session, not a superuser, not ours.
+        still = self.rows(
             """
-            SELECT a.pid, pg_terminate_backend(a.pid) AS terminated
+            SELECT a.pid
             FROM pg_stat_activity a
             JOIN unnest(%s::int[], %s::timestamptz[]) AS p(pid, started) ON p.pid = a.pid
             LEFT JOIN pg_roles r ON r.oid = a.usesysid
             WHERE a.backend_start = p.started AND a.backend_type = 'client backend'
-              AND a.pid <> pg_backend_pid() AND NOT coalesce(r.rolsuper, false)
+              AND NOT (a.pid = ANY(%s)) AND NOT coalesce(r.rolsuper, false)
             """,
-            (pids, starts),
+            (pids, starts, self._own_pids()),
+            conn=self.reader,
         )
-        terminated = sorted(int(r["pid"]) for r in done if r["terminated"])
-        gone_before = sorted(set(pids) - {int(r["pid"]) for r in done})
-        return {"terminated": terminated, "already_gone": gone_before, "requested": sorted(pids)}
+        terminated = []
+        for row in still:
+            if self.scalar("SELECT pg_terminate_backend(%s)", (int(row["pid"]),)):
+                terminated.append(int(row["pid"]))
+        gone_before = sorted(set(pids) - {int(r["pid"]) for r in still})
+        return {"terminated": sorted(terminated), "already_gone": gone_before, "requested": sorted(pids)}
 
     def verify(self, plan: Plan, result: dict[str, Any]) -> Verification:
         pids = [int(c["pid"]) for c in plan.changes]
@@ -270,6 +308,7 @@ class TerminateSessions(_PostgresAction):
                     "JOIN unnest(%s::int[], %s::timestamptz[]) AS p(pid, started) "
                     "ON p.pid = a.pid AND a.backend_start = p.started",
                     (pids, starts),
+                    conn=self.reader,
                 )
             ]
             if not left or time.monotonic() > deadline:
@@ -357,6 +396,17 @@ class SetMaxConnections(_PostgresAction):
             reload_error = str(exc).strip().splitlines()[0]
         return {"written": self.value, "reloaded": reloaded, "reload_error": reload_error}
 
+    def _file_setting(self) -> dict[str, Any] | None:
+        """The last ``max_connections`` line of the configuration files, if this role may read them."""
+        try:
+            rows = self.rows(
+                "SELECT sourcefile, setting, applied, error FROM pg_file_settings "
+                "WHERE name = 'max_connections' ORDER BY seqno DESC LIMIT 1"
+            )
+        except Exception:  # pg_file_settings is superuser-only unless granted (parameters/rbac/postgres.sql)
+            return None
+        return rows[0] if rows else {}
+
     def verify(self, plan: Plan, result: dict[str, Any]) -> Verification:
         v = Verification()
         if not result.get("reloaded"):
@@ -380,6 +430,22 @@ class SetMaxConnections(_PostgresAction):
             f"running value {st.get('current')}, written {self.value}; pending_restart={st.get('pending_restart')}. "
             "Restart PostgreSQL for it to apply.",
         )
+        line = self._file_setting()
+        if line is None:
+            v.add(
+                "written to postgresql.auto.conf",
+                True,
+                "not checked: this role may not read pg_file_settings (see parameters/rbac/postgres.sql)",
+            )
+        else:
+            ok = bool(line) and str(line.get("sourcefile", "")).endswith("postgresql.auto.conf")
+            ok = ok and str(line.get("setting")) == str(self.value)
+            v.add(
+                "written to postgresql.auto.conf",
+                ok,
+                f"last max_connections line: {line.get('setting')!r} in {line.get('sourcefile')} "
+                f"({line.get('error') or 'applied' if line.get('applied') else line.get('error') or 'not applied'})",
+            )
         return v
 
 
