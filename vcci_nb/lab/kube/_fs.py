@@ -73,6 +73,7 @@ class ContainerFS:
         self.mounts = sorted(mounts, key=lambda m: len(m.path), reverse=True)
         self.hostname = hostname
         self.env = env
+        self._stdin = ""
 
     # -- paths ---------------------------------------------------------------------------------
     def mount_for(self, path: str) -> Mount:
@@ -115,8 +116,9 @@ class ContainerFS:
         return hits or [pattern]
 
     # -- the shell -----------------------------------------------------------------------------
-    def run(self, argv: list[str], now: float | None = None) -> Result:
+    def run(self, argv: list[str], now: float | None = None, stdin: str = "") -> Result:
         now = time.time() if now is None else now
+        self._stdin = stdin
         if not argv:
             return Result(stderr="error: you must specify at least one command for the container\n", code=1)
         cmd, args = argv[0], argv[1:]
@@ -137,12 +139,13 @@ class ContainerFS:
         """A tiny ``sh -c``: words, globs, ``;``, ``&&``, ``||``. Enough for cleanup one-liners."""
         total = Result()
         lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
+        lexer.wordchars += "*?[]/.-+=~$,:@%^"
         lexer.whitespace_split = True
         tokens = list(lexer)
         cmds: list[tuple[list[str], str]] = []
         cur: list[str] = []
         for t in tokens:
-            if t in (";", "&&", "||"):
+            if t in (";", "&&", "||", "|"):
                 cmds.append((cur, t))
                 cur = []
             else:
@@ -150,11 +153,12 @@ class ContainerFS:
         cmds.append((cur, ";"))
         prev_op = ";"
         last = 0
+        pipe_in: str | None = None
         for words, op in cmds:
             if not words:
                 prev_op = op
                 continue
-            if (prev_op == "&&" and last != 0) or (prev_op == "||" and last == 0):
+            if pipe_in is None and ((prev_op == "&&" and last != 0) or (prev_op == "||" and last == 0)):
                 prev_op = op
                 continue
             expanded: list[str] = [words[0]]
@@ -163,10 +167,15 @@ class ContainerFS:
                     expanded.append(self.env[w[1:]])
                 else:
                     expanded.extend(self.glob(w))
-            r = self.run(expanded, now)
+            r = self.run(expanded, now, stdin=pipe_in or "")
             if r.code == 127:
                 r.stderr = f"sh: 1: {words[0]}: not found\n"
-            total.add(r)
+            if op == "|":
+                pipe_in = r.stdout
+                total.stderr += r.stderr
+            else:
+                pipe_in = None
+                total.add(r)
             last = r.code
             prev_op = op
         total.code = last
@@ -217,6 +226,40 @@ class ContainerFS:
         except ValueError:
             return Result(stderr=f"sleep: invalid time interval '{args[0]}'\n", code=1)
         return Result()
+
+    def _lines_in(self, args: list[str]) -> list[str]:
+        files = [a for a in args if not a.startswith("-")]
+        if files:
+            return [f"[{p}: log data not kept by the emulator]" for p in files]
+        return self._stdin.splitlines()
+
+    def _cmd_head(self, args: list[str], now: float) -> Result:
+        n = _count_arg(args, 10)
+        return Result(stdout="".join(x + "\n" for x in self._lines_in(_no_count(args))[:n]))
+
+    def _cmd_tail(self, args: list[str], now: float) -> Result:
+        n = _count_arg(args, 10)
+        lines = self._lines_in(_no_count(args))
+        return Result(stdout="".join(x + "\n" for x in (lines[-n:] if n else [])))
+
+    def _cmd_wc(self, args: list[str], now: float) -> Result:
+        lines = self._lines_in(args)
+        return Result(stdout=f"{len(lines)}\n")
+
+    def _cmd_sort(self, args: list[str], now: float) -> Result:
+        lines = sorted(self._lines_in(args), reverse="-r" in args)
+        return Result(stdout="".join(x + "\n" for x in lines))
+
+    def _cmd_grep(self, args: list[str], now: float) -> Result:
+        flags = [a for a in args if a.startswith("-")]
+        words = [a for a in args if not a.startswith("-")]
+        if not words:
+            return Result(stderr="Usage: grep [OPTION]... PATTERNS [FILE]...\n", code=2)
+        pat, insensitive, invert = words[0], any("i" in f for f in flags), any("v" in f for f in flags)
+        hits = [
+            x for x in self._stdin.splitlines() if ((pat.lower() in x.lower()) if insensitive else (pat in x)) != invert
+        ]
+        return Result(stdout="".join(x + "\n" for x in hits), code=0 if hits else 1)
 
     def _cmd_df(self, args: list[str], now: float) -> Result:
         human = any(a in ("-h", "--human-readable") or (a.startswith("-") and "h" in a) for a in args)
@@ -459,3 +502,30 @@ def _cmp_size(size: int, spec: str) -> bool:
     if sign == "-":
         return size < n
     return size == n
+
+
+def _count_arg(args: list[str], default: int) -> int:
+    for i, a in enumerate(args):
+        if a == "-n" and i + 1 < len(args):
+            return int(args[i + 1])
+        if a.startswith("-n") and a[2:].isdigit():
+            return int(a[2:])
+        if a.startswith("-") and a[1:].isdigit():
+            return int(a[1:])
+    return default
+
+
+def _no_count(args: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "-n":
+            skip = True
+            continue
+        if a.startswith("-"):
+            continue
+        out.append(a)
+    return out

@@ -29,6 +29,7 @@ from vcci_nb.lab.kube._util import (
     already_exists,
     bad_request,
     conflict,
+    drop_nulls,
     format_cpu_nanos,
     format_mem_ki,
     invalid,
@@ -751,7 +752,7 @@ class Handler(BaseHTTPRequestHandler):
             raise invalid(res.kind, res.group, name, causes)
 
     def _create(self, res: Resource, ns: str | None) -> None:
-        obj = self._read_obj()
+        obj = drop_nulls(self._read_obj())
         self._check_strings(obj, res.kind)
         meta = obj.setdefault("metadata", {})
         if res.namespaced:
@@ -804,6 +805,7 @@ class Handler(BaseHTTPRequestHandler):
     def _commit_update(self, res: Resource, old: JSON, new: JSON, sub: str | None) -> tuple[int, JSON]:
         """Validate and store ``new`` in place of ``old``; return (status code, stored object)."""
         store = self.emu.store
+        new = drop_nulls(new)
         self._check_strings(new, res.kind)
         nm, om = new.setdefault("metadata", {}), old["metadata"]
         if nm.get("name", om["name"]) != om["name"]:

@@ -56,7 +56,7 @@ def safe_suffix(n: int, rng: random.Random | None = None) -> str:
 
 def template_hash(template: JSON) -> str:
     """A stable pod-template-hash for a pod template (the label is ignored)."""
-    t = copy.deepcopy(template)
+    t = prune_empty(copy.deepcopy(template))
     labels = t.get("metadata", {}).get("labels", {})
     labels.pop("pod-template-hash", None)
     digest = hashlib.sha256(json.dumps(t, sort_keys=True).encode()).digest()
@@ -64,9 +64,11 @@ def template_hash(template: JSON) -> str:
 
 
 def strip_hash(template: JSON) -> JSON:
+    """The template without its pod-template-hash label, in comparable (pruned) form."""
     t = copy.deepcopy(template)
     t.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
-    return t
+    pruned: JSON = prune_empty(t)
+    return pruned
 
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
@@ -176,6 +178,7 @@ def status_body(
         details["retryAfterSeconds"] = retry_after
     if details:
         body["details"] = details
+    body["code"] = body.pop("code")  # the API server writes details before code
     if not reason:
         del body["reason"]
     return body
@@ -250,3 +253,29 @@ def get_path(obj: Any, dotted: str) -> Any:
             return None
         cur = cur.get(part)
     return cur
+
+
+def drop_nulls(obj: Any, *, keep_status: bool = True) -> Any:
+    """Remove ``null`` fields the way decoding into the Go types does (``creationTimestamp: null``...).
+
+    ``status`` is left alone: there the API server itself writes nulls (``lastProbeTime: null``).
+    """
+    if isinstance(obj, dict):
+        return {
+            k: (v if (keep_status and k == "status") else drop_nulls(v, keep_status=False))
+            for k, v in obj.items()
+            if v is not None
+        }
+    if isinstance(obj, list):
+        return [drop_nulls(v, keep_status=False) for v in obj]
+    return obj
+
+
+def prune_empty(obj: Any) -> Any:
+    """Drop nulls, empty maps and empty lists: the form in which two templates are compared."""
+    if isinstance(obj, dict):
+        out = {k: prune_empty(v) for k, v in obj.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(obj, list):
+        return [prune_empty(v) for v in obj]
+    return obj

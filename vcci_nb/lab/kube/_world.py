@@ -872,9 +872,7 @@ class World:
     def _make_fs(self, now: float) -> None:
         pvc = self.store.get(PVCS, NS, "vcci-api-data")
         cap = int(parse_quantity(pvc["status"]["capacity"]["storage"])) if pvc else 20 * GiB
-        vol = Volume(
-            "/dev/rbd0" if False else "10.20.40.11:6789,10.20.41.12:6789:/volumes/csi/csi-vol-7e1c", cap, 180 * MiB
-        )
+        vol = Volume("10.20.40.11:/volumes/csi/csi-vol-7e1c", cap, 180 * MiB)
         day = 86400
         vol.files["/var/log/vcci/api.log"] = FileEntry(212 * MiB, now - 5)
         vol.files["/var/log/vcci/access.log"] = FileEntry(96 * MiB, now - 2)
@@ -1362,7 +1360,7 @@ class World:
                 upd["metadata"] = dict(found["metadata"])
                 self.store.replace(EVENTS, upd)
                 return
-        name = f"{meta['name']}.{_hex(self.rng, 16)}"
+        name = f"{meta['name']}.{time.time_ns() + next(self._seq):x}"
         source: JSON = {"component": component}
         if host:
             source["host"] = host
