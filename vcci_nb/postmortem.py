@@ -411,6 +411,29 @@ def _svg_chart(
     return "".join(parts)
 
 
+def decision_tree_hypothesis(findings: list[Any]) -> dict[str, Any] | None:
+    """The seed's decision tree (3.4) ranked over the record's findings: the most likely leaf, or None.
+
+    Only findings are available after the fact (the evidence stays in the notebooks), so leaves
+    are judged by the findings that support them.
+    """
+    try:
+        from vcci_nb.analysis.decision_tree import evaluate
+
+        result = evaluate([], findings=[f for f in findings if f.key != "tree.hypothesis"])
+    except Exception as exc:  # the report stands without it
+        log.info("decision tree not evaluated: %s", exc)
+        return None
+    top = result.top
+    return top.to_dict() if top is not None else None
+
+
+def _tree_runbook(tree: dict[str, Any] | None, key: str) -> str:
+    if tree and key in tree.get("findings", []):
+        return f"Runbook: {tree['runbook']}"
+    return ""
+
+
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -455,7 +478,13 @@ def build(
             continue
     top = sort_findings(findings)
     seen: set[str] = set()
-    top_unique = [f for f in top if not (f.key in seen or seen.add(f.key))][:3]  # type: ignore[func-returns-value]
+    top_unique: list[Finding] = []
+    for f in top:
+        if f.key not in seen and f.key != "tree.hypothesis":
+            seen.add(f.key)
+            top_unique.append(f)
+    top_unique = top_unique[:3]
+    tree = decision_tree_hypothesis(findings)
     good, bad = _facts(data, prof, start, resp, now)
     related = related_incidents(data, record.outputs)
 
@@ -486,6 +515,11 @@ def build(
         md.append(f"- **Impact**: _not measured: {impact['message']}_")
     if top_unique:
         md.append(f"- **Root Cause** (DRAFT, confirm): {top_unique[0].summary}")
+        if tree:
+            md.append(
+                f"- **Decision tree** (DRAFT): {tree['symptom']} → {tree['cause']} ({tree['verdict']}); "
+                f"runbook {tree['runbook']}"
+            )
     else:
         md.append("- **Root Cause** (DRAFT): _no findings recorded; to be determined in the review_")
     if data.get("resolution"):
@@ -530,6 +564,11 @@ def build(
             md.append(f"- [{f.severity}] {f.summary}{val} — `{f.key}`")
     else:
         md.append("- _to be completed_")
+    if tree:
+        md.append(
+            f"- Decision tree (seed 3.4): {tree['symptom']} → {tree['cause']}, {tree['verdict']} "
+            f"(score {tree['score']}); next check: {tree['check']}"
+        )
     md += [
         "",
         "### Why It Happened",
@@ -575,7 +614,7 @@ def build(
         due = due_base + timedelta(days=7 if pr in {"P0", "P1"} else 30)
         md += [
             f"{n}. **[{pr}] Prevent recurrence: {f.summary}** (Owner: @TBD, Due: {due:%Y-%m-%d})",
-            f"   - {f.runbook or 'Decide the long-term fix (see the runbook scenario for ' + f.key + ')'}",
+            f"   - {f.runbook or _tree_runbook(tree, f.key) or 'Decide the long-term fix for ' + f.key}",
         ]
     if any("Update #" in b or "Escalation" in b for b in bad):
         n += 1

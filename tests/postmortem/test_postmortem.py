@@ -143,6 +143,10 @@ def test_report_durations_order_and_facts(tmp_path: Path) -> None:
     assert "- **Duration**: 58 min (14:30 - 15:28 UTC, first alert or detection to resolution)" in md
     assert "- **Severity**: P0" in md
     assert "- **Root Cause** (DRAFT, confirm): Connection pool exhausted (20/20 in use)" in md
+    assert (
+        "- **Decision tree** (DRAFT): All API requests returning 500 → Database connection refused (likely); "
+        "runbook 4.2 Scenario 1: Database Connection Pool Exhausted"
+    ) in md
     for line in (
         "| time to detect | 1 min |",
         "| time to acknowledge | 2 min |",
