@@ -56,9 +56,10 @@ def alert(
     }
 
 
-def notification(
-    alerts: list[dict[str, Any]], group_key: str = '{}:{alertname="HighErrorRate"}', **extra: Any
-) -> dict[str, Any]:
+GROUP = '{}:{alertname="HighErrorRate"}'
+
+
+def notification(alerts: list[dict[str, Any]], group_key: str = GROUP, **extra: Any) -> dict[str, Any]:
     status = "resolved" if all(a["status"] == "resolved" for a in alerts) else "firing"
     body = {
         "receiver": "vcci-nb",
@@ -173,8 +174,10 @@ class Serve:
         return [json.loads(p.read_text()) for p in sorted(self.markers.glob(f"{kind}-*.json"))]
 
     def settled(self) -> bool:
-        """No notification waiting and no run queued or running."""
+        """No notification waiting, no run queued or running, every outcome written into its record."""
         with self.db() as conn:
             pending = conn.execute("SELECT count(*) FROM deliveries WHERE state != 'done'").fetchone()[0]
-            busy = conn.execute("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
+            busy = conn.execute(
+                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running') OR announced = 0"
+            ).fetchone()[0]
         return pending == 0 and busy == 0

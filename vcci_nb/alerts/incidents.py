@@ -141,8 +141,8 @@ class Ingestor:
             for plan in work.refusals:
                 db.execute(
                     "INSERT OR IGNORE INTO jobs(incident_id, group_key, kind, bundle, params, profile, route, episode, "
-                    "state, reason, max_attempts, created_at, finished_at) "
-                    "VALUES (?, ?, 'refused', ?, '{}', ?, ?, ?, 'refused', ?, 0, ?, ?)",
+                    "state, reason, max_attempts, created_at, finished_at, announced) "
+                    "VALUES (?, ?, 'refused', ?, '{}', ?, ?, ?, 'refused', ?, 0, ?, ?, 1)",
                     (
                         incident_id,
                         note.group_key,

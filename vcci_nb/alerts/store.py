@@ -15,7 +15,8 @@ Tables:
   resolution starts a new episode);
 - ``jobs``: the run queue: ``queued`` → ``running`` (leased, with the child's pid) →
   ``succeeded``/``failed``/``timeout``, or ``interrupted`` when a restart found it running and it
-  had no attempts left, or ``refused`` when a label failed its check;
+  had no attempts left, or ``refused`` when a label failed its check; ``announced`` says the
+  outcome is in the incident's timeline (a restart writes the ones that are not);
 - ``attempts``: every start of a job, with how it ended (so an interrupted attempt stays visible);
 - ``counters``: totals for /metrics that must survive a restart.
 """
@@ -91,6 +92,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     finished_at REAL,
     exit_code INTEGER,
+    announced INTEGER NOT NULL DEFAULT 0,
     UNIQUE (incident_id, kind, bundle, episode)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);

@@ -147,6 +147,8 @@ class Worker:
             killed = kill_marked(marker)
             again = job.attempts < job.max_attempts
             with self.store.transaction() as tx:
+                if not again:
+                    tx.execute("UPDATE jobs SET announced = 1 WHERE id = ?", (job.id,))
                 tx.execute(
                     "UPDATE attempts SET finished_at = ?, outcome = 'interrupted' WHERE job_id = ? AND attempt = ?",
                     (time.time(), job.id, job.attempts),
@@ -165,6 +167,13 @@ class Worker:
             log.warning("job %d (%s for %s) was interrupted; %s", job.id, job.bundle, job.incident_id, what)
             if again:
                 requeued.append(job.id)
+        # Finished before the last stop, but the outcome never reached the record: write it now.
+        for row in db.execute(
+            "SELECT * FROM jobs WHERE announced = 0 AND state IN ('succeeded', 'failed', 'timeout', 'interrupted')"
+        ).fetchall():
+            self._announce(
+                Job.from_row(row), row["state"], row["exit_code"], row["reason"] or "", " (noted on restart)"
+            )
         return requeued
 
     def start(self) -> None:
@@ -297,21 +306,27 @@ class Worker:
                 (now, state, code, job.id, job.attempts),
             )
         took = time.monotonic() - started
-        summary = (
-            f"Bundle {job.bundle!r} {state}" + (f" (exit {code})" if code is not None else "") + f" after {took:.1f} s"
-        )
-        if detail and state != "succeeded":
-            summary += f": {detail.splitlines()[-1][:300]}"
-        self._event(job, summary, {"job": job.id, "attempt": job.attempts, "state": state, "exit_code": code})
+        self._announce(job, state, code, detail, f" after {took:.1f} s")
         if self.on_finished is not None:
             self.on_finished(state, took)
         return state
 
-    def _event(self, job: Job, summary: str, data: dict[str, object]) -> None:
+    def _announce(self, job: Job, state: str, code: int | None, detail: str, suffix: str = "") -> None:
+        """Write a finished job's outcome into its incident, then remember that it is there."""
+        summary = f"Bundle {job.bundle!r} {state}" + (f" (exit {code})" if code is not None else "") + suffix
+        if detail and state != "succeeded":
+            summary += f": {detail.splitlines()[-1][:300]}"
+        if self._event(job, summary, {"job": job.id, "attempt": job.attempts, "state": state, "exit_code": code}):
+            with self.store.transaction() as db:
+                db.execute("UPDATE jobs SET announced = 1 WHERE id = ?", (job.id,))
+
+    def _event(self, job: Job, summary: str, data: dict[str, object]) -> bool:
         try:
             IncidentRecord.load(job.incident_id, self.outputs).add_event("run", summary, actor=ACTOR, data=data)
         except RecordError as exc:
             log.error("could not write to %s: %s", job.incident_id, exc)
+            return False
+        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
