@@ -128,23 +128,14 @@ def update_history(
     The first is due ``initial_update_minutes`` after detection; each next one a cadence after
     the previous one was sent; none after the incident was resolved.
     """
-    from vcci_nb.notify._templates import UPDATE_TEMPLATES
+    from vcci_nb.notify._templates import update_rounds
 
     conf = settings(profile)
     now = now or datetime.now(UTC)
     cadence = cadence_minutes(str(data["severity"]), profile)
     end = _t(data.get("resolved_at")) or _t(data.get("closed_at")) or now
     detected = _t(data.get("detected_at")) or _t(data["created_at"]) or now
-    sent = sorted(
-        t
-        for n in data.get("notifications") or []
-        if n.get("status") == "sent" and n.get("template") in UPDATE_TEMPLATES and (t := _t(n.get("at")))
-    )
-    # several channels carry one update: sends within two minutes are the same update
-    merged: list[datetime] = []
-    for t in sent:
-        if not merged or (t - merged[-1]) > timedelta(minutes=2):
-            merged.append(t)
+    merged = update_rounds(data)
     out: list[dict[str, Any]] = []
     due = detected + timedelta(minutes=float(conf["initial_update_minutes"]))
     i = 0

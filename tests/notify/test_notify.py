@@ -128,6 +128,8 @@ def test_updates_follow_the_first_message_and_say_what_changed(
     assert "Update #1" in text and "Increased the connection pool" in text
     assert "Status investigating → identified: connection pool exhausted" in text  # what changed since the last update
     assert "Incident opened" not in text  # that was before the last sent update
+    # one update sent on three channels is one update: the next is #2
+    assert "Update #2" in notify.render(rec, "update", "slack").messages[0].text
 
 
 def test_resolution_resolves_pagerduty_and_sets_components_operational(

@@ -140,6 +140,20 @@ def last_sent_update(data: dict[str, Any]) -> dict[str, Any] | None:
     return max(sent, key=lambda n: n.get("at") or "") if sent else None
 
 
+def update_rounds(data: dict[str, Any], templates: frozenset[str] | set[str] = UPDATE_TEMPLATES) -> list[datetime]:
+    """Times of the updates really sent; one update on several channels (within 2 min) counts once."""
+    times = sorted(
+        t
+        for n in data.get("notifications") or []
+        if n.get("status") == "sent" and n.get("template") in templates and (t := _parse(n.get("at"))) is not None
+    )
+    rounds: list[datetime] = []
+    for t in times:
+        if not rounds or (t - rounds[-1]).total_seconds() > 120:
+            rounds.append(t)
+    return rounds
+
+
 def changes_since(data: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
     """Timeline entries after ``since`` that a reader of an update wants (notifications left out)."""
     out = []
@@ -185,9 +199,7 @@ def context(
         impact = findings[0]["summary"] if findings else None
         if impact is None and notes and notes[-1] != "incident opened":
             impact = notes[-1]
-    updates_sent = sum(
-        1 for n in data.get("notifications") or [] if n.get("status") == "sent" and n.get("template") == "update"
-    )
+    updates_sent = len(update_rounds(data, {"update"}))
     status = str(data.get("status") or "investigating")
     next_due = (now + timedelta(minutes=cadence_minutes)) if cadence_minutes else None
     ctx: dict[str, Any] = {
