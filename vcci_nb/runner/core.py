@@ -254,6 +254,13 @@ def run(
     for k, v in (params or {}).items():
         given[k] = (v, True)
     planned = plan(notebooks, given, incident_id=record.id, profile=profile, is_bundle=is_bundle)
+    # A secret passed as a parameter (it should not be) is masked wherever a cell prints it, too.
+    from vcci_nb.runner.worker import looks_secret
+
+    for p in planned:
+        for name, value in p.parameters.items():
+            if looks_secret(name) and isinstance(value, str):
+                register_secret(value)
     if timeout <= 0:
         raise ParameterError(f"--timeout must be a positive number of seconds, not {timeout:g}.")
     replay: Path | None = None

@@ -180,7 +180,7 @@ class Kernel:
 # what gets written
 
 
-def _looks_secret(name: str) -> bool:
+def looks_secret(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_NAME_WORDS)
 
@@ -192,7 +192,7 @@ def scrub_parameters(nb: Any) -> None:
     params = ((nb.get("metadata") or {}).get("papermill") or {}).get("parameters")
     if isinstance(params, dict):
         for name in list(params):
-            if _looks_secret(name):
+            if looks_secret(name):
                 params[name] = MASK
         nb["metadata"]["papermill"]["parameters"] = _redact_tree(params)
     for cell in nb.get("cells", []):
