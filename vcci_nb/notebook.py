@@ -48,16 +48,31 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "PLOTLY_MIME",
+    "SCENARIOS",
     "Context",
+    "ScenarioCheck",
+    "Verdict",
+    "ask_kinds",
+    "ask_many",
+    "compare_panels",
+    "derive",
     "evidence_name",
+    "human_bytes",
+    "monitor_snapshot",
+    "noisiest_pod",
+    "open_incident",
     "parse_time",
     "record_findings",
+    "resolution_verdict",
+    "rows_where",
+    "scenario_check",
     "setup",
     "show_banner",
     "show_chart",
     "show_evidence",
     "show_next",
     "show_table",
+    "show_verdict",
 ]
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -756,7 +771,7 @@ def derive(
     return out
 
 
-def rows_where(ev: Evidence, **equals: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def rows_where(**equals: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """A :func:`derive` function keeping the rows whose columns equal the given values."""
 
     def pick(frame: pd.DataFrame) -> pd.DataFrame:
@@ -973,3 +988,340 @@ def monitor_snapshot(ctx: Context, *, minutes: float = 15.0, save: bool = True) 
         except OSError as exc:
             show_banner(f"could not keep this snapshot for the next comparison: {exc}", "warning")
     return Snapshot(frame=table, taken_at=now, previous_at=previous_at, findings=found)
+
+
+# --------------------------------------------------------------------------------------------
+# Small readers for prose and titles
+
+
+def human_bytes(value: object) -> str:
+    """``1.4 GiB`` for a byte count; ``?`` when unknown (a title must never fail)."""
+    try:
+        n = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "?"
+    if not math.isfinite(n):
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def noisiest_pod(logs: Evidence) -> str:
+    """The pod with the most ERROR-or-worse lines in ``logs`` (else the first pod; else "")."""
+    frame = logs.frame
+    if not logs.ok or frame.empty or "pod" not in frame:
+        return ""
+    if "level" in frame:
+        errors = frame[frame["level"].isin(["ERROR", "CRITICAL"])]
+        if not errors.empty:
+            return str(errors["pod"].value_counts().idxmax())
+    return str(frame["pod"].iloc[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Gathering by evidence kind (what the decision tree needs)
+
+
+def gatherers() -> dict[str, tuple[Callable[..., Evidence], dict[str, Any]]]:
+    """Every evidence kind analysis knows, with the gather call that produces it."""
+    from vcci_nb.sources import git, http, kube, postgres, prometheus, rabbitmq, redis
+
+    table: dict[str, tuple[Callable[..., Evidence], dict[str, Any]]] = {
+        "kubernetes.pods": (kube.gather_pods, {}),
+        "kubernetes.containers": (kube.gather_containers, {}),
+        "kubernetes.nodes": (kube.gather_nodes, {}),
+        "kubernetes.top_pods": (kube.gather_top_pods, {}),
+        "kubernetes.rollout_history": (kube.gather_rollout_history, {}),
+        "kubernetes.error_signatures": (kube.gather_error_signatures, {}),
+        "kubernetes.events": (kube.gather_events, {}),
+        "kubernetes.oomkilled": (kube.gather_oomkilled, {}),
+        "postgres.connections": (postgres.gather_connections, {}),
+        "postgres.long_queries": (postgres.gather_long_queries, {}),
+        "postgres.blocking": (postgres.gather_blocking, {}),
+        "postgres.indexes": (postgres.gather_indexes, {}),
+        "postgres.table_scans": (postgres.gather_table_scans, {}),
+        "postgres.statements": (postgres.gather_statements, {}),
+        "postgres.migrations": (postgres.gather_migrations, {}),
+        "redis.ping": (redis.gather_ping, {}),
+        "redis.info": (redis.gather_info, {}),
+        "redis.slowlog": (redis.gather_slowlog, {}),
+        "prometheus.volumes": (prometheus.gather_volumes, {}),
+        "prometheus.dependency_up": (prometheus.gather_dependency_up, {}),
+        "http.health": (http.gather_health, {}),
+        "rabbitmq.overview": (rabbitmq.gather_overview, {}),
+        "rabbitmq.queues": (rabbitmq.gather_queues, {}),
+        "git.log": (git.gather_git_log, {}),
+    }
+    for panel in prometheus.panel_names():
+        table[f"prometheus.{panel}"] = (prometheus.gather_panel, {"panel": panel})
+    return table
+
+
+def ask_kinds(ctx: Context, kinds: Iterable[str], *, show: bool = True) -> dict[str, Evidence]:
+    """Gather every listed evidence kind at once (see :func:`ask_many`); unknown kinds are named in a banner."""
+    table = gatherers()
+    wanted = list(dict.fromkeys(kinds))
+    unknown = [k for k in wanted if k not in table]
+    if unknown:
+        show_banner(f"no gather function is known for {', '.join(unknown)}; those checks are skipped.", "warning")
+    return ask_many(ctx, {k: table[k] for k in wanted if k in table}, show=show)
+
+
+# --------------------------------------------------------------------------------------------
+# 06_resolve: resolved, or not yet — with reasons
+
+
+@dataclass
+class Verdict:
+    """Runbook 6.1's verdict: resolved only when every check passed."""
+
+    resolved: bool
+    checks: pd.DataFrame
+    reasons: list[str]
+
+    @property
+    def label(self) -> str:
+        return "resolved" if self.resolved else "not yet"
+
+    def finding(self) -> Finding:
+        return Finding(
+            key="resolve.verdict",
+            severity="info" if self.resolved else "high",
+            summary=("Resolved: " if self.resolved else "Not yet resolved: ") + "; ".join(self.reasons),
+            value=self.label,
+            evidence=tuple(str(e) for e in self.checks.get("evidence", pd.Series(dtype=str))),
+            details={"checks": json.loads(self.checks.to_json(orient="records", default_handler=str))},
+            runbook="6.1 Verify Resolution",
+        )
+
+
+def _panel_worst(ev: Evidence) -> float | None:
+    if not ev.ok or ev.frame.empty or "value" not in ev.frame:
+        return None
+    frame = ev.frame
+    if "period" in frame:
+        frame = frame[frame["period"] == "incident"]
+    series = frame.groupby("timestamp")["value"].sum() if "timestamp" in frame else frame["value"]
+    series = pd.to_numeric(series, errors="coerce").dropna()
+    series = series[series.map(math.isfinite)]
+    return float(series.max()) if not series.empty else None
+
+
+def resolution_verdict(ctx: Context, *, stable_minutes: float) -> Verdict:
+    """Check runbook 6.1 over the last ``stable_minutes``: pods ready now, 5xx share and p95 under
+    their thresholds for the whole time, and the smoke checks (health endpoints) answering.
+
+    A check that could not be made (a source down, no data) counts against resolving: "we could
+    not see" is not "it is fine". Every check and its reason is in the table.
+    """
+    from vcci_nb.sources import http, kube, prometheus
+
+    end = ctx.window.end
+    stable = Window(end - timedelta(minutes=float(stable_minutes)), end)
+    rows: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool | None, detail: str, evidence: str) -> None:
+        rows.append({"check": name, "result": "pass" if ok else ("unknown" if ok is None else "fail"),
+                     "detail": detail, "evidence": evidence})  # fmt: skip
+
+    pods = ctx.evidence.get("kubernetes.pods") or ctx.ask(kube.gather_pods)
+    if pods.ok and not pods.frame.empty:
+        ready = pod_ready(pods.frame)
+        bad = pods.frame.loc[~ready, "pod"].astype(str).tolist() if "pod" in pods.frame else []
+        check(
+            "every pod running and ready",
+            not bad,
+            f"{int(ready.sum())} of {len(ready)} ready" + (f"; not ready: {', '.join(bad[:5])}" if bad else ""),
+            pods.name,
+        )
+    else:
+        check("every pod running and ready", None, pods.message or "no pods found", pods.name)
+    for panel, threshold_name, label in (
+        ("error_ratio_5xx", "error_ratio_5xx", "5xx share"),
+        ("latency_p95", "latency_p95_s", "p95 latency (s)"),
+    ):
+        ev = ctx.ask(prometheus.gather_panel, panel, window=stable, baseline=False, key=f"resolve.{panel}")
+        worst = _panel_worst(ev)
+        limit = ctx.threshold(threshold_name)
+        check(
+            f"{label} under {limit:g} for {stable_minutes:g} min",
+            None if worst is None else worst < limit,
+            (ev.message or "no data in the window") if worst is None else f"worst {worst:.3g}",
+            ev.name,
+        )
+    smoke = ctx.evidence.get("http.health") or ctx.ask(http.gather_health)
+    if smoke.ok and "up" in smoke.frame:
+        frame = smoke.frame
+        if "url" in frame:
+            frame = frame[frame["url"].astype(str) != ""]
+        down = frame.loc[~frame["up"].astype(bool), "name"].astype(str).tolist() if "name" in frame else []
+        check("smoke checks answer", not down and not frame.empty,
+              "all healthy" if not down else f"failing: {', '.join(down)}", smoke.name)  # fmt: skip
+    else:
+        check("smoke checks answer", None, smoke.message or "no health endpoints configured", smoke.name)
+    table = pd.DataFrame(rows)
+    failed = table[table["result"] != "pass"]
+    resolved = failed.empty
+    reasons = (
+        [f"{r.check}: {r.detail}" for r in failed.itertuples()]
+        if not resolved
+        else [f"all {len(table)} checks passed over the last {stable_minutes:g} minutes"]
+    )
+    return Verdict(resolved=resolved, checks=table, reasons=reasons)
+
+
+def show_verdict(verdict: Verdict) -> list[Finding]:
+    """The checks table, a banner with the verdict, and the verdict recorded as a finding."""
+    show_table(verdict.checks, "Checks", columns=["check", "result", "detail"])
+    show_banner("; ".join(verdict.reasons), "ok" if verdict.resolved else "warning", title=verdict.label.upper())
+    return record_findings([verdict.finding()], title="Verdict")
+
+
+# --------------------------------------------------------------------------------------------
+# 03_investigate_metrics: every panel, window against baseline
+
+
+def compare_panels(panels: Mapping[str, Evidence]) -> Evidence:
+    """One row per panel: mean and peak in the incident window and in the baseline, and the change.
+
+    Series of a panel are summed per timestamp first (a per-pod panel compares as its total).
+    """
+    rows = []
+    for name, ev in panels.items():
+        row: dict[str, Any] = {"panel": str(ev.meta.get("title") or name), "unit": str(ev.meta.get("unit") or "")}
+        if not ev.ok or ev.frame.empty or "value" not in ev.frame:
+            row["note"] = f"{ev.status}: {ev.message}" if not ev.ok else "no data"
+            rows.append(row)
+            continue
+        frame = ev.frame
+        for period in ("incident", "baseline"):
+            part = frame[frame["period"] == period] if "period" in frame else (frame if period == "incident" else None)
+            if part is None or part.empty:
+                continue
+            series = part.groupby("timestamp")["value"].sum() if "timestamp" in part else part["value"]
+            series = pd.to_numeric(series, errors="coerce").dropna()
+            label = "window" if period == "incident" else "baseline"
+            row[f"{label} mean"] = float(series.mean()) if not series.empty else None
+            row[f"{label} peak"] = float(series.max()) if not series.empty else None
+        now_mean, before_mean = row.get("window mean"), row.get("baseline mean")
+        if now_mean is not None and before_mean not in (None, 0):
+            row["change"] = f"{(now_mean - before_mean) / abs(before_mean):+.0%}"
+        row["note"] = ""
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    queries = "; ".join(f"{k}: {ev.query}" for k, ev in panels.items())
+    first = next(iter(panels.values()), None)
+    return Evidence(
+        name="prometheus.panels_compared",
+        source="prometheus",
+        query=queries,
+        frame=frame,
+        window=first.window if first else None,
+        meta={"kind": "prometheus.panels_compared"},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario notebooks: each symptom confirmed, not seen, or unknown
+
+
+#: Runbook 4.2's scenarios: (symptom, finding keys that confirm it, evidence kinds it needs).
+SCENARIOS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] = {
+    "connection_pool_exhausted": (
+        ("Connections at or near a limit", ("db.pool_exhaustion", "db.max_connections"), ("postgres.connections",)),
+        ("Idle connections held open by the application", ("db.idle_connections",), ("postgres.connections",)),
+        ("Requests failing with 5xx", ("metrics.error_rate",), ("prometheus.error_ratio_5xx",)),
+        ("Errors in the application logs", ("logs.errors",), ("kubernetes.error_signatures",)),
+    ),
+    "memory_leak": (
+        ("Containers OOMKilled", ("kube.oomkilled",), ("kubernetes.oomkilled",)),
+        ("Pods restarting or not ready", ("kube.crashloop", "kube.pods_not_ready"), ("kubernetes.pods",)),
+        ("Memory or CPU near the limit", ("kube.resource_saturation",), ("kubernetes.top_pods",)),
+    ),
+    "disk_full": (
+        ("A volume nearly full", ("kube.disk_full",), ("prometheus.volumes",)),
+        ("Errors in the application logs", ("logs.errors",), ("kubernetes.error_signatures",)),
+    ),
+    "slow_queries": (
+        ("An expected index missing", ("db.missing_index",), ("postgres.indexes",)),
+        ("Sequential scans on large tables", ("db.seq_scans",), ("postgres.table_scans",)),
+        ("Statements slow on average", ("db.slow_statements",), ("postgres.statements",)),
+        ("p95 latency over the threshold", ("metrics.latency",), ("prometheus.latency_p95",)),
+        ("Sessions waiting on locks or long queries", ("db.lock_chain", "db.long_queries"), ("postgres.blocking",)),
+    ),
+    "external_api_down": (
+        ("A health endpoint failing", ("deps.http_down",), ("http.health",)),
+        ("The application reports a dependency down", ("deps.dependency_down",), ("prometheus.dependency_up",)),
+        ("Requests failing with 5xx", ("metrics.error_rate",), ("prometheus.error_ratio_5xx",)),
+        ("Errors in the application logs", ("logs.errors",), ("kubernetes.error_signatures",)),
+    ),
+}
+
+
+@dataclass
+class ScenarioCheck:
+    """The symptoms of one scenario against the evidence."""
+
+    scenario: str
+    frame: pd.DataFrame
+    confirmed: int
+    checked: int
+
+    @property
+    def headline(self) -> str:
+        total = len(self.frame.index)
+        if self.confirmed == 0:
+            return f"Not this scenario (so far): none of {total} symptoms seen ({self.checked} could be checked)"
+        return f"{self.confirmed} of {total} symptoms confirmed"
+
+    def finding(self) -> Finding:
+        likely = self.confirmed >= max(1, (len(self.frame.index) + 1) // 2) and bool(
+            self.frame["status"].iloc[0] == "confirmed"
+        )
+        title = self.scenario.replace("_", " ")
+        seen = self.frame.loc[self.frame["status"] == "confirmed", "symptom"].tolist()
+        return Finding(
+            key=f"scenario.{self.scenario}",
+            severity="high" if likely else ("medium" if self.confirmed else "info"),
+            summary=(
+                f"Scenario '{title}' {'is likely' if likely else 'is possible' if self.confirmed else 'is not seen'}: "
+                + (", ".join(seen) if seen else "no symptom confirmed")
+                + f" ({self.confirmed} of {len(self.frame.index)} symptoms)."
+            ),
+            value=self.confirmed,
+            threshold=len(self.frame.index),
+            unit="symptoms",
+            details={"symptoms": json.loads(self.frame.to_json(orient="records"))},
+            runbook=f"4.2 {title}",
+        )
+
+
+def scenario_check(scenario: str, evidence: Mapping[str, Evidence], findings: Iterable[Finding]) -> ScenarioCheck:
+    """Each symptom of ``scenario``: *confirmed* (a finding shows it), *not seen* (its evidence was
+    gathered and shows nothing), or *unknown* (its evidence is missing or its source failed)."""
+    from vcci_nb.analysis.findings import pick
+
+    if scenario not in SCENARIOS:
+        raise ParameterError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    by_key: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_key.setdefault(f.key, []).append(f)
+    rows = []
+    for symptom, keys, kinds in SCENARIOS[scenario]:
+        hits = [f for k in keys for f in by_key.get(k, [])]
+        sources = [pick(evidence, kind) for kind in kinds]
+        usable = all(ev is not None and ev.ok for ev in sources)
+        status = "confirmed" if hits else ("not seen" if usable else "unknown")
+        missing = [f"{k}: {'not gathered' if ev is None else ev.status}" for k, ev in zip(kinds, sources, strict=True)]
+        because = hits[0].summary if hits else ("checked: nothing found" if usable else "; ".join(missing))
+        rows.append({"symptom": symptom, "status": status, "because": because})
+    frame = pd.DataFrame(rows)
+    return ScenarioCheck(
+        scenario=scenario,
+        frame=frame,
+        confirmed=int((frame["status"] == "confirmed").sum()),
+        checked=int((frame["status"] != "unknown").sum()),
+    )

@@ -22,28 +22,25 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QUESTIONS", "LiveMonitor", "live_monitor", "severity_from_answers", "severity_questionnaire"]
-
-#: Runbook 1.3's questions, each with the severity a "yes" points to (most severe first).
-QUESTIONS: tuple[tuple[str, str, str], ...] = (
-    ("service_down", "Is the service completely down?", "P0"),
-    ("security", "Is this a security incident?", "P0"),
-    ("data_at_risk", "Is data at risk?", "P0"),
-    ("multiple_tenants", "Are multiple tenants affected?", "P1"),
-    ("single_tenant", "Is a single tenant affected?", "P2"),
-    ("non_critical_feature", "Is a non-critical feature down?", "P3"),
-)
+__all__ = ["LiveMonitor", "live_monitor", "severity_from_answers", "severity_questionnaire"]
 
 
-def severity_from_answers(answers: Mapping[str, bool]) -> tuple[str, list[str]]:
+def _questions() -> tuple[tuple[str, str, str], ...]:
+    """Runbook 1.3's questions as (key, text, level a "yes" implies), from the analysis' table."""
+    from vcci_nb.analysis.severity import QUESTIONS as TABLE
+
+    return tuple((key, text, level) for key, (text, level) in TABLE.items())
+
+
+def severity_from_answers(answers: Mapping[str, bool | None]) -> tuple[str, list[str]]:
     """The most severe level any "yes" points to, and the questions that point there.
 
     Runbook 1.3 gives ranges (multiple tenants → P0/P1, single tenant → P1/P2, non-critical →
-    P2/P3). Multiple tenants is P0 when the service is also down (caught by that question),
-    otherwise P1; a single tenant is P1 only when it is *completely* unable to work, which a
-    checkbox cannot tell, so P2 is suggested and the engineer raises it.
+    P2/P3); the analysis' table picks one level per question and the engineer raises it when the
+    range's worse end applies. The suggestion in :mod:`vcci_nb.analysis.severity` also weighs the
+    findings; this one is only what the ticked boxes say.
     """
-    yes = [(key, text, sev) for key, text, sev in QUESTIONS if answers.get(key)]
+    yes = [(key, text, sev) for key, text, sev in _questions() if answers.get(key)]
     if not yes:
         return "P3", ["No question answered yes: treat as minor until evidence says otherwise."]
     best = min(sev for _, _, sev in yes)
@@ -57,7 +54,7 @@ def _widgets() -> Any:
 
 
 def severity_questionnaire(
-    answers: Mapping[str, bool] | None = None,
+    answers: Mapping[str, bool | None] | None = None,
     *,
     reasons: Mapping[str, str] | None = None,
     on_change: Callable[[str, dict[str, bool]], None] | None = None,
@@ -72,7 +69,7 @@ def severity_questionnaire(
     reasons = dict(reasons or {})
     boxes: dict[str, Any] = {}
     rows = []
-    for key, text, sev in QUESTIONS:
+    for key, text, sev in _questions():
         box = w.Checkbox(value=bool(answers.get(key)), description=f"{text} (→ {sev})", indent=False)
         box.layout.width = "420px"
         boxes[key] = box

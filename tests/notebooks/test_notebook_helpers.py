@@ -189,7 +189,7 @@ def test_no_findings_says_so_and_emits_nothing_for_the_runner() -> None:
 
 
 def test_severity_follows_the_runbook_questions() -> None:
-    assert severity_from_answers({"service_down": True, "single_tenant": True})[0] == "P0"
+    assert severity_from_answers({"completely_down": True, "single_tenant": True})[0] == "P0"
     assert severity_from_answers({"multiple_tenants": True})[0] == "P1"
     assert severity_from_answers({"single_tenant": True})[0] == "P2"
     assert severity_from_answers({})[0] == "P3"
