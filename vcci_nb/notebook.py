@@ -456,10 +456,10 @@ def show_evidence(
     ascending: bool = False,
     max_rows: int = 30,
     empty: str = "No rows: nothing matched.",
-) -> Evidence:
+) -> None:
     """Show one piece of evidence: its table and the exact query, or a banner saying why there is none.
 
-    Returns the evidence so a cell can show and keep it in one line.
+    Returns nothing, so that a cell ending in it shows the table once (and no ``Out[]`` repr).
     """
     label = title or ev.name
     when = _fmt_time(ev.collected_at) if isinstance(ev.collected_at, datetime) else str(ev.collected_at)
@@ -482,7 +482,7 @@ def show_evidence(
                 "text/plain": f"[{ev.status.upper()}] {label} ({ev.source}): {redact(ev.message)}\n{advice}",
             }
         )
-        return ev
+        return
     frame = ev.frame
     if columns:
         frame = frame[[c for c in columns if c in frame.columns]]
@@ -503,7 +503,6 @@ def show_evidence(
             "text/plain": f"{label} ({source})\n{body_text}\nquery: {redact(ev.query)}",
         }
     )
-    return ev
 
 
 # --------------------------------------------------------------------------------------------

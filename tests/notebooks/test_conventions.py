@@ -54,7 +54,7 @@ COMMON_PARAMETERS = {
 }
 
 #: Statements and lines a code cell may have (the parameters cell excepted): a cell does one thing.
-MAX_CELL_STATEMENTS = 4
+MAX_CELL_STATEMENTS = 6
 MAX_CELL_LINES = 14
 
 # What must not be written out in a notebook: the library does it, and shows the query beside the result.
@@ -155,6 +155,21 @@ def test_code_cells_are_thin(rel: str) -> None:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
                 assert (module or "").startswith("vcci_nb"), f"{rel}: imports {module}; call vcci_nb instead"
+
+
+#: Helpers that return a value: a cell ending in a bare call to one would print its repr as Out[].
+RETURNS_VALUE = {"record_findings", "ask", "ask_many", "ask_kinds", "derive", "open_incident", "scenario_check"}
+
+
+@pytest.mark.parametrize("rel", ALL)
+def test_no_cell_ends_in_a_stray_repr(rel: str) -> None:
+    for i, cell in enumerate(_code_cells(_load(rel))):
+        body = ast.parse(_source(cell)).body
+        last = body[-1] if body else None
+        if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+            func = last.value.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            assert name not in RETURNS_VALUE, f"{rel} code cell {i} ends in a bare {name}(...): assign it"
 
 
 @pytest.mark.parametrize("rel", ALL)
