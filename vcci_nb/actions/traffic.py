@@ -191,10 +191,15 @@ class _SourceRanges(_IngressAction):
         self, cidrs: list[str] | str | None, ingress: str | None = None, namespace: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(ingress, namespace, **kwargs)
-        self.cidrs = None if cidrs is None else [str(n) for n in parse_ranges(cidrs)]
+        self.raw = cidrs
+        self.cidrs: list[str] | None = None
 
     def parameters(self) -> dict[str, Any]:
-        return {"cidrs": self.cidrs, "ingress": self._ingress_arg, "namespace": self._namespace_arg}
+        return {"cidrs": self.raw, "ingress": self._ingress_arg, "namespace": self._namespace_arg}
+
+    def preflight(self) -> None:
+        super().preflight()
+        self.cidrs = None if self.raw is None else [str(n) for n in parse_ranges(self.raw)]
 
     def new_annotations(self, current: dict[str, str]) -> dict[str, str | None]:
         value = None if self.cidrs is None else ",".join(self.cidrs)
