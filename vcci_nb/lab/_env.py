@@ -1,0 +1,35 @@
+"""The environment variables that point notebooks and plain clients at a lab."""
+
+from __future__ import annotations
+
+from vcci_nb.lab._components import Ctx
+from vcci_nb.lab._procs import HOST
+
+
+def lab_env(ctx: Ctx) -> dict[str, str]:
+    """``Lab.env()``: connection strings with this lab's generated passwords (contract A)."""
+    s, p = ctx.secrets, ctx.ports
+    env: dict[str, str] = {"VCCI_NB_PROFILE": "lab", "VCCI_NB_LAB_DIR": str(ctx.dir)}
+    if "postgres" in p:
+        base = f"{HOST}:{p['postgres']}/vcci_production"
+        env["DATABASE_URL"] = f"postgresql://vcci_diag:{s['vcci_diag']}@{base}"
+        env["VCCI_MITIGATION_DATABASE_URL"] = f"postgresql://vcci_mitigate:{s['vcci_mitigate']}@{base}"
+        env["VCCI_ADMIN_DATABASE_URL"] = f"postgresql://postgres:{s['postgres']}@{base}"
+    if "redis" in p:
+        env["REDIS_URL"] = f"redis://vcci-diag:{s['redis_diag']}@{HOST}:{p['redis']}/0"
+        env["VCCI_MITIGATION_REDIS_URL"] = f"redis://default:{s['redis_default']}@{HOST}:{p['redis']}/0"
+    if "kube" in p:
+        env["KUBECONFIG"] = str(ctx.dir / "kube" / "kubeconfig")
+    if "prometheus" in p:
+        env["PROMETHEUS_URL"] = f"http://{HOST}:{p['prometheus']}"
+    if "alertmanager" in p:
+        env["ALERTMANAGER_URL"] = f"http://{HOST}:{p['alertmanager']}"
+    if "rabbitmq_mgmt" in p:
+        env["RABBITMQ_URL"] = f"http://vcci:{s['rabbitmq_vcci']}@{HOST}:{p['rabbitmq_mgmt']}"
+    if "external_api" in p:
+        env["EXTERNAL_API_URL"] = f"http://{HOST}:{p['external_api']}"
+    if "vcci_api" in p:
+        env["VCCI_API_URL"] = f"http://{HOST}:{p['vcci_api']}"
+    if (ctx.dir / "repo" / ".git").exists():
+        env["VCCI_GIT_REPO"] = str(ctx.dir / "repo")
+    return env

@@ -1,0 +1,408 @@
+"""Faults: each produces the real symptom in a real server, and its heal removes it.
+
+A fault that must stay alive (held connections, locks, sleeping queries, repeated slow commands)
+is kept by a holder process (:mod:`vcci_nb.lab._holder`) whose PID is recorded in the lab's state,
+so ``heal`` and ``down`` can end it. Faults of the Kubernetes API go through the emulator's
+lab-only admin endpoints. The fake vcci-api reads ``<lab>/run/faults.json`` to change its live
+metrics and health.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vcci_nb.errors import LabError
+from vcci_nb.lab import _procs, _redis
+from vcci_nb.lab._components import Ctx
+
+log = logging.getLogger(__name__)
+
+Info = dict[str, Any]
+
+#: Run by path, not ``-m``: importing the vcci_nb package pulls in pandas (0.6 s, 100 MB) per holder.
+HOLDER = Path(__file__).with_name("_holder.py")
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    summary: str
+    inject: Callable[[Ctx], Info]
+    heal: Callable[[Ctx, Info], None]
+    #: Components this fault stops; ``up`` leaves them stopped while the fault is in force.
+    stops: tuple[str, ...] = ()
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _pg_url(ctx: Ctx, role: str) -> str:
+    return f"postgresql://{role}:{ctx.secrets[role]}@{_procs.HOST}:{ctx.ports['postgres']}/vcci_production"
+
+
+def _admin(ctx: Ctx) -> Any:
+    from vcci_nb.lab import _postgres
+
+    return _postgres.admin_connect(Path(ctx.state["pg_root"]), ctx.ports["postgres"])
+
+
+def _holder(ctx: Ctx, kind: str, timeout: float = 30.0) -> Info:
+    """Start a holder process and wait until it says the fault is in place."""
+    ready = ctx.dir / "run" / f"{kind}.ready"
+    ready.unlink(missing_ok=True)
+    env = {
+        "VCCI_LAB_APP_DSN": _pg_url(ctx, "vcci_app"),
+        "VCCI_LAB_WORKER_DSN": _pg_url(ctx, "vcci_worker"),
+        "VCCI_LAB_REDIS_URL": f"redis://default:{ctx.secrets['redis_default']}@{_procs.HOST}:{ctx.ports['redis']}/0",
+    }
+    log_path = ctx.log_path(f"fault-{kind}")
+    proc = _procs.spawn(f"{kind} holder", [sys.executable, str(HOLDER), kind, str(ready)], log_path, env=env)
+    try:
+        _procs.wait_until(f"{kind} holder", ready.exists, timeout=timeout, proc=proc, log_path=log_path)
+    except LabError:
+        _procs.stop_group(proc.pid, None)
+        raise
+    info: Info = json.loads(ready.read_text())
+    return {"pid": proc.pid, "start_time": _procs.pid_start_time(proc.pid), "detail": info}
+
+
+def _stop_holder(_ctx: Ctx, info: Info) -> None:
+    if info.get("pid"):
+        _procs.stop_group(int(info["pid"]), info.get("start_time"), timeout=5)
+
+
+def _flag(_ctx: Ctx) -> Info:
+    """Faults the fake vcci-api acts on by itself; ``refresh_flags`` tells it."""
+    return {}
+
+
+def _unflag(_ctx: Ctx, _info: Info) -> None:
+    return None
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _pool_inject(ctx: Ctx) -> Info:
+    return _holder(ctx, "pool-exhaustion")
+
+
+def _lock_inject(ctx: Ctx) -> Info:
+    info = _holder(ctx, "lock-contention")
+    with _admin(ctx) as conn:  # wait until the waiters really wait
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+            if row and row[0] >= 2:
+                break
+            time.sleep(0.05)
+    return info
+
+
+def _long_inject(ctx: Ctx) -> Info:
+    return _holder(ctx, "long-queries")
+
+
+INDEX_SQL = "CREATE INDEX IF NOT EXISTS idx_emissions_tenant_date ON emissions (tenant_id, calculated_at)"
+
+
+def _ddl(ctx: Ctx, statement: str) -> None:
+    """Run DDL on emissions, failing clearly instead of queueing forever behind someone's lock."""
+    import psycopg
+
+    with _admin(ctx) as conn:
+        conn.execute("SET lock_timeout = '15s'")
+        try:
+            conn.execute(statement)
+            conn.execute("ANALYZE emissions")
+        except psycopg.errors.LockNotAvailable as exc:
+            raise LabError(
+                f"could not run {statement.split(' ON ')[0]!r}: a session holds a lock on emissions. "
+                "Look at pg_locks / pg_stat_activity, heal the fault that holds it, and try again."
+            ) from exc
+
+
+def _slow_inject(ctx: Ctx) -> Info:
+    _ddl(ctx, "DROP INDEX IF EXISTS idx_emissions_tenant_date")
+    # The application keeps asking its usual tenant queries; now they scan the whole table.
+    import psycopg
+
+    times = []
+    with psycopg.connect(_pg_url(ctx, "vcci_app"), application_name="vcci-api", autocommit=True) as app:
+        for tenant in (1, 3, 7, 12, 20, 1, 3, 7):
+            t = time.monotonic()
+            app.execute(
+                "SELECT date_trunc('month', calculated_at) AS month, sum(kgco2e) FROM emissions "
+                "WHERE tenant_id = %s AND calculated_at >= now() - interval '90 days' GROUP BY 1 ORDER BY 1",
+                (tenant,),
+            ).fetchall()
+            times.append(time.monotonic() - t)
+    return {"detail": {"query_seconds": round(max(times), 3)}}
+
+
+def _slow_heal(ctx: Ctx, _info: Info) -> None:
+    _ddl(ctx, INDEX_SQL)
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+
+def _redis_client(ctx: Ctx) -> Any:
+    return _redis.client(
+        ctx.ports["redis"], {"redis_default": ctx.secrets["redis_default"], "redis_diag": ctx.secrets["redis_diag"]}
+    )
+
+
+def _redis_memory_inject(ctx: Ctx) -> Info:
+    """Ballast keys until used memory is about 95 % of maxmemory (the alert fires at 90 %)."""
+    r = _redis_client(ctx)
+    try:
+        maxmem = int(r.config_get("maxmemory")["maxmemory"])
+        chunk = 512 * 1024
+        i = 0
+        while True:
+            used = int(r.info("memory")["used_memory"])
+            if used >= 0.95 * maxmem or i > 400:
+                break
+            r.set(f"cache:emissions:ballast:{i}", os.urandom(chunk // 2).hex())
+            i += 1
+        return {"detail": {"ballast_keys": i, "used_memory": used, "maxmemory": maxmem}}
+    finally:
+        r.close()
+
+
+def _redis_memory_heal(ctx: Ctx, _info: Info) -> None:
+    r = _redis_client(ctx)
+    try:
+        keys = list(r.scan_iter("cache:emissions:ballast:*", count=1000))
+        if keys:
+            r.delete(*keys)
+        r.memory_purge()
+    finally:
+        r.close()
+
+
+def _redis_slow_inject(ctx: Ctx) -> Info:
+    return _holder(ctx, "redis-slow")
+
+
+def _redis_slow_heal(ctx: Ctx, info: Info) -> None:
+    _stop_holder(ctx, info)
+    r = _redis_client(ctx)
+    try:
+        r.slowlog_reset()
+    finally:
+        r.close()
+
+
+def _stop_component(ctx: Ctx, name: str) -> Info:
+    from vcci_nb.lab import _components
+
+    spec = next(s for s in _components.specs() if s.name == name)
+    entry = ctx.state["components"].pop(name, {})
+    if entry.get("pid"):
+        _procs.stop_group(int(entry["pid"]), entry.get("start_time"), sig=spec.stop_signal, timeout=spec.stop_timeout)
+    return {"detail": {"stopped": name}}
+
+
+def _start_component(ctx: Ctx, name: str) -> None:
+    from vcci_nb.lab import _components
+
+    if _procs.is_ours(ctx.entry(name).get("pid"), ctx.entry(name).get("start_time")):
+        return
+    spec = next(s for s in _components.specs() if s.name == name)
+    entry = spec.start(ctx)
+    ctx.state["components"][name] = entry
+
+
+def _redis_down_inject(ctx: Ctx) -> Info:
+    return _stop_component(ctx, "redis")
+
+
+def _redis_down_heal(ctx: Ctx, _info: Info) -> None:
+    _start_component(ctx, "redis")
+
+
+# --- RabbitMQ and the external API --------------------------------------------------------------
+
+
+def _dependency_inject(ctx: Ctx) -> Info:
+    if "rabbitmq" in ctx.state["components"]:
+        return _stop_component(ctx, "rabbitmq")
+    return {}
+
+
+def _dependency_heal(ctx: Ctx, _info: Info) -> None:
+    from vcci_nb.lab import _components
+
+    if any(s.name == "rabbitmq" for s in _components.specs()):
+        _start_component(ctx, "rabbitmq")
+
+
+# --- Kubernetes (through the emulator's admin API) ----------------------------------------------
+
+
+def _kube_call(ctx: Ctx, method: str, path: str) -> Any:
+    port = ctx.ports.get("kube")
+    if not port or "kube" not in ctx.state["components"]:
+        raise LabError("the Kubernetes API emulator is not running in this lab; run `vcci-nb lab up` again.")
+    req = urllib.request.Request(
+        f"http://{_procs.HOST}:{port}{path}",
+        method=method,
+        data=b"{}" if method == "POST" else None,
+        headers={"Authorization": f"Bearer {ctx.secrets['kube_admin']}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            body = resp.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode(errors="replace")
+        raise LabError(f"the Kubernetes emulator refused {method} {path}: HTTP {exc.code} {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise LabError(f"the Kubernetes emulator did not answer {method} {path}: {exc}") from exc
+    try:
+        return json.loads(body) if body else {}
+    except ValueError:
+        return {}
+
+
+def _kube_fault(name: str) -> tuple[Callable[[Ctx], Info], Callable[[Ctx, Info], None]]:
+    def inject(ctx: Ctx) -> Info:
+        return {"detail": _kube_call(ctx, "POST", f"/_lab/faults/{name}")}
+
+    def heal(ctx: Ctx, _info: Info) -> None:
+        _kube_call(ctx, "DELETE", f"/_lab/faults/{name}")
+
+    return inject, heal
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+FAULTS: dict[str, Fault] = {}
+
+
+def _add(f: Fault) -> None:
+    FAULTS[f.name] = f
+
+
+_add(
+    Fault(
+        "pool-exhaustion",
+        "idle vcci-api connections up to vcci_app's connection limit; new app connections fail",
+        _pool_inject,
+        _stop_holder,
+    )
+)
+_add(
+    Fault(
+        "lock-contention", "a transaction idle while holding row locks; sessions wait on it", _lock_inject, _stop_holder
+    )
+)
+_add(Fault("long-queries", "queries that stay active for as long as the fault lasts", _long_inject, _stop_holder))
+_add(
+    Fault("slow-queries", "the (tenant_id, calculated_at) index dropped: tenant queries scan", _slow_inject, _slow_heal)
+)
+_add(Fault("redis-memory", "Redis used memory at about 95% of maxmemory", _redis_memory_inject, _redis_memory_heal))
+_add(
+    Fault(
+        "redis-slow", "slow commands in SLOWLOG, repeated while the fault lasts", _redis_slow_inject, _redis_slow_heal
+    )
+)
+_add(Fault("redis-down", "Redis stopped", _redis_down_inject, _redis_down_heal, stops=("redis",)))
+for _name, _summary in (
+    ("oomkill", "vcci-api pods OOMKilled, with restarts and events"),
+    ("crashloop", "vcci-api pods in CrashLoopBackOff with error logs"),
+    ("bad-deploy", "a new vcci-api revision whose pods fail and log errors"),
+    ("disk-full", "the vcci-api-data volume nearly full (metrics and df)"),
+):
+    _inj, _heal = _kube_fault(_name)
+    _add(Fault(_name, _summary, _inj, _heal))
+_add(
+    Fault(
+        "dependency-down",
+        "RabbitMQ stopped and the external data provider's /health failing",
+        _dependency_inject,
+        _dependency_heal,
+        stops=("rabbitmq",),
+    )
+)
+_add(Fault("external-down", "only the external data provider's /health failing (timeouts, 503)", _flag, _unflag))
+_add(Fault("error-spike", "a traffic spike with many 5xx answers in vcci-api's live metrics", _flag, _unflag))
+_add(Fault("latency-spike", "vcci-api's live request latency over 2 s at p95", _flag, _unflag))
+
+#: The seed's 4.2 scenarios and its example incident, as combinations of faults.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "connection_pool_exhausted": ("pool-exhaustion", "error-spike"),
+    "memory_leak": ("oomkill",),
+    "disk_full": ("disk-full",),
+    "slow_queries": ("slow-queries", "long-queries", "latency-spike"),
+    "external_api_down": ("external-down", "latency-spike"),
+    "example_incident": ("error-spike", "pool-exhaustion"),
+}
+
+PRESET_SUMMARIES: dict[str, str] = {
+    "connection_pool_exhausted": "seed 4.2 scenario 1: 'too many connections' with 5xx errors",
+    "memory_leak": "seed 4.2 scenario 2: pods OOMKilled repeatedly",
+    "disk_full": "seed 4.2 scenario 3: 'no space left on device'",
+    "slow_queries": "seed 4.2 scenario 4: missing index, long queries, slow API",
+    "external_api_down": "seed 4.2 scenario 5: timeouts calling the external data provider",
+    "example_incident": "the seed's example incident: pool exhaustion during a traffic spike",
+}
+
+
+def expand(name: str) -> list[str]:
+    """The faults a fault or preset name stands for; a LabError listing the valid names otherwise."""
+    if name in FAULTS:
+        return [name]
+    if name in PRESETS:
+        return list(PRESETS[name])
+    raise LabError(
+        f"unknown fault {name!r}. Faults: {', '.join(FAULTS)}. Presets: {', '.join(PRESETS)}. "
+        "Run `vcci-nb lab inject` with no argument to see what each does."
+    )
+
+
+def stopped_by_faults(state: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for name in state.get("faults", {}):
+        if name in FAULTS:
+            out.update(FAULTS[name].stops)
+    return out
+
+
+def refresh_flags(ctx: Ctx) -> None:
+    """Tell the fake vcci-api which faults are in force (it polls this file)."""
+    path = ctx.dir / "run" / "faults.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"faults": sorted(ctx.state["faults"]), "at": time.time()}))
+    os.replace(tmp, path)
+
+
+def stop_holders(ctx: Ctx) -> None:
+    for info in ctx.state["faults"].values():
+        with contextlib.suppress(Exception):
+            _stop_holder(ctx, info)
+
+
+def baseline(ctx: Ctx) -> None:
+    """Put data back the way ``up`` made it: index present, cache seeded, slowlog empty, cluster reset."""
+    _ddl(ctx, INDEX_SQL)
+    _redis_memory_heal(ctx, {})
+    _redis.seed(
+        ctx.ports["redis"], {"redis_default": ctx.secrets["redis_default"], "redis_diag": ctx.secrets["redis_diag"]}
+    )
+    if "kube" in ctx.state["components"]:
+        with contextlib.suppress(LabError):
+            _kube_call(ctx, "POST", "/_lab/reset")
