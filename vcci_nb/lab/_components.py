@@ -6,16 +6,19 @@ PID and the process start time of a process it started, so ``down`` can stop exa
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcci_nb.lab import _postgres, _procs, _redis
+from vcci_nb.lab import _gitrepo, _monitoring, _postgres, _procs, _rabbitmq, _redis
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,156 @@ def _tcp(port_key: str) -> Callable[[Ctx], bool]:
     return lambda ctx: _procs.port_is_listening(ctx.ports[port_key])
 
 
+def _http(port_key: str, path: str) -> Callable[[Ctx], bool]:
+    return lambda ctx: _procs.http_ok(f"http://{_procs.HOST}:{ctx.ports[port_key]}{path}", timeout=2)
+
+
+def _url(port_key: str, path: str = "") -> Callable[[Ctx], str]:
+    return lambda ctx: f"http://{_procs.HOST}:{ctx.ports.get(port_key, 0)}{path}"
+
+
+# --- exporters ----------------------------------------------------------------------------------
+
+
+def _pg_exporter_start(ctx: Ctx) -> Entry:
+    proc = _monitoring.start_postgres_exporter(
+        ctx.dir / "exporters",
+        ctx.ports["postgres_exporter"],
+        ctx.ports["postgres"],
+        ctx.secrets["postgres"],
+        ctx.log_path("postgres-exporter"),
+    )
+    return proc_entry(proc, port=ctx.ports["postgres_exporter"])
+
+
+def _redis_exporter_start(ctx: Ctx) -> Entry:
+    proc = _monitoring.start_redis_exporter(
+        ctx.ports["redis_exporter"], ctx.ports["redis"], ctx.secrets["redis_default"], ctx.log_path("redis-exporter")
+    )
+    return proc_entry(proc, port=ctx.ports["redis_exporter"])
+
+
+# --- RabbitMQ -----------------------------------------------------------------------------------
+
+
+def _epmd_start(ctx: Ctx) -> Entry:
+    return proc_entry(_rabbitmq.start_epmd(ctx.ports["epmd"], ctx.log_path("epmd")), port=ctx.ports["epmd"])
+
+
+def _rabbitmq_start(ctx: Ctx) -> Entry:
+    proc = _rabbitmq.start(ctx.dir / "rabbitmq", ctx.ports, ctx.secrets["rabbitmq_vcci"], ctx.log_path("rabbitmq"))
+    return proc_entry(proc, port=ctx.ports["rabbitmq"], management_port=ctx.ports["rabbitmq_mgmt"])
+
+
+# --- the Kubernetes API emulator ----------------------------------------------------------------
+
+
+def _kube_get(ctx: Ctx, path: str) -> bytes:
+    req = urllib.request.Request(
+        f"http://{_procs.HOST}:{ctx.ports['kube']}{path}",
+        headers={"Authorization": f"Bearer {ctx.secrets['kube_admin']}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        return bytes(resp.read())
+
+
+def _kube_start(ctx: Ctx) -> Entry:
+    kdir = ctx.dir / "kube"
+    kdir.mkdir(parents=True, exist_ok=True)
+    tokens_file = kdir / "tokens.json"
+    tokens_file.touch(mode=0o600, exist_ok=True)
+    tokens_file.chmod(0o600)
+    tokens_file.write_text(json.dumps({ctx.secrets["kube_view"]: "view", ctx.secrets["kube_admin"]: "admin"}))
+    port = ctx.ports["kube"]
+    argv = [sys.executable, "-m", "vcci_nb.lab.kube", "--host", _procs.HOST, "--port", str(port)]
+    argv += ["--dir", str(kdir / "state"), "--tokens-file", str(tokens_file)]
+    proc = _procs.spawn("kube", argv, ctx.log_path("kube"))
+    _procs.wait_until(
+        "kube",
+        lambda: _procs.http_ok(f"http://{_procs.HOST}:{port}/readyz"),
+        timeout=30,
+        proc=proc,
+        log_path=ctx.log_path("kube"),
+    )
+    # A fresh lab has no faults: clear any the emulator kept in its state directory.
+    try:
+        faults = json.loads(_kube_get(ctx, "/_lab/faults"))
+        if any(bool(v) for v in (faults.values() if isinstance(faults, dict) else [])):
+            req = urllib.request.Request(
+                f"http://{_procs.HOST}:{port}/_lab/reset",
+                method="POST",
+                data=b"{}",
+                headers={"Authorization": f"Bearer {ctx.secrets['kube_admin']}"},
+            )
+            urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
+    except (OSError, ValueError) as exc:
+        log.debug("could not read the emulator's faults: %s", exc)
+    from vcci_nb.lab.kube import write_kubeconfig
+
+    write_kubeconfig(
+        kdir / "kubeconfig", f"http://{_procs.HOST}:{port}", ctx.secrets["kube_view"], ctx.secrets["kube_admin"]
+    )
+    return proc_entry(proc, port=port)
+
+
+# --- Prometheus, the fake vcci-api, Alertmanager ------------------------------------------------
+
+
+def _api_pods(kube_metrics: str | None) -> list[str]:
+    pods = set()
+    for line in (kube_metrics or "").splitlines():
+        if line.startswith("kube_pod_status_phase{") and 'namespace="vcci-production"' in line:
+            pod = line.split('pod="', 1)[1].split('"', 1)[0]
+            if pod.startswith("vcci-api-"):
+                pods.add(pod)
+    return sorted(pods) or ["vcci-api-0", "vcci-api-1", "vcci-api-2"]
+
+
+def _prometheus_start(ctx: Ctx) -> Entry:
+    prom_dir = ctx.dir / "prometheus"
+    prom_dir.mkdir(parents=True, exist_ok=True)
+    kube_metrics = None
+    if "kube" in ctx.state["components"]:
+        try:
+            kube_metrics = _kube_get(ctx, "/_lab/metrics").decode()
+        except OSError as exc:
+            log.warning("no Kubernetes metrics for the history: %s", exc)
+    ctx.progress("prometheus: backfilling 6.5 h of history with promtool")
+    info = _monitoring.backfill(prom_dir, ctx.ports, _api_pods(kube_metrics), kube_metrics, ctx.dir / "run")
+    _monitoring.write_prometheus_config(prom_dir, ctx.ports, ctx.secrets["kube_view"])
+    proc = _monitoring.start_prometheus(prom_dir, ctx.ports["prometheus"], ctx.log_path("prometheus"))
+    return proc_entry(proc, port=ctx.ports["prometheus"], **info)
+
+
+def _fakeapi_start(ctx: Ctx) -> Entry:
+    from vcci_nb.lab import _fakeapi
+
+    argv = [sys.executable, _fakeapi.__file__, "--dir", str(ctx.dir)]
+    argv += ["--api-port", str(ctx.ports["vcci_api"]), "--external-port", str(ctx.ports["external_api"])]
+    proc = _procs.spawn("vcci-api", argv, ctx.log_path("vcci-api"))
+    for key in ("vcci_api", "external_api"):
+        _procs.wait_until(
+            "vcci-api",
+            lambda k=key: _procs.port_is_listening(ctx.ports[k]),  # type: ignore[misc]
+            timeout=15,
+            proc=proc,
+            log_path=ctx.log_path("vcci-api"),
+        )
+    return proc_entry(proc, port=ctx.ports["vcci_api"], external_port=ctx.ports["external_api"])
+
+
+def _alertmanager_start(ctx: Ctx) -> Entry:
+    proc = _monitoring.start_alertmanager(
+        ctx.dir / "alertmanager", ctx.ports["alertmanager"], ctx.log_path("alertmanager"), ctx.state.get("webhook")
+    )
+    return proc_entry(proc, port=ctx.ports["alertmanager"])
+
+
+def _git_start(ctx: Ctx) -> Entry:
+    _gitrepo.create(ctx.dir / "repo")
+    return {"done": True}
+
+
 SPECS: list[Spec] = [
     Spec(
         "postgres",
@@ -126,6 +279,58 @@ SPECS: list[Spec] = [
         _redis_health,
         lambda c: f"redis://127.0.0.1:{c.ports['redis']}",
     ),
+    Spec(
+        "postgres-exporter",
+        ("postgres_exporter",),
+        ("postgres",),
+        _pg_exporter_start,
+        _http("postgres_exporter", "/metrics"),
+        _url("postgres_exporter", "/metrics"),
+    ),
+    Spec(
+        "redis-exporter",
+        ("redis_exporter",),
+        ("redis",),
+        _redis_exporter_start,
+        _http("redis_exporter", "/metrics"),
+        _url("redis_exporter", "/metrics"),
+    ),
+    Spec("epmd", ("epmd",), (), _epmd_start, _tcp("epmd"), lambda c: f"epmd 127.0.0.1:{c.ports.get('epmd', 0)}"),
+    Spec(
+        "rabbitmq",
+        ("rabbitmq", "rabbitmq_dist", "rabbitmq_mgmt"),
+        ("epmd",),
+        _rabbitmq_start,
+        _http("rabbitmq_mgmt", "/"),
+        _url("rabbitmq_mgmt"),
+        stop_timeout=20.0,
+    ),
+    Spec("kube", ("kube",), (), _kube_start, _http("kube", "/readyz"), _url("kube")),
+    Spec(
+        "alertmanager",
+        ("alertmanager",),
+        (),
+        _alertmanager_start,
+        _http("alertmanager", "/-/ready"),
+        _url("alertmanager"),
+    ),
+    Spec(
+        "prometheus",
+        ("prometheus",),
+        ("kube",),
+        _prometheus_start,
+        _http("prometheus", "/-/ready"),
+        _url("prometheus"),
+    ),
+    Spec(
+        "vcci-api",
+        ("vcci_api", "external_api"),
+        ("prometheus",),
+        _fakeapi_start,
+        _http("vcci_api", "/metrics"),
+        lambda c: f"{_url('vcci_api')(c)} (external API {_url('external_api')(c)})",
+    ),
+    Spec("git", (), (), _git_start, lambda c: (c.dir / "repo" / ".git").exists(), lambda c: str(c.dir / "repo")),
 ]
 
 
