@@ -43,6 +43,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "dead_tuple_ratio": 0.2,
     "dead_tuple_rows": 10_000.0,
     "deploy_recent_hours": 6.0,
+    "log_error_ratio": 0.05,
 }
 
 #: Indexes the runbook relies on (seed 4.2 scenario 4): table -> (index name, columns).
@@ -376,14 +377,26 @@ def find_seq_scans(table_scans: Evidence, thresholds: Thresholds | None = None, 
     return out
 
 
-def find_slow_statements(statements: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+def find_slow_statements(
+    statements: Evidence, thresholds: Thresholds | None = None, *, min_calls: int = 3
+) -> list[Finding]:
     """Statements whose mean time exceeds ``slow_statement_ms`` (pg_stat_statements, seed scenario 4)."""
     th = thresholds_with_defaults(thresholds)
     if not _usable(statements, "mean_ms", "query"):
         return []
     f = statements.frame
-    f = f[(f.get("ranked_by", "mean") == "mean") & (f["mean_ms"] >= th["slow_statement_ms"])]
-    f = f[~f["query"].astype(str).str.contains("pg_sleep", regex=False)] if not f.empty else f
+    f = f[
+        (f.get("ranked_by", "mean") == "mean") & (f["mean_ms"] >= th["slow_statement_ms"]) & (f["calls"] >= min_calls)
+    ]
+    if not f.empty:
+        # Maintenance and one-off loads (the schema's own INSERT ... SELECT) are not what users wait on.
+        text = f["query"].astype(str).str.lstrip().str.upper()
+        f = f[
+            ~text.str.match(
+                r"(CREATE|ALTER|DROP|ANALYZE|VACUUM|COPY|REINDEX|CLUSTER|GRANT|SET|INSERT INTO \S+ .*SELECT)"
+            )
+        ]
+        f = f[~f["query"].astype(str).str.contains("pg_sleep", regex=False)]
     if f.empty:
         return []
     worst = f.sort_values("mean_ms", ascending=False).iloc[0]
@@ -749,12 +762,18 @@ def find_bad_deploy(
 def find_log_errors(
     signatures: Evidence, thresholds: Thresholds | None = None, *, min_count: int = 20
 ) -> list[Finding]:
-    """The loudest error signatures, when there are at least ``min_count`` error lines."""
+    """The loudest error signatures, when errors stand out from the usual background.
+
+    A healthy service logs some errors too: this needs ``min_count`` ERROR lines and, when the
+    evidence says how many lines were read (``meta.lines``), a share above ``log_error_ratio``.
+    """
+    th = thresholds_with_defaults(thresholds)
     if not _usable(signatures, "signature", "count"):
         return []
     f = signatures.frame.sort_values("count", ascending=False)
     total = int(f["count"].sum())
-    if total < min_count:
+    lines = int(signatures.meta.get("lines") or 0)
+    if total < min_count or (lines and total / lines < th["log_error_ratio"]):
         return []
     top = f.head(3)
     return [
@@ -952,25 +971,33 @@ def find_recent_changes(
 
 
 def find_unreachable(evidence: EvidenceSet) -> list[Finding]:
-    """A source that could not be asked (unavailable or timeout) is a finding when it is a platform dependency."""
-    keys = {"postgres": "db.unavailable", "redis": "redis.unavailable", "kubernetes": "kube.unavailable"}
+    """A platform dependency we could not even reach (connection refused, nothing listening, hung).
+
+    Only the connection-level checks count (``postgres.ping``/``postgres.connections``,
+    ``redis.ping``/``redis.info``, ``kubernetes.pods``/``kubernetes.version``): one query that
+    timed out on a lock says the database is busy, not that it is down.
+    """
+    probes = {
+        "db.unavailable": ("postgres", ("postgres.ping", "postgres.connections")),
+        "redis.unavailable": ("redis", ("redis.ping", "redis.info")),
+        "kube.unavailable": ("kubernetes", ("kubernetes.pods", "kubernetes.version")),
+    }
     out: list[Finding] = []
-    seen: set[str] = set()
-    for ev in _iter(evidence):
-        key = keys.get(ev.source)
-        if key and ev.status in ("unavailable", "timeout") and key not in seen:
-            if "not configured" in ev.message:
+    for key, (source, kinds) in probes.items():
+        for kind in kinds:
+            ev = pick(evidence, kind)
+            if ev is None or ev.status not in ("unavailable", "timeout") or "not configured" in ev.message:
                 continue
-            seen.add(key)
             out.append(
                 _finding(
                     key,
-                    "critical" if ev.source in ("postgres", "redis") else "high",
-                    f"{ev.source} is {ev.status} from here: {ev.message[:200]}",
+                    "critical" if source in ("postgres", "redis") else "high",
+                    f"{source} is {ev.status} from here: {ev.message[:200]}",
                     evidence=[ev],
                     details={"status": ev.status},
                 )
             )
+            break
     return out
 
 

@@ -28,6 +28,12 @@ _LEVEL_JSON = r'"(?:level|severity|levelname)"\s*:\s*"(?P<level>[A-Za-z]+)"'
 MASKS: tuple[tuple[str, str], ...] = (
     (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?", "<ts>"),
     (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "<uuid>"),
+    # Values of id-like keys (tenant=acme-corp, request_id=...): the same error for another tenant
+    # is the same signature.
+    (
+        r"\b(tenant|tenant_id|request_id|task_id|trace_id|span_id|user|user_id|pid|id|host|pod|key)=[^\s,;)\]]+",
+        "\\1=<v>",
+    ),
     (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
     (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "<ip>"),
     (r"\b[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b|\b[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b", "<hex>"),

@@ -36,7 +36,7 @@ def _client(url: str, timeout: float) -> Any:
         socket_connect_timeout=timeout,
         retry_on_timeout=False,
         decode_responses=True,
-        client_name="vcci-nb",
+        # No client_name: CLIENT SETNAME is a write the diagnostics ACL user may not run.
     )
 
 
