@@ -43,6 +43,8 @@ TIMEOUT = 90.0
 
 @pytest.fixture
 def kube(lab_env: dict[str, str]) -> KubeClient:
+    if "KUBECONFIG" not in lab_env:
+        pytest.skip("this lab runs without the Kubernetes API emulator (no KUBECONFIG in lab.env())")
     return KubeClient(lab_env["KUBECONFIG"], "vcci-lab-admin")
 
 
@@ -197,7 +199,7 @@ def test_delete_one_pod_and_rolling_delete_of_a_label(
     assert sum(_ready(p) for p in now) >= len(old)
 
 
-def test_kube_system_is_refused_and_audited(record: IncidentRecord, lab_env: dict[str, str]) -> None:
+def test_kube_system_is_refused_and_audited(record: IncidentRecord) -> None:
     for action in (Scale("coredns", 0, namespace="kube-system"), DeletePod("coredns-1", namespace="kube-system")):
         with pytest.raises(ActionRefused, match="refusing to change anything in kube-system"):
             run(action, record.id, dry_run=False, confirm=record.id)

@@ -38,7 +38,34 @@ from vcci_nb.actions.postgres import (
 from vcci_nb.actions.traffic import AllowSourceRanges, BlockSourceRanges, MaintenanceMode, RateLimit
 from vcci_nb.errors import ActionRefused
 
+#: Every action by its dotted name, for the CLI (``vcci-nb action run k8s.scale ...``).
+ACTIONS: dict[str, type[Action]] = {
+    cls.name: cls
+    for cls in (
+        RolloutUndo,
+        Scale,
+        SetResources,
+        SetEnv,
+        RolloutRestart,
+        DeletePod,
+        DeletePodsRolling,
+        ClearCachePattern,
+        FlushDB,
+        TerminateSessions,
+        SetMaxConnections,
+        VacuumAnalyze,
+        CreateIndex,
+        RateLimit,
+        AllowSourceRanges,
+        BlockSourceRanges,
+        MaintenanceMode,
+        CleanupFiles,
+        ExpandVolume,
+    )
+}
+
 __all__ = [
+    "ACTIONS",
     "Action",
     "ActionFailed",
     "ActionRefused",
