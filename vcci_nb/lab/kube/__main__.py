@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     emu = Emulator(pods=args.pods, tokens=tokens, data_dir=args.dir)
     try:
-        srv = make_server(args.host, args.port, emu)
+        srv = make_server(args.host, args.port, emu, tls_dir=args.dir)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}; pick another port", file=sys.stderr)
         emu.close()

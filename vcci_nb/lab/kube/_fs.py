@@ -161,6 +161,9 @@ class ContainerFS:
             if pipe_in is None and ((prev_op == "&&" and last != 0) or (prev_op == "||" and last == 0)):
                 prev_op = op
                 continue
+            if words[0] == "exit":
+                total.code = int(words[1]) if len(words) > 1 and words[1].isdigit() else last
+                return total
             expanded: list[str] = [words[0]]
             for w in words[1:]:
                 if w.startswith("$") and w[1:] in self.env:

@@ -12,6 +12,8 @@ import base64
 import contextlib
 import json
 import logging
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -23,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from vcci_nb.lab.kube import _discovery, _logs, _patch, _tables, _websocket
 from vcci_nb.lab.kube._selectors import any_of, exact_field, parse_field_selector, parse_label_selector, selector_string
 from vcci_nb.lab.kube._store import Resource, Store, copy_json
+from vcci_nb.lab.kube._tls import server_context
 from vcci_nb.lab.kube._util import (
     JSON,
     ApiError,
@@ -76,15 +79,18 @@ class Emulator:
         self.started = time.time()
 
     def reset(self) -> None:
-        with self.store.lock:
-            self.world.stop()
-            rv = self.store.rv
-            self.store.clear()
-            self.store.rv = rv + 1000
-            self.world = World(self.store, pods=self.pods)
-            self.world.build()
-            self.world.tick(time.time())
-        self.world.start()
+        """Back to the initial cluster: a new store (resourceVersions keep increasing) and world."""
+        self.world.stop()
+        store = Store()
+        store.rv = self.store.rv + 1000
+        world = World(store, pods=self.pods)
+        with store.lock:
+            world.build()
+            world.tick(time.time())
+        old = self.store
+        self.store, self.world = store, world
+        old.stop_watchers()
+        world.start()
 
     def close(self) -> None:
         self.world.stop()
@@ -92,13 +98,31 @@ class Emulator:
 
 
 class KubeHTTPServer(ThreadingHTTPServer):
+    """HTTP and HTTPS on one port: a connection whose first byte opens a TLS handshake is wrapped."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(
+        self, addr: tuple[str, int], emulator: Emulator, tls: ssl.SSLContext | None = None, ca_pem: bytes = b""
+    ) -> None:
         self.emulator = emulator
+        self.tls = tls
+        self.ca_pem = ca_pem
         super().__init__(addr, Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None:
+            try:
+                request.settimeout(30)
+                first = request.recv(1, socket.MSG_PEEK)
+                if first == b"\x16":
+                    request = self.tls.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (OSError, ssl.SSLError):
+                return
+        self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -183,6 +207,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._body_consumed = False
+        self._body_dry = False
         try:
             self._route(method)
         except ApiError as err:
@@ -250,6 +275,14 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self.q = q
         self.query_multi = parse_qs(url.query, keep_blank_values=True)
+        if path == "/_lab/ca.crt":
+            # the cluster CA is public (a real cluster publishes it in every kube-root-ca.crt ConfigMap)
+            if not self.server.ca_pem:
+                raise ApiError(
+                    status_body(404, "NotFound", "this emulator serves plain HTTP only (openssl was missing)")
+                )
+            self.send_bytes(200, self.server.ca_pem, "application/x-pem-file")
+            return
         role = self._role(path)
         if path in ("/healthz", "/readyz", "/livez"):
             self.send_bytes(200, b"ok", "text/plain; charset=utf-8")
@@ -592,7 +625,7 @@ class Handler(BaseHTTPRequestHandler):
     # writes
     # ------------------------------------------------------------------------------------------
     def _dry(self) -> bool:
-        return self.q.get("dryRun") == "All"
+        return self.q.get("dryRun") == "All" or getattr(self, "_body_dry", False)
 
     def _read_obj(self) -> JSON:
         obj = self._json_body()
@@ -916,6 +949,7 @@ class Handler(BaseHTTPRequestHandler):
     def _delete(self, res: Resource, ns: str, name: str) -> None:
         body = self._json_body() or {}
         self._body_consumed = True
+        self._delete_options(body)
         store = self.emu.store
         world = self.emu.world
         grace: float | None = None
@@ -996,8 +1030,17 @@ class Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _delete_options(self, body: Any) -> None:
+        """DeleteOptions may carry dryRun in the body (kubectl sends it there), not only in the query."""
+        if not isinstance(body, dict):
+            return
+        dry = body.get("dryRun") or []
+        if dry and dry != ["All"]:
+            raise bad_request(f'Invalid dry run value: {dry!r}: valid values are "All"')
+        self._body_dry = dry == ["All"]
+
     def _delete_collection(self, res: Resource, ns: str | None) -> None:
-        self._json_body()
+        self._delete_options(self._json_body())
         self._body_consumed = True
         entries = self._select(res, ns)
         store, world = self.emu.store, self.emu.world
@@ -1515,8 +1558,14 @@ class Handler(BaseHTTPRequestHandler):
         return "\n".join(out) + "\n"
 
 
-def make_server(host: str, port: int, emulator: Emulator) -> KubeHTTPServer:
-    return KubeHTTPServer((host, port), emulator)
+def make_server(
+    host: str, port: int, emulator: Emulator, *, tls_dir: Path | None = None, tls: bool = True
+) -> KubeHTTPServer:
+    """Bind the server; with ``tls`` (the default) it also answers TLS on the same port."""
+    made = server_context(tls_dir) if tls else None
+    if made is None:
+        return KubeHTTPServer((host, port), emulator)
+    return KubeHTTPServer((host, port), emulator, made[0], made[1])
 
 
 def serve_in_thread(
@@ -1524,7 +1573,7 @@ def serve_in_thread(
 ) -> tuple[KubeHTTPServer, threading.Thread]:
     """Start an emulator in this process (tests and benchmarks); returns the server and its thread."""
     emu = Emulator(pods=pods, tokens=tokens)
-    srv = make_server(host, port, emu)
+    srv = make_server(host, port, emu, tls=False)
     t = threading.Thread(target=srv.serve_forever, name="kube-emulator", daemon=True)
     t.start()
     return srv, t

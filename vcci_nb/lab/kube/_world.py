@@ -1999,7 +1999,7 @@ class World:
         age = now - rt.current.started_at
         wobble = 0.5 + 0.5 * math.sin(now / 37.0 + hash(rt.uid) % 100)
         if rt.mode == "oom":
-            frac = min(0.985, 0.72 + 0.27 * min(1.0, age / 12.0))
+            frac = min(0.985, 0.76 + 0.23 * min(1.0, age / 12.0))
             cpu = rt.cpu * 1.6 + 0.1 * wobble
         elif rt.mode in ("crash", "baddeploy"):
             frac = 0.04
