@@ -61,6 +61,10 @@ _TIMEOUT_TEXT = re.compile(
     r"(?i)(timed out|timeout expired|canceling statement due to statement timeout|"
     r"lock timeout|read timeout|deadline)"
 )
+_REFUSED_TEXT = re.compile(
+    r"(?i)(connection refused|Errno 111|name or service not known|nodename nor servname|no route to host|"
+    r"network is unreachable|Temporary failure in name resolution|No such file or directory)"
+)
 _UNAVAILABLE_TEXT = re.compile(
     r"(?i)(connection refused|could not connect|failed to establish a new connection|name or service not known|"
     r"nodename nor servname|no route to host|network is unreachable|connection reset|server closed the connection|"
@@ -137,6 +141,9 @@ def classify(exc: BaseException) -> Failure:
             return Failure("forbidden", detail)
     if names & _FORBIDDEN_NAMES or _FORBIDDEN_TEXT.search(text):
         return Failure("forbidden", detail)
+    if _REFUSED_TEXT.search(text) and not _TIMEOUT_TEXT.search(text):
+        # Checked before timeouts: urllib3 2 makes "connection refused" a subclass of ConnectTimeoutError.
+        return Failure("unavailable", detail)
     if (
         names & _TIMEOUT_NAMES
         or any(isinstance(e, socket.timeout | TimeoutError) for e in chain)

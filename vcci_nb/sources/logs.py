@@ -37,7 +37,7 @@ MASKS: tuple[tuple[str, str], ...] = (
     (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
     (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "<ip>"),
     (r"\b[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b|\b[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b", "<hex>"),
-    (r"\b\d+(?:\.\d+)?\b", "<n>"),
+    (r"\b\d+(?:\.\d+)?(?:ms|us|ns|s|m|h|d|B|KB|MB|GB|KiB|MiB|GiB|%)?\b", "<n>"),
     (r"\b(?:[A-Za-z]+\d|\d+[A-Za-z])[A-Za-z0-9]*\b", "<id>"),
     (r"\s+", " "),
 )
