@@ -81,7 +81,8 @@ def write_kubeconfig(
     kubeconfig then points at ``https://`` on the same port. Without a CA (no openssl on the machine)
     the URL is written as given, and kubectl will not send the tokens (the Python client still does).
     """
-    if ca_pem is None:
+    if ca_pem is None and (view_token or admin_token):
+        # without tokens stay on plain HTTP: over https with no credentials kubectl prompts for a password
         ca_pem = fetch_ca(server_url)
         if ca_pem is None and (view_token or admin_token):
             log.warning("the emulator at %s serves no TLS; kubectl will not send tokens over plain HTTP", server_url)

@@ -127,6 +127,7 @@ class KubeHTTPServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; without this, 40 ms delayed ACKs
     server: KubeHTTPServer
     server_version = "vcci-lab-kube-emulator"
     sys_version = ""
