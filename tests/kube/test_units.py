@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (patch documents read best on one line)
 """The emulator's pure parts: patches, selectors, the container filesystem, log rendering, durations."""
 
 from __future__ import annotations
@@ -8,7 +7,7 @@ import time
 import pytest
 
 from vcci_nb.lab.kube import _logs
-from vcci_nb.lab.kube._fs import GiB, MiB, ContainerFS, FileEntry, Mount, Volume
+from vcci_nb.lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
 from vcci_nb.lab.kube._patch import PatchError, json_patch, merge_patch, strategic_merge
 from vcci_nb.lab.kube._selectors import parse_field_selector, parse_label_selector
 from vcci_nb.lab.kube._tables import human_duration, pod_row
