@@ -35,6 +35,7 @@ from vcci_nb.actions.postgres import (
     VacuumAnalyze,
     emissions_tenant_date_index,
 )
+from vcci_nb.actions.steps import mark_action, step, window_since
 from vcci_nb.actions.traffic import AllowSourceRanges, BlockSourceRanges, MaintenanceMode, RateLimit
 from vcci_nb.errors import ActionRefused
 
@@ -95,5 +96,8 @@ __all__ = [
     "VacuumAnalyze",
     "Verification",
     "emissions_tenant_date_index",
+    "mark_action",
     "run",
+    "step",
+    "window_since",
 ]

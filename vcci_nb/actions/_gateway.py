@@ -106,12 +106,22 @@ class Outcome:
         return self._summary_html()
 
     def _ipython_display_(self) -> None:
-        from IPython.display import HTML, display
+        from IPython.display import display
 
         if self.widget is not None:
             display(self.widget.box)  # type: ignore[no-untyped-call]
         else:
-            display(HTML(self._summary_html()))  # type: ignore[no-untyped-call]
+            bundle = {"text/html": self._summary_html(), "text/plain": self._summary_text()}
+            display(bundle, raw=True)  # type: ignore[no-untyped-call]
+
+    def _summary_text(self) -> str:
+        lines = [f"{self.status}: {self.action} {self.target}", self.message]
+        if self.plan is not None:
+            lines.append(f"plan: {self.plan.summary}")
+            lines += [f"  ! {w}" for w in self.plan.warnings]
+        if self.verification is not None:
+            lines += [f"  {'ok' if c.ok else 'FAILED'} {c.name}: {c.detail}" for c in self.verification.checks]
+        return redact("\n".join(lines))
 
     def __repr__(self) -> str:
         return redact(

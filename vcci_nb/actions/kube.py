@@ -373,6 +373,26 @@ class SetResources(_DeploymentAction):
         self.requests = dict(requests or {})
         self.container_name = container
 
+    @classmethod
+    def from_parameters(
+        cls,
+        deployment: str,
+        *,
+        memory_limit: str = "",
+        memory_request: str = "",
+        cpu_limit: str = "",
+        cpu_request: str = "",
+        **kwargs: Any,
+    ) -> SetResources:
+        """From a notebook's parameters, where an empty string means "leave it"."""
+        limits = {k: v for k, v in (("memory", memory_limit), ("cpu", cpu_limit)) if v}
+        requests = {k: v for k, v in (("memory", memory_request), ("cpu", cpu_request)) if v}
+        return cls(deployment, limits=limits, requests=requests, **kwargs)
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.limits or self.requests)
+
     def parameters(self) -> dict[str, Any]:
         return {
             "namespace": self._namespace_arg,

@@ -1,0 +1,121 @@
+"""What the ``04_mitigate_*`` notebooks call: one guarded step per cell, and the before/after chart.
+
+:func:`step` runs an action through the gateway with the notebook's ``dry_run`` and ``confirm``
+parameters and shows the outcome (plan, Confirm panel, verification). A refusal is shown, not
+raised (it is already in the record and nothing changed); a source that cannot be reached is shown
+as unavailable; only a confirmed action that failed while executing stops the notebook, because the
+engineer must look at it before going on.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from vcci_nb.actions._gateway import ActionFailed, ActionRefusedWithOutcome, Outcome, run
+from vcci_nb.actions._model import Action
+from vcci_nb.errors import ActionRefused, VcciNbError
+from vcci_nb.evidence import Window
+from vcci_nb.redact import redact
+
+log = logging.getLogger(__name__)
+
+
+def _banner(text: str, level: str, title: str) -> None:
+    from vcci_nb.notebook import show_banner
+
+    show_banner(text, level, title=title)
+
+
+def _display(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)  # type: ignore[no-untyped-call]
+
+
+def step(
+    action: Action,
+    ctx: Any,
+    *,
+    confirm: str = "",
+    enabled: bool = True,
+    interactive: bool | None = None,
+) -> Outcome | None:
+    """Plan (and, if confirmed, execute and verify) ``action`` for the notebook's incident.
+
+    Args:
+        action: the action to run.
+        ctx: the notebook's :class:`vcci_nb.notebook.Context` (incident, dry_run).
+        confirm: the ``confirm`` parameter: the incident ID again, to execute headless.
+        enabled: the parameter that selects this step; ``False`` shows that it was skipped.
+        interactive: passed to the gateway (default: a Confirm panel when in a kernel).
+
+    Returns:
+        The outcome, or ``None`` when nothing was planned (skipped, no incident, unavailable).
+    """
+    if not enabled:
+        _banner(f"{action.name} is not selected in the parameters cell; nothing planned.", "info", "Skipped")
+        return None
+    if not ctx.incident_id:
+        _banner(
+            "Actions are recorded in an incident, and there is none: open one (`vcci-nb incident open`) and "
+            "set incident_id. Nothing was planned or changed.",
+            "warning",
+            "No incident",
+        )
+        return None
+    try:
+        outcome = run(action, ctx.incident_id, dry_run=ctx.dry_run, confirm=confirm or None, interactive=interactive)
+    except ActionRefusedWithOutcome as exc:
+        outcome = exc.outcome
+    except ActionRefused as exc:
+        _banner(str(exc), "error", "Refused")
+        return None
+    except ActionFailed as exc:
+        if exc.outcome is not None:
+            _display(exc.outcome)
+        raise
+    except VcciNbError as exc:
+        _banner(redact(str(exc)), "warning", f"{action.name} could not be planned")
+        return None
+    except Exception as exc:  # a server that is down: report it, keep the notebook going
+        log.warning("planning %s failed", action.name, exc_info=True)
+        _banner(
+            redact(f"{type(exc).__name__}: {exc}"),
+            "warning",
+            f"{action.name}: the target is unavailable; nothing was planned or changed",
+        )
+        return None
+    _display(outcome)
+    return outcome
+
+
+def _started(outcome: Outcome | None) -> datetime | None:
+    if outcome is None:
+        return None
+    text = outcome.entry.get("started_at") or outcome.entry.get("requested_at")
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def window_since(outcome: Outcome | None, ctx: Any, *, before_minutes: float = 30.0) -> Window:
+    """From ``before_minutes`` before the action to now, for a before/after chart; the notebook's window
+    when nothing was executed."""
+    at = _started(outcome) if outcome is not None and outcome.executed else None
+    if at is None:
+        return ctx.window  # type: ignore[no-any-return]
+    now = datetime.now(UTC)
+    return Window(at - timedelta(minutes=before_minutes), max(now, at + timedelta(minutes=1)))
+
+
+def mark_action(fig: Any, *outcomes: Outcome | None) -> Any:
+    """Draw a dashed vertical line at the moment each executed action started, labelled with its name."""
+    for outcome in outcomes:
+        at = _started(outcome) if outcome is not None and outcome.executed else None
+        if at is None or outcome is None:
+            continue
+        fig.add_vline(x=at, line_dash="dash", line_color="#8250df")
+        fig.add_annotation(x=at, y=1, yref="paper", text=outcome.action, showarrow=False, yanchor="bottom")
+    return fig
