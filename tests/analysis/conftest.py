@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location(
@@ -10,6 +11,7 @@ _spec = importlib.util.spec_from_file_location(
 )
 assert _spec is not None and _spec.loader is not None
 _fixtures = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _fixtures  # dataclasses look their module up there
 _spec.loader.exec_module(_fixtures)
 
 kube_emu = _fixtures.kube_emu

@@ -142,7 +142,12 @@ class TreeResult:
 
     @property
     def top(self) -> Hypothesis | None:
-        return self.hypotheses[0] if self.hypotheses and self.hypotheses[0].score > 0 else None
+        """The most likely hypothesis, or None when nothing of medium severity or worse supports any.
+
+        Low findings (cumulative statistics, context) rank hypotheses but do not name a cause.
+        """
+        best = self.hypotheses[0] if self.hypotheses else None
+        return best if best is not None and best.score >= _WEIGHT["medium"] else None
 
     def frame(self) -> pd.DataFrame:
         rows = [

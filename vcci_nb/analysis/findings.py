@@ -364,7 +364,7 @@ def find_seq_scans(table_scans: Evidence, thresholds: Thresholds | None = None, 
         out.append(
             _finding(
                 "db.seq_scans",
-                "medium",
+                "low",
                 f"{r.table} ({int(r.live_rows):,} rows) was read by {int(r.seq_scan)} full sequential scans "
                 f"({int(r.seq_tup_read):,} rows) against {int(getattr(r, 'idx_scan', 0) or 0)} index scans: "
                 "a query is missing an index.",
@@ -403,7 +403,7 @@ def find_slow_statements(
     return [
         _finding(
             "db.slow_statements",
-            "medium",
+            "low",
             f"{len(f)} statements average over {th['slow_statement_ms']:g} ms; the slowest averages "
             f"{float(worst['mean_ms']):.0f} ms over {int(worst['calls'])} calls: {str(worst['query'])[:120]}",
             value=float(worst["mean_ms"]),

@@ -44,8 +44,8 @@ FINDING_LEVELS: dict[str, tuple[str, str]] = {
     "db.lock_chain": ("P1", "Database performance severely degraded: sessions blocked"),
     "db.long_queries": ("P2", "Long-running queries"),
     "db.missing_index": ("P1", "Database performance severely degraded: a key index is missing"),
-    "db.seq_scans": ("P2", "Sequential scans on a large table"),
-    "db.slow_statements": ("P2", "Slow database statements"),
+    # db.seq_scans and db.slow_statements are not here: their counters are cumulative since the last
+    # statistics reset, so they can describe last week as well as now. They inform, they do not escalate.
     "redis.unavailable": ("P1", "Cache unavailable: every request falls through to the database"),
     "redis.memory_pressure": ("P2", "Cache memory nearly full (evictions)"),
     "redis.slow_commands": ("P2", "Slow cache commands"),
