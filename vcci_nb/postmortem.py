@@ -311,12 +311,13 @@ def _facts(
     good: list[str] = []
     bad: list[str] = []
     sev = str(data["severity"])
-    if resp["detect"] is not None:
+    alerted = bool(data.get("alerts"))
+    if resp["detect"] is not None and alerted:  # without an alert, detection is the opening: nothing to judge
         (good if resp["detect"] <= 300 else bad).append(
             f"Detection {_dur(resp['detect'])} after the problem began"
             + ("" if resp["detect"] <= 300 else " (more than 5 minutes: check alert thresholds and `for:`)")
         )
-    if resp["acknowledge"] is not None:
+    if resp["acknowledge"] is not None and (alerted or resp["acknowledge"] > 0):
         limit = RESPONSE_MINUTES.get(sev, 30) * 60
         (good if resp["acknowledge"] <= limit else bad).append(
             f"Acknowledged {_dur(resp['acknowledge'])} after detection "
@@ -480,7 +481,8 @@ def build(
     seen: set[str] = set()
     top_unique: list[Finding] = []
     for f in top:
-        if f.key not in seen and f.key != "tree.hypothesis":
+        # info findings (recent changes, a suggested severity) are context, not causes
+        if f.key not in seen and f.key != "tree.hypothesis" and f.severity != "info":
             seen.add(f.key)
             top_unique.append(f)
     top_unique = top_unique[:3]
@@ -521,7 +523,7 @@ def build(
                 f"runbook {tree['runbook']}"
             )
     else:
-        md.append("- **Root Cause** (DRAFT): _no findings recorded; to be determined in the review_")
+        md.append("- **Root Cause** (DRAFT): _no finding above info recorded; to be determined in the review_")
     if data.get("resolution"):
         md.append(f"- **Resolution**: {data['resolution']}")
     md.append("")

@@ -65,6 +65,7 @@ def build_incident(outputs: Path, start: datetime, severity: str = "P0") -> Inci
                 "runbook": "Scenario 1: raise pool size",
             },
             {"key": "cache.low_hit_rate", "severity": "medium", "summary": "Cache hit rate 40%", "at": m(8)},
+            {"key": "changes.recent", "severity": "info", "summary": "1 rollout in the last 24 h", "at": m(8)},
         ],
         notebook="01_triage",
     )
@@ -182,6 +183,7 @@ def test_report_durations_order_and_facts(tmp_path: Path) -> None:
     )
     assert "   - Scenario 1: raise pool size" in md
     assert "**[P2] Keep the communication cadence**" in md
+    assert "Prevent recurrence: 1 rollout" not in md  # context, not a cause
     assert "- **Impact**: _not measured: no Prometheus URL" in md
 
     assert pm.markdown_path.read_text() == md
