@@ -93,7 +93,10 @@ class KubeClient:
         if data is not None:
             headers["Content-Type"] = content_type
         try:
-            resp = self.session.request(method, url, params=params, data=data, headers=headers, timeout=self.timeout_s)
+            # verify= on every request: a session-level value loses to REQUESTS_CA_BUNDLE in requests.
+            resp = self.session.request(
+                method, url, params=params, data=data, headers=headers, timeout=self.timeout_s, verify=self.verify
+            )
         except requests.RequestException as exc:
             raise KubeApiError(
                 f"Kubernetes API at {self.host} did not answer {method} {path}: {redact(str(exc))}. "
