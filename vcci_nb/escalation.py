@@ -270,10 +270,28 @@ def escalations(
     return out
 
 
-def status(record: Any, now: datetime | None = None, profile: Profile | str | None = None) -> dict[str, Any]:
+class Status(dict[str, Any]):
+    """The structured status (a plain dict) that also shows itself in a notebook as the text report."""
+
+    report: str = ""
+
+    def __str__(self) -> str:
+        return self.report
+
+    def _repr_markdown_(self) -> str:
+        return "```\n" + self.report + "\n```"
+
+
+def status(record: Any, now: datetime | None = None, profile: Profile | str | None = None) -> Status:
     """Structured status: next update and escalations (what ``status_report`` prints)."""
     data = _data(record)
     now = now or datetime.now(UTC)
+    out = Status(_status(data, now, profile))
+    out.report = _report(out)
+    return out
+
+
+def _status(data: dict[str, Any], now: datetime, profile: Profile | str | None) -> dict[str, Any]:
     return {
         "incident_id": data["id"],
         "severity": data["severity"],
@@ -288,7 +306,10 @@ def status(record: Any, now: datetime | None = None, profile: Profile | str | No
 
 def status_report(record: Any, now: datetime | None = None, profile: Profile | str | None = None) -> str:
     """A plain-text report for ``vcci-nb status ID``: next update due or overdue; escalations due and done."""
-    s = status(record, now, profile)
+    return status(record, now, profile).report
+
+
+def _report(s: dict[str, Any]) -> str:
     nu = s["next_update"]
     lines = [
         f"{s['incident_id']}  {s['severity']}  {s['status']}  commander {s['commander'] or 'unassigned'}",

@@ -238,3 +238,11 @@ def test_a_missed_escalation_is_reported_as_missed_after_resolution(notify_env: 
     ) in report
     assert "CTO                  not due" in report
     assert "vcci-nb escalate" not in report  # nothing to run any more
+
+
+def test_status_is_a_dict_that_shows_its_report_in_a_notebook(notify_env: dict[str, str]) -> None:
+    rec = make("P0")
+    st = escalation.status(rec, now=at(31))
+    assert st["escalations"][0]["due"] and st["next_update"]["overdue"]
+    assert str(st) == escalation.status_report(rec, now=at(31))
+    assert st._repr_markdown_().startswith("```\n" + rec.id)

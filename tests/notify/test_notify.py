@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +375,12 @@ def test_a_missing_ca_file_fails_email_only_and_says_which_file(
     by = _by_channel(notify.notify(rec, ["email", "slack"], "initial", send=True))
     assert by["email"]["status"] == "failed" and "no-such-ca.pem does not exist" in by["email"]["error"]
     assert by["slack"]["status"] == "sent" and smtp.data_calls == 0
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    from email.utils import format_datetime
+
+    assert notify.parse_retry_after("7") == 7.0
+    later = datetime.now(UTC) + timedelta(seconds=90)
+    assert 85 <= (notify.parse_retry_after(format_datetime(later, usegmt=True)) or 0) <= 90
+    assert notify.parse_retry_after("soon") is None and notify.parse_retry_after(None) is None
