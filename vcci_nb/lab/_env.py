@@ -15,6 +15,8 @@ def lab_env(ctx: Ctx) -> dict[str, str]:
         env["DATABASE_URL"] = f"postgresql://vcci_diag:{s['vcci_diag']}@{base}"
         env["VCCI_MITIGATION_DATABASE_URL"] = f"postgresql://vcci_mitigate:{s['vcci_mitigate']}@{base}"
         env["VCCI_ADMIN_DATABASE_URL"] = f"postgresql://postgres:{s['postgres']}@{base}"
+        # The application's own role (connection limit 20), for drills and tests that act as the app.
+        env["VCCI_LAB_APP_DATABASE_URL"] = f"postgresql://vcci_app:{s['vcci_app']}@{base}"
     if "redis" in p:
         env["REDIS_URL"] = f"redis://vcci-diag:{s['redis_diag']}@{HOST}:{p['redis']}/0"
         env["VCCI_MITIGATION_REDIS_URL"] = f"redis://default:{s['redis_default']}@{HOST}:{p['redis']}/0"

@@ -229,18 +229,23 @@ class Live:
         self.ports: dict[str, int] = model.get("ports", {})
         self.model = Model(model["pods"], model["instance"], model.get("state"))
         self._faults: set[str] = set()
-        self._faults_at = 0.0
+        self._faults_mtime = -1
         self._deps: dict[str, int] = {}
         self._deps_at = 0.0
 
     def faults(self) -> set[str]:
-        now = time.monotonic()
-        if now - self._faults_at > 0.5:
+        """The faults in force, re-read whenever the lab rewrites the file (a stat per request)."""
+        path = self.dir / "run" / "faults.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return set()
+        if mtime != self._faults_mtime:
             try:
-                self._faults = set(json.loads((self.dir / "run" / "faults.json").read_text())["faults"])
+                self._faults = set(json.loads(path.read_text())["faults"])
+                self._faults_mtime = mtime
             except (OSError, ValueError, KeyError):
-                self._faults = set()
-            self._faults_at = now
+                pass
         return self._faults
 
     def deps(self) -> dict[str, int]:

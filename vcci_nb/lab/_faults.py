@@ -114,6 +114,20 @@ def _long_inject(ctx: Ctx) -> Info:
     return _holder(ctx, "long-queries")
 
 
+def _long_heal(ctx: Ctx, info: Info) -> None:
+    """Stop the holder and end its queries now (a backend inside pg_sleep notices a gone client
+    only at the next client_connection_check_interval)."""
+    _stop_holder(ctx, info)
+    pids = [int(p) for p in info.get("detail", {}).get("backend_pids", [])]
+    if pids:
+        with _admin(ctx) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s) "
+                "AND application_name = 'vcci-worker'",
+                (pids,),
+            )
+
+
 INDEX_SQL = "CREATE INDEX IF NOT EXISTS idx_emissions_tenant_date ON emissions (tenant_id, calculated_at)"
 
 
@@ -309,7 +323,7 @@ _add(
         "lock-contention", "a transaction idle while holding row locks; sessions wait on it", _lock_inject, _stop_holder
     )
 )
-_add(Fault("long-queries", "queries that stay active for as long as the fault lasts", _long_inject, _stop_holder))
+_add(Fault("long-queries", "queries that stay active for as long as the fault lasts", _long_inject, _long_heal))
 _add(
     Fault("slow-queries", "the (tenant_id, calculated_at) index dropped: tenant queries scan", _slow_inject, _slow_heal)
 )

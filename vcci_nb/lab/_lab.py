@@ -157,6 +157,8 @@ class Lab:
                     + "\n  ".join(errors)
                     + f"\nLogs are in {self.dir / 'logs'}. Fix the cause and run `vcci-nb lab up` again."
                 )
+            if webhook_url is not None and "alertmanager" in running:
+                self._apply_webhook(state)
             self._after_up(ctx)
             state["up_at"] = _now()
             self._state.save(state)
@@ -170,6 +172,26 @@ class Lab:
     def _after_up(self, ctx: Ctx) -> None:
         """Re-apply faults recorded as active (a restarted server lost them)."""
         _faults.refresh_flags(ctx)
+
+    def _apply_webhook(self, state: dict[str, Any]) -> None:
+        from vcci_nb.lab import _monitoring
+
+        _monitoring.write_alertmanager_config(self.dir / "alertmanager", state.get("webhook"))
+        _monitoring.reload(f"http://{_procs.HOST}:{state['ports']['alertmanager']}")
+
+    def set_webhook(self, url: str | None, token: str | None = None) -> None:
+        """Route Alertmanager to ``url`` (``vcci-nb serve``'s /alertmanager) with a bearer token,
+        or to nowhere with ``None``; a running Alertmanager reloads its configuration at once."""
+        with self._state.locked():
+            state = self._state.load()
+            state["webhook"] = {"url": url, "token": token or ""} if url else None
+            if token:
+                from vcci_nb.redact import register_secret
+
+                register_secret(token)
+            self._state.save(state)
+            if self._running(state["components"].get("alertmanager", {})):
+                self._apply_webhook(state)
 
     def _stop_component(self, state: dict[str, Any], name: str) -> None:
         entry = state["components"].get(name)

@@ -156,6 +156,8 @@ def server_argv(data: Path, sock: Path, port: int, listen: str = _procs.HOST) ->
         "log_lock_waits=on",
         "-c",
         "deadlock_timeout=500ms",
+        "-c",
+        "client_connection_check_interval=1000",
     ]
 
 

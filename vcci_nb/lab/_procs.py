@@ -44,13 +44,20 @@ PACKAGES: dict[str, str] = {
     "git": "git",
 }
 
-_PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
+
+def _pg_bin_dirs() -> list[str]:
+    """PostgreSQL's versioned bin directories, 15 first (the platform's version), then the newest."""
+    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
+    found.sort(key=lambda p: (p.parent.name != "15", -int(p.parent.name)))
+    return [str(p) for p in found]
+
+
 _EXTRA_DIRS = {"rabbitmq-server": ["/usr/lib/rabbitmq/bin", "/usr/sbin"], "epmd": ["/usr/lib/erlang/bin"]}
 
 
 def find_binary(name: str) -> str:
     """The path of a server binary, or a LabError naming the Debian package that provides it."""
-    dirs = _PG_BIN_DIRS if name in ("postgres", "initdb") else _EXTRA_DIRS.get(name, [])
+    dirs = _pg_bin_dirs() if name in ("postgres", "initdb") else _EXTRA_DIRS.get(name, [])
     for d in dirs:
         candidate = Path(d) / name
         if candidate.is_file() and os.access(candidate, os.X_OK):

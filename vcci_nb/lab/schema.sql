@@ -10,7 +10,12 @@ GRANT pg_monitor TO vcci_diag;
 CREATE ROLE vcci_mitigate LOGIN;
 GRANT pg_signal_backend TO vcci_mitigate;
 GRANT vcci_owner TO vcci_mitigate;
-GRANT ALTER SYSTEM ON PARAMETER max_connections TO vcci_mitigate;
+-- PostgreSQL 15+: let the mitigation role raise max_connections (seed 4.1) without being superuser.
+DO $$ BEGIN
+    IF current_setting('server_version_num')::int >= 150000 THEN
+        EXECUTE 'GRANT ALTER SYSTEM ON PARAMETER max_connections TO vcci_mitigate';
+    END IF;
+END $$;
 
 ALTER SCHEMA public OWNER TO vcci_owner;
 SET ROLE vcci_owner;

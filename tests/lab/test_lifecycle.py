@@ -1,0 +1,140 @@
+"""`lab up` / `lab down` on a lab of their own (not the session's): nothing may be left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vcci_nb.errors import LabError
+from vcci_nb.lab import FAULTS, PRESETS, Lab, _procs
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+VCCI_NB = [sys.executable, "-m", "vcci_nb"]
+
+
+def _lab_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="vcci-nb-lifecycle-"))
+    os.chmod(path, 0o711)
+    return path
+
+
+@pytest.fixture(scope="module")
+def own_lab() -> Iterator[Lab]:
+    path = _lab_dir()
+    lab = Lab(path)
+    try:
+        yield lab
+    finally:
+        lab.down()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _pids_and_ports(lab: Lab) -> tuple[list[int], list[int]]:
+    state = lab._state.load()  # what up recorded: the PIDs and ports it promised to clean up
+    pids = [int(e["pid"]) for e in state["components"].values() if e.get("pid")]
+    return pids, sorted(set(state["ports"].values()))
+
+
+def _listening(port: int) -> bool:
+    return _procs.port_is_listening(port)
+
+
+def test_up_is_idempotent_and_down_leaves_no_process_or_port(own_lab: Lab) -> None:
+    status = own_lab.up()
+    assert status["up"], status
+    unhealthy = [n for n, c in status["components"].items() if not c["healthy"]]
+    assert not unhealthy, f"components not answering after up: {unhealthy}"
+    pids, ports = _pids_and_ports(own_lab)
+    assert len(pids) >= 10 and all(_procs.pid_alive(p) for p in pids)
+    assert all(_listening(p) for p in ports if p != own_lab._state.load()["ports"].get("rabbitmq_dist"))
+    assert (own_lab.dir / "state.json").stat().st_mode & 0o777 == 0o600
+
+    # Second up: nothing new is started, the same processes keep running.
+    again = subprocess.run([*VCCI_NB, "lab", "--dir", str(own_lab.dir), "up"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "already up" in again.stdout
+    assert _pids_and_ports(own_lab)[0] == pids
+
+    # The epmd the lab started is its own, not the machine's default 4369.
+    epmd_port = own_lab._state.load()["ports"]["epmd"]
+    assert epmd_port != 4369 and _listening(epmd_port)
+
+    down = subprocess.run([*VCCI_NB, "lab", "--dir", str(own_lab.dir), "down"], capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    left = [p for p in pids if _procs.pid_alive(p)]
+    assert not left, f"processes still running after down: {left}"
+    for pid in pids:  # nothing the servers forked (postgres backends, beam children) survives either
+        assert not _procs.group_members(pid)
+    still = [p for p in ports if _listening(p)]
+    assert not still, f"ports still listening after down: {still}"
+
+    # Down while down is a no-op that says so.
+    twice = subprocess.run([*VCCI_NB, "lab", "--dir", str(own_lab.dir), "down"], capture_output=True, text=True)
+    assert twice.returncode == 0
+    assert "not running" in twice.stdout
+
+
+def test_a_busy_port_is_skipped(own_lab: Lab) -> None:
+    own_lab.down()
+    old = own_lab._state.load()["ports"]
+    assert old, "the previous test should have left the lab's port choices in state.json"
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", old["redis"]))
+        squatter.listen()
+        status = own_lab.up()
+        new = own_lab._state.load()["ports"]
+        assert new["redis"] != old["redis"]
+        assert status["components"]["redis"]["healthy"]
+        env = own_lab.env()
+        assert f":{new['redis']}/" in env["REDIS_URL"]
+        pong = subprocess.run(
+            ["redis-cli", "-u", env["REDIS_URL"], "--no-auth-warning", "PING"], capture_output=True, text=True
+        )
+        assert pong.stdout.strip() == "PONG"
+    own_lab.down()
+    assert not own_lab.status()["up"]
+
+
+def test_unknown_fault_lists_the_valid_ones(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [*VCCI_NB, "lab", "--dir", str(tmp_path), "inject", "pool-exaustion"], capture_output=True, text=True
+    )
+    assert res.returncode != 0
+    assert "unknown fault 'pool-exaustion'" in res.stderr
+    for name in (*FAULTS, *PRESETS):
+        assert name in res.stderr
+    with pytest.raises(LabError, match="unknown fault"):
+        Lab(tmp_path).heal("nope")
+
+
+def test_inject_without_argument_lists_faults_and_presets(tmp_path: Path) -> None:
+    res = subprocess.run([*VCCI_NB, "lab", "--dir", str(tmp_path), "inject"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for name in (*FAULTS, *PRESETS):
+        assert name in res.stdout
+
+
+def test_inject_on_a_lab_that_is_not_up_says_so(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="not up"):
+        Lab(tmp_path).inject("redis-slow")
+    with pytest.raises(LabError, match="lab up"):
+        Lab(tmp_path).env()
+
+
+def test_a_missing_server_binary_names_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(LabError) as err:
+        _procs.find_binary("prometheus-redis-exporter")
+    assert "apt-get install -y prometheus-redis-exporter" in str(err.value)
+    with pytest.raises(LabError, match="apt-get install -y redis-server"):
+        _procs.find_binary("redis-server")
