@@ -10,6 +10,7 @@ moment they are read. Nothing here reads credentials for a dry run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import socket
@@ -580,7 +581,8 @@ class Email(Channel):
             attempts.append(entry)
             retry = False
             try:
-                with smtplib.SMTP(host, port, timeout=self.timeout) as smtp:
+                smtp = smtplib.SMTP(host, port, timeout=self.timeout)
+                try:
                     smtp.ehlo()
                     if not smtp.has_extn("starttls"):
                         return Outcome(
@@ -597,7 +599,12 @@ class Email(Channel):
                     if user and password:
                         smtp.login(str(user), password)
                     refused = smtp.send_message(mail, to_addrs=recipients)
-                    reply = smtp.noop()
+                finally:
+                    # The server has accepted the message once send_message returns: a failing QUIT
+                    # must not turn a delivered email into a "failed" one.
+                    with contextlib.suppress(smtplib.SMTPException, OSError):
+                        smtp.quit()
+                    smtp.close()
                 entry["status_code"] = 250
                 return Outcome(
                     True,
@@ -606,7 +613,6 @@ class Email(Channel):
                         "message_id": mail["Message-ID"],
                         "accepted": [r for r in recipients if r not in refused],
                         "refused": sorted(refused),
-                        "noop": reply[0],
                     },
                     "",
                     attempts,
