@@ -384,3 +384,11 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     later = datetime.now(UTC) + timedelta(seconds=90)
     assert 85 <= (notify.parse_retry_after(format_datetime(later, usegmt=True)) or 0) <= 90
     assert notify.parse_retry_after("soon") is None and notify.parse_retry_after(None) is None
+
+
+def test_record_text_cannot_ping_a_whole_slack_channel(notify_env: dict[str, str], receiver: Receiver) -> None:
+    rec = IncidentRecord.open("P1", "Errors <!channel> & <https://evil.example|click>", "alice")
+    notify.notify(rec, ["slack", "email"], "initial", send=True)
+    text = receiver.calls("/slack/webhook/")[0].body["text"]
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in text and "<!channel>" not in text
+    assert rec.data["notifications"][1]["subject"].endswith("Errors <!channel> & <https://evil.example|click>")

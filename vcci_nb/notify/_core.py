@@ -180,7 +180,8 @@ def render(
     )
     messages = []
     for ch in chosen:
-        text, meta = _templates.render(template, ch.variant, ctx, templates)
+        variant_ctx = _templates.slack_escaped(ctx) if ch.variant == "slack" else ctx
+        text, meta = _templates.render(template, ch.variant, variant_ctx, templates)
         meta["id"] = uuid.uuid4().hex[:12]
         msg = Message(
             channel=ch.name,

@@ -104,6 +104,30 @@ def render(name: str, variant: str, ctx: dict[str, Any], folder: Path | None = N
     return text, meta
 
 
+#: Context values that are Slack markup on purpose (a configured ``<!subteam^ID>`` mention).
+SLACK_RAW: frozenset[str] = frozenset({"mention"})
+
+
+def slack_escape(text: str) -> str:
+    """Slack's required escaping: without it an alert text holding ``<!channel>`` pings everyone."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_escaped(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The template context with every string from the record escaped for Slack's markup."""
+
+    def esc(value: Any) -> Any:
+        if isinstance(value, str):
+            return slack_escape(value)
+        if isinstance(value, dict):
+            return {k: esc(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [esc(v) for v in value]
+        return value
+
+    return {k: (v if k in SLACK_RAW else esc(v)) for k, v in ctx.items()}
+
+
 def _parse(value: str | None) -> datetime | None:
     if not value:
         return None
