@@ -82,6 +82,16 @@ class KubeServer:
                 raise AssertionError(f"deployment {deployment} did not roll out: {st}")
             time.sleep(0.2)
 
+    def wait_observed(self, deployment: str, timeout: float = 30) -> None:
+        """Wait until the deployment controller has seen the latest spec (a new ReplicaSet exists)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            d = self.api("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/{deployment}").json()
+            if d.get("status", {}).get("observedGeneration", 0) >= d["metadata"]["generation"]:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"deployment {deployment}: generation never observed")
+
     def pods(self, selector: str = "app=vcci-api", *, terminating: bool = False) -> list[dict[str, Any]]:
         """Pods matching ``selector``; those already Terminating only when asked for."""
         r = self.api("GET", f"/api/v1/namespaces/{NS}/pods", params={"labelSelector": selector})

@@ -154,6 +154,9 @@ def test_phase4_restart_scale_set(fresh: KubeServer) -> None:
     fresh.kubectl(
         "set", "resources", "deployment/vcci-api", "-n", NS, "--limits=cpu=4,memory=8Gi", "--requests=cpu=2,memory=4Gi"
     )
+    # each change gets its own revision once the controller has seen it (two changes faster than the
+    # controller share one, on a real cluster too)
+    fresh.wait_observed("vcci-api")
     fresh.kubectl("set", "env", "deployment/vcci-api", "-n", NS, "DATABASE_POOL_SIZE=50")
     fresh.kubectl("rollout", "status", "deployment/vcci-api", "-n", NS, "--timeout=60s")
     d = fresh.wait_ready("vcci-api")
@@ -215,8 +218,13 @@ def test_bad_deploy_and_undo_recovers(fresh: KubeServer) -> None:
     assert "7         Deploy 2.15.0" in hist
     st = fresh.kubectl("rollout", "status", "deployment/vcci-api", "--timeout=3s", check=False)
     assert st.returncode != 0 and "Waiting for deployment" in st.stdout
-    pods = fresh.kubectl("get", "pods", "-l", "app=vcci-api", "--no-headers").stdout.splitlines()
-    broken = [p.split()[0] for p in pods if "CrashLoopBackOff" in p or "0/1" in p]
+    deadline = time.time() + 15
+    while True:
+        pods = fresh.kubectl("get", "pods", "-l", "app=vcci-api", "--no-headers").stdout.splitlines()
+        broken = [p.split()[0] for p in pods if "CrashLoopBackOff" in p]
+        if broken or time.time() > deadline:
+            break
+        time.sleep(0.5)
     assert broken, pods
     logs = fresh.kubectl("logs", broken[0], "--tail=20").stdout
     assert "ERROR vcci.startup Migration emissions.0042_scope3_category_split is not applied" in logs

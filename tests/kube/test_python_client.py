@@ -166,6 +166,7 @@ def test_writes_scale_restart_env_resources_undo(admin: client.ApiClient, fresh:
         NS,
         {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}},
     )
+    fresh.wait_observed("vcci-api")
     env_patch = {
         "spec": {
             "template": {
@@ -176,6 +177,7 @@ def test_writes_scale_restart_env_resources_undo(admin: client.ApiClient, fresh:
         }
     }
     apps.patch_namespaced_deployment("vcci-api", NS, env_patch)
+    fresh.wait_observed("vcci-api")
     res_patch = {
         "spec": {
             "template": {
