@@ -119,7 +119,8 @@ def main() -> int:
             size = len(requests.get(f"{big_url}/api/v1/namespaces/{NS}/pods", timeout=60).content)
             print(f"\nfull JSON list of {n_big} pods: {size / 1e6:.1f} MB")
             for label, p in (("12 pods", small), (f"{n_big} pods", big)):
-                rss = next(line for line in Path(f"/proc/{p.pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
+                status = Path(f"/proc/{p.pid}/status").read_text().splitlines()
+                rss = next(line for line in status if line.startswith("VmRSS"))
                 print(f"emulator memory with {label}: {int(rss.split()[1]) / 1024:.0f} MiB RSS")
             print(json.dumps({"pods": n_big, "results": results}, indent=None))
         finally:
