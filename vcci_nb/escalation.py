@@ -396,6 +396,7 @@ def escalate(
             f"(wants {', '.join(target.get('channels') or []) or 'none'}); fix escalation.targets.{to}.channels"
         )
     extra = {
+        "escalation_recipients": list(target.get("email_to") or []),
         "escalation_target": target.get("label", to),
         "escalation_reason": reason,
         "mention": target.get("mention", ""),

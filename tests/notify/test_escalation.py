@@ -246,3 +246,19 @@ def test_status_is_a_dict_that_shows_its_report_in_a_notebook(notify_env: dict[s
     assert st["escalations"][0]["due"] and st["next_update"]["overdue"]
     assert str(st) == escalation.status_report(rec, now=at(31))
     assert st._repr_markdown_().startswith("```\n" + rec.id)
+
+
+def test_the_cto_escalation_email_goes_to_the_cto(notify_env: dict[str, str], receiver: Receiver, smtp: Any) -> None:
+    import email
+    import email.policy
+
+    rec = make("P0")
+    rec.add_event("note", "Possible data exfiltration", data={"escalation_flag": "data_breach"})
+    result = escalation.escalate(rec, "cto", send=True)
+    assert result["ok"] and result["escalation"]["reason"].startswith("P0 lasting more than 1 hour; data breach")
+    (mail,) = smtp.messages
+    msg = email.message_from_string(mail["content"], policy=email.policy.default)
+    assert msg["To"] == "cto@company.com" and msg["Subject"].startswith("[P0] ESCALATION to CTO:")
+    assert mail["rcpt_tos"][0] == "cto@company.com"
+    (page,) = receiver.calls("/pagerduty/")
+    assert page.body["dedup_key"] == f"{rec.id}-cto"

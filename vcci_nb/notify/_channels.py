@@ -536,7 +536,8 @@ class Email(Channel):
         return [str(v) for v in value]
 
     def build(self, message: Message, data: dict[str, Any]) -> None:
-        to = self._addresses("to", data)
+        meta_to = message.meta.get("to")
+        to = [str(t) for t in meta_to] if isinstance(meta_to, list | tuple) and meta_to else self._addresses("to", data)
         cc = message.meta.get("cc")
         cc_list = [str(c) for c in cc] if isinstance(cc, list | tuple) else self._addresses("cc", data)
         if not to:

@@ -42,6 +42,7 @@ META_NAMES: tuple[str, ...] = (
     "impact_override",
     "event_action",
     "pagerduty_severity",
+    "to",
     "cc",
 )
 
