@@ -100,6 +100,10 @@ def _t(value: str | None) -> datetime | None:
 def _data(record: Any) -> dict[str, Any]:
     if isinstance(record, dict):
         return record
+    if isinstance(record, str):  # an incident ID, as a notebook parameter holds it
+        from vcci_nb.record import IncidentRecord
+
+        record = IncidentRecord.load(record)
     data: dict[str, Any] = record.data
     return data
 

@@ -245,6 +245,7 @@ def test_status_is_a_dict_that_shows_its_report_in_a_notebook(notify_env: dict[s
     st = escalation.status(rec, now=at(31))
     assert st["escalations"][0]["due"] and st["next_update"]["overdue"]
     assert str(st) == escalation.status_report(rec, now=at(31))
+    assert escalation.status_report(rec.id, now=at(31)) == str(st)  # a notebook passes the ID
     assert st._repr_markdown_().startswith("```\n" + rec.id)
 
 
