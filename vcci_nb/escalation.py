@@ -360,6 +360,10 @@ def flag(record: Any, name: str, note: str = "", actor: str | None = None) -> di
     if name not in FLAGS:
         raise ConfigError(f"unknown escalation flag {name!r}; use one of {', '.join(FLAGS)}")
     summary = f"Escalation trigger: {FLAGS[name]}" + (f" ({note})" if note else "")
+    if isinstance(record, str):
+        from vcci_nb.record import IncidentRecord
+
+        record = IncidentRecord.load(record)
     return record.add_event("note", summary, actor=actor, data={"escalation_flag": name, "note": note})  # type: ignore[no-any-return]
 
 
