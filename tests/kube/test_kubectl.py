@@ -255,6 +255,8 @@ def test_exec_disk_full_cleanup(fresh: KubeServer) -> None:
         return int(line[0].split()[-2].rstrip("%"))
 
     assert pvc_use() < 50
+    logs = fresh.kubectl("logs", "-n", NS, "-l", "app=vcci-api", "--tail=100").stdout
+    assert "No space left on device" not in logs
     fresh.lab("POST", "/_lab/faults/disk-full")
     assert pvc_use() >= 95
     metrics = fresh.lab("GET", "/_lab/metrics").text
@@ -271,6 +273,8 @@ def test_exec_disk_full_cleanup(fresh: KubeServer) -> None:
         ).group(1)
     )  # type: ignore[union-attr]
     assert avail / cap < 0.05
+    logs = fresh.kubectl("logs", "-n", NS, "-l", "app=vcci-api", "--tail=100").stdout
+    assert "No space left on device" in logs
     old = fresh.kubectl(
         "exec",
         "-n",

@@ -454,3 +454,65 @@ def test_lab_endpoints(fresh: KubeServer) -> None:
     assert all(p["status"]["containerStatuses"][0]["restartCount"] == 0 for p in fresh.pods())
     fresh.lab("POST", "/_lab/faults/disk-full")
     assert fresh.lab("POST", "/_lab/reset").json()["faults"]["disk-full"]["active"] is False
+
+
+def test_pvc_expansion_grows_the_volume(admin: client.ApiClient, fresh: KubeServer) -> None:
+    v1 = client.CoreV1Api(admin)
+    fresh.lab("POST", "/_lab/faults/disk-full")
+    v1.patch_namespaced_persistent_volume_claim(
+        "vcci-api-data", NS, {"spec": {"resources": {"requests": {"storage": "60Gi"}}}}
+    )
+    deadline = time.time() + 10
+    while v1.read_namespaced_persistent_volume_claim("vcci-api-data", NS).status.capacity["storage"] != "60Gi":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    name = v1.list_namespaced_pod(NS, label_selector="app=vcci-api").items[0].metadata.name
+    df = stream(
+        v1.connect_get_namespaced_pod_exec,
+        name,
+        NS,
+        command=["df", "-h", "/var/log"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
+    assert df.splitlines()[1].split()[1] == "60G"
+    text = fresh.lab("GET", "/_lab/metrics").text
+    assert (
+        f'kubelet_volume_stats_capacity_bytes{{namespace="{NS}",persistentvolumeclaim="vcci-api-data"}} {60 * 1024**3}'
+        in text
+    )
+    with pytest.raises(ApiException) as err:
+        v1.patch_namespaced_persistent_volume_claim(
+            "vcci-api-data", NS, {"spec": {"resources": {"requests": {"storage": "1Gi"}}}}
+        )
+    assert err.value.status == 422 and "can not be less than status.capacity" in _status(err.value)["message"]
+
+
+def test_generic_objects_roles_and_jobs(admin: client.ApiClient) -> None:
+    rbac, batch = client.RbacAuthorizationV1Api(admin), client.BatchV1Api(admin)
+    role = client.V1Role(
+        metadata=client.V1ObjectMeta(name="vcci-mitigate"),
+        rules=[
+            client.V1PolicyRule(
+                api_groups=["apps"], resources=["deployments", "deployments/scale"], verbs=["get", "patch"]
+            )
+        ],
+    )
+    rbac.create_namespaced_role(NS, role)
+    assert [r.metadata.name for r in rbac.list_namespaced_role(NS).items] == ["vcci-mitigate"]
+    job = client.V1Job(
+        metadata=client.V1ObjectMeta(name="vcci-nb-run-1", labels={"app": "vcci-nb"}),
+        spec=client.V1JobSpec(
+            template=client.V1PodTemplateSpec(
+                spec=client.V1PodSpec(
+                    restart_policy="Never", containers=[client.V1Container(name="run", image="vcci-nb:latest")]
+                )
+            )
+        ),
+    )
+    batch.create_namespaced_job(NS, job)
+    assert [j.metadata.name for j in batch.list_namespaced_job(NS, label_selector="app=vcci-nb").items] == [
+        "vcci-nb-run-1"
+    ]

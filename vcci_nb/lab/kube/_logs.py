@@ -199,6 +199,27 @@ def _periodic(app: str, mode: str, seed: str, k: int, ts: float, limit_gib: floa
     )
 
 
+def _disk_hit(since: float | None, app: str, seed: str, k: int, ts: float) -> bool:
+    if since is None or ts < since or app != "vcci-api":
+        return False
+    return hashlib.blake2b(f"disk:{seed}:{k}".encode(), digest_size=2).digest()[0] < 40  # about 1 line in 6
+
+
+def _disk_full_line(seed: str, k: int) -> str:
+    rng = random.Random(f"disk:{seed}:{k}")
+    rid = _hex(rng, 12)
+    tenant = rng.choice(TENANTS)
+    if rng.random() < 0.5:
+        return (
+            f"ERROR vcci.reports request_id={rid} tenant={tenant} OSError: [Errno 28] No space left on device: "
+            f"'/var/log/vcci/exports/{tenant}-scope3-{rng.randint(1000, 9999)}.csv'"
+        )
+    return (
+        f"ERROR django.request request_id={rid} tenant={tenant} Internal Server Error: /api/v1/uploads "
+        "OSError: [Errno 28] No space left on device"
+    )
+
+
 def render(
     *,
     app: str,
@@ -211,8 +232,13 @@ def render(
     timestamps: bool,
     limit_bytes: int | None,
     limit_gib: float,
+    disk_full_since: float | None = None,
 ) -> str:
-    """The text ``GET .../log`` returns for one container instance."""
+    """The text ``GET .../log`` returns for one container instance.
+
+    ``disk_full_since``: while the log volume is full, some requests fail writing to it, as the
+    runbook's "No space left on device" symptom says.
+    """
     seed = f"{uid}:{inst.number}"
     end = inst.finished_at if inst.finished_at is not None else now
     head = _startup(app, image, inst.started_at)
@@ -240,9 +266,12 @@ def render(
     if tail is not None:
         first = max(first, n - tail)
     lines = [x for x in head if since is None or x[0] >= since]
-    lines += [
-        (base + k * period, _periodic(app, inst.mode, seed, k, base + k * period, limit_gib)) for k in range(first, n)
-    ]
+    for k in range(first, n):
+        ts = base + k * period
+        if _disk_hit(disk_full_since, app, seed, k, ts):
+            lines.append((ts, _disk_full_line(seed, k)))
+        else:
+            lines.append((ts, _periodic(app, inst.mode, seed, k, ts, limit_gib)))
     lines += [x for x in closing if since is None or x[0] >= since]
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []

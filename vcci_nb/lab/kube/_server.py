@@ -1182,6 +1182,12 @@ class Handler(BaseHTTPRequestHandler):
             app = rt.app
             uid = pod["metadata"]["uid"]
             limit = (container_limit(pod["spec"], "memory") or 4 * 1024**3) / 1024**3
+            # writes fail only while the log volume really is full (cleaning it up through exec stops them)
+            disk = world.faults.get("disk-full")
+            vol = world.volumes.get((NS, "vcci-api-data"))
+            full = vol is not None and vol.available < 0.05 * vol.capacity
+            # the volume filled up over the ten minutes before anyone injected (noticed) it
+            disk_since = parse_time(disk["since"]) - 600 if disk and full and ns == NS else None
         now = time.time()
         since: float | None = None
         if q.get("sinceSeconds"):
@@ -1204,6 +1210,7 @@ class Handler(BaseHTTPRequestHandler):
             timestamps=timestamps,
             limit_bytes=limit_bytes,
             limit_gib=limit,
+            disk_full_since=disk_since,
         )
         follow = q.get("follow") in ("true", "1") and not previous
         if not follow:
@@ -1230,6 +1237,7 @@ class Handler(BaseHTTPRequestHandler):
                     timestamps=timestamps,
                     limit_bytes=None,
                     limit_gib=limit,
+                    disk_full_since=disk_since,
                 )
                 sent_until = t
                 self._chunk(more.encode())
