@@ -247,3 +247,13 @@ def test_bad_deploy_names_the_new_revision_and_its_error_signatures(kube_env: An
     assert tree.top is not None and "kube.bad_deploy" in tree.top.findings
     # After the rollback the same revision check is quiet again.
     assert "kube.bad_deploy" not in {x.key for x in find_all(gather_kube())}
+
+
+def test_workload_gives_the_same_evidence_from_one_list(kube_env: Any) -> None:
+    with kube_env.fault("oomkill"):
+        evs = kube.gather_workload("lab")
+        single = kube.gather_oomkilled("lab")
+    assert set(evs) == {"kubernetes.pods", "kubernetes.containers", "kubernetes.oomkilled"}
+    assert all(e.ok for e in evs.values())
+    assert sorted(evs["kubernetes.oomkilled"].frame["pod"]) == sorted(single.frame["pod"])
+    assert {f.key for f in find_all(evs)} >= {"kube.oomkilled"}

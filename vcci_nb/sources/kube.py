@@ -377,6 +377,49 @@ def gather_oomkilled(
     return _kube_gather(profile, "oomkilled", call, build, timeout)
 
 
+def gather_workload(
+    profile: ProfileLike = None,
+    *,
+    namespace: str | None = None,
+    selector: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict[str, Evidence]:
+    """Pods, containers and OOMKilled containers from ONE pod list, keyed by evidence name.
+
+    The same three Evidence as :func:`gather_pods`, :func:`gather_containers` and
+    :func:`gather_oomkilled`, for one third of the API calls: what a triage of a big namespace wants.
+    """
+    ns = _namespace(profile, namespace)
+    box: dict[str, list[JSONDict]] = {}
+
+    def listing(client: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+        box["items"] = _list_pods(client, ns, selector, timeout)
+        return pods_frame(box["items"]), {}
+
+    pods = _kube_gather(profile, "pods", _call("get pods", ns, selector, " -o wide"), listing, timeout)
+    out = {"kubernetes.pods": pods}
+    for what, call in (("containers", " -o jsonpath='{.items[*].status.containerStatuses}'"), ("oomkilled", "")):
+        if not pods.ok:
+            out[f"kubernetes.{what}"] = Evidence(
+                name=f"kubernetes.{what}", source=SOURCE, query=pods.query, status=pods.status,
+                message=pods.message, meta={"kind": f"kubernetes.{what}"},
+            )  # fmt: skip
+            continue
+        frame = containers_frame(box["items"])
+        if what == "oomkilled":
+            mask = (frame["last_reason"] == "OOMKilled") | (frame["terminated_reason"] == "OOMKilled")
+            frame = frame[mask].sort_values("restarts", ascending=False).reset_index(drop=True)
+        out[f"kubernetes.{what}"] = Evidence(
+            name=f"kubernetes.{what}",
+            source=SOURCE,
+            query=_call("get pods", ns, selector, call),
+            frame=frame,
+            collected_at=pods.collected_at,
+            meta={"kind": f"kubernetes.{what}", "from": "kubernetes.pods"},
+        )
+    return out
+
+
 def nodes_frame(items: list[JSONDict]) -> pd.DataFrame:
     rows = []
     for node in items:
