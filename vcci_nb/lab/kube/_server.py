@@ -1285,31 +1285,43 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
         ch = _websocket.ChannelWriter(self.wfile, self.connection)  # type: ignore[arg-type]
+        tty = self.q.get("tty") in ("true", "1")
+        interactive = (
+            self.q.get("stdin") in ("true", "1")
+            and bool(cmd)
+            and cmd[0].rsplit("/", 1)[-1] in ("sh", "bash", "ash", "dash")
+            and "-c" not in cmd
+        )
         try:
-            with store.lock:
-                pod = store.get(PODS, ns, name)
-                fs = world.container_fs(pod, time.time()) if pod else None
-                result = fs.run(cmd) if fs else None
-            if result is None:
-                ch.send(3, json.dumps({"metadata": {}, "status": "Failure", "message": "pod went away"}).encode())
+            if interactive:
+                code: int | None = self._exec_shell(ch, ns, name, tty)
             else:
-                if self.q.get("stdout", "true") in ("true", "1") and result.stdout:
-                    ch.send(1, result.stdout.encode())
-                if result.stderr:
-                    # with a tty stderr is merged into stdout
-                    ch.send(2 if self.q.get("tty") not in ("true", "1") else 1, result.stderr.encode())
-                if result.code == 0:
-                    status: JSON = {"metadata": {}, "status": "Success"}
-                else:
-                    status = {
-                        "metadata": {},
-                        "status": "Failure",
-                        "message": f"command terminated with non-zero exit code: error executing command {json.dumps(cmd)}, exit code {result.code}",
-                        "reason": "NonZeroExitCode",
-                        "details": {"causes": [{"reason": "ExitCode", "message": str(result.code)}]},
-                    }
+                with store.lock:
+                    pod = store.get(PODS, ns, name)
+                    fs = world.container_fs(pod, time.time()) if pod else None
+                    result = fs.run(cmd) if fs else None
+                code = None
+                if result is not None:
+                    if self.q.get("stdout", "true") in ("true", "1") and result.stdout:
+                        ch.send(1, _crlf(result.stdout, tty).encode())
+                    if result.stderr:
+                        # with a tty stderr is merged into stdout
+                        ch.send(1 if tty else 2, _crlf(result.stderr, tty).encode())
+                    code = result.code
+            if code is None:
+                ch.send(3, json.dumps({"metadata": {}, "status": "Failure", "message": "pod went away"}).encode())
+            elif code == 0:
+                ch.send(3, json.dumps({"metadata": {}, "status": "Success"}).encode())
+            else:
+                status = {
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": f"command terminated with non-zero exit code: error executing command {json.dumps(cmd)}, exit code {code}",
+                    "reason": "NonZeroExitCode",
+                    "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+                }
                 ch.send(3, json.dumps(status).encode())
-                world.dirty = True
+            world.dirty = True
             ch.close()
             # wait briefly for the client's close frame so it sees a clean shutdown
             self.connection.settimeout(2.0)
@@ -1319,6 +1331,84 @@ class Handler(BaseHTTPRequestHandler):
                     break
         except OSError:
             pass
+
+    def _exec_shell(self, ch: _websocket.ChannelWriter, ns: str, name: str, tty: bool) -> int | None:
+        """``kubectl exec -it ... -- sh``: a line-at-a-time shell over the stdin channel.
+
+        With a tty the emulator plays the terminal's line discipline (echo, backspace, Ctrl-C,
+        Ctrl-D); without one it runs each line it reads until stdin closes.
+        """
+        store, world = self.emu.store, self.emu.world
+        prompt = f"{name}:/app$ "
+        if tty:
+            ch.send(1, prompt.encode())
+        self.connection.settimeout(3600)
+        buf = ""
+        last = 0
+
+        def run(line: str) -> bool:
+            nonlocal last
+            line = line.strip()
+            if not line:
+                return True
+            with store.lock:
+                pod = store.get(PODS, ns, name)
+                if pod is None:
+                    return False
+                r = world.container_fs(pod, time.time()).run(["sh", "-c", line])
+            out = r.stdout + r.stderr if tty else r.stdout
+            if out:
+                ch.send(1, _crlf(out, tty).encode())
+            if r.stderr and not tty:
+                ch.send(2, r.stderr.encode())
+            last = r.code
+            return not line.startswith("exit")
+
+        while True:
+            fr = _websocket.read_frame(self.rfile)  # type: ignore[arg-type]
+            if fr is None or fr[0] == _websocket.OP_CLOSE:
+                break
+            op, data = fr
+            if op == _websocket.OP_PING:
+                self.wfile.write(_websocket.frame(_websocket.OP_PONG, data))
+                continue
+            if op not in (_websocket.OP_BINARY, _websocket.OP_TEXT) or not data:
+                continue
+            stream_id, payload = data[0], data[1:]
+            if stream_id == 255:  # v5: the client closed stdin
+                run(buf)
+                break
+            if stream_id != 0:
+                continue  # resize events and anything else
+            for c in payload.decode(errors="replace"):
+                if not tty:
+                    if c == "\n":
+                        if not run(buf):
+                            return last
+                        buf = ""
+                    else:
+                        buf += c
+                    continue
+                if c in "\r\n":
+                    ch.send(1, b"\r\n")
+                    if not run(buf):
+                        return last
+                    buf = ""
+                    ch.send(1, prompt.encode())
+                elif c in "\x7f\b":
+                    if buf:
+                        buf = buf[:-1]
+                        ch.send(1, b"\b \b")
+                elif c == "\x03":
+                    buf = ""
+                    ch.send(1, ("^C\r\n" + prompt).encode())
+                elif c == "\x04" and not buf:
+                    ch.send(1, b"exit\r\n")
+                    return last
+                elif c >= " ":
+                    buf += c
+                    ch.send(1, c.encode())
+        return last
 
     # ------------------------------------------------------------------------------------------
     # metrics.k8s.io, auth reviews
@@ -1590,3 +1680,8 @@ def serve_in_thread(
 
 __all__ = ["Emulator", "KubeHTTPServer", "make_server", "serve_in_thread"]
 _ = NS
+
+
+def _crlf(text: str, tty: bool) -> str:
+    """A terminal turns \\n into \\r\\n; so does the emulated one."""
+    return text.replace("\n", "\r\n") if tty else text
