@@ -233,3 +233,20 @@ def test_widget_destructive_needs_the_typed_id(record: IncidentRecord) -> None:
 def test_interactive_with_dry_run_shows_no_button(record: IncidentRecord) -> None:
     out = run(SetValue({}, "a", 1), record.id, interactive=True)
     assert out.status == "planned" and out.widget is None
+
+
+def test_a_target_that_cannot_be_asked_is_audited_as_failed_without_its_secret(
+    record: IncidentRecord, tmp_path: Path
+) -> None:
+    from vcci_nb.actions import ClearCachePattern
+
+    # A closed port and a password that must never be written anywhere.
+    url = "redis://default:canary-rd-8812@127.0.0.1:9/0"
+    with pytest.raises(ActionFailed) as info:
+        run(ClearCachePattern("cache:x:*", url=url), record.id, dry_run=False, confirm=record.id)
+    assert "canary-rd-8812" not in str(info.value) and "Nothing was changed" in str(info.value)
+    [entry] = record.data["actions"]
+    assert entry["result"] == "failed" and entry["plan"] is None
+    for f in record.folder.rglob("*"):
+        if f.is_file():
+            assert b"canary-rd-8812" not in f.read_bytes(), f

@@ -328,7 +328,8 @@ def run(
     Raises:
         ActionRefused: unsafe target or parameters, a wrong ``confirm``, or a destructive action asked
             to run headless without confirmation. The refusal is audited first.
-        ActionFailed: the confirmed execution raised. The failure is audited first.
+        ActionFailed: planning raised (``outcome.plan`` is None: the target could not be asked), or the
+            confirmed execution raised. The failure is audited first.
         RecordError: there is no such incident; nothing is planned or changed without a record.
     """
     validate_id(incident_id)
@@ -342,6 +343,13 @@ def run(
         ctx.plan = action.plan()
     except ActionRefused as exc:
         raise ctx.refuse(str(exc)) from exc
+    except Exception as exc:  # the target could not be asked: nothing planned, nothing changed
+        outcome = ctx.audit(
+            "failed",
+            f"could not plan {action.name} on {ctx._target()}: {redact(str(exc)) or type(exc).__name__}. "
+            "Nothing was changed; check that the target is reachable and the identity can read it.",
+        )
+        raise ActionFailed(outcome.message, outcome) from exc
     plan = ctx.plan
 
     if confirm is not None and confirm.strip() != incident_id:

@@ -73,6 +73,9 @@ def step(
         _banner(str(exc), "error", "Refused")
         return None
     except ActionFailed as exc:
+        if exc.outcome is not None and exc.outcome.plan is None:  # could not even plan: the target is down
+            _banner(exc.outcome.message, "warning", f"{action.name}: nothing planned or changed")
+            return exc.outcome
         if exc.outcome is not None:
             _display(exc.outcome)
         raise
