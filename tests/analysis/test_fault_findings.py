@@ -252,8 +252,11 @@ def test_bad_deploy_names_the_new_revision_and_its_error_signatures(kube_env: An
 def test_workload_gives_the_same_evidence_from_one_list(kube_env: Any) -> None:
     with kube_env.fault("oomkill"):
         evs = kube.gather_workload("lab")
-        single = kube.gather_oomkilled("lab")
     assert set(evs) == {"kubernetes.pods", "kubernetes.containers", "kubernetes.oomkilled"}
     assert all(e.ok for e in evs.values())
-    assert sorted(evs["kubernetes.oomkilled"].frame["pod"]) == sorted(single.frame["pod"])
+    conts = evs["kubernetes.containers"].frame
+    expected = conts.loc[conts["last_reason"] == "OOMKilled", "pod"]
+    assert len(expected) > 0
+    assert sorted(evs["kubernetes.oomkilled"].frame["pod"]) == sorted(expected)
+    assert set(evs["kubernetes.pods"].frame["pod"]) == set(conts["pod"])
     assert {f.key for f in find_all(evs)} >= {"kube.oomkilled"}
