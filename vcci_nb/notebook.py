@@ -70,6 +70,7 @@ __all__ = [
     "show_banner",
     "show_chart",
     "show_evidence",
+    "show_failures",
     "show_next",
     "show_table",
     "show_verdict",
@@ -710,16 +711,31 @@ def ask_many(
                 "status": ev.status,
                 "rows": len(ev.frame.index),
                 "seconds": round(ev.elapsed_s, 2),
-                "message": ev.message if not ev.ok else "",
             }
             for key, ev in results.items()
         ]
         frame = pd.DataFrame(rows)
-        bad = frame[frame["status"] != "ok"] if not frame.empty else frame
         show_table(frame, f"Gathered {len(rows)} pieces of evidence", sort_by="status", ascending=True)
-        for _, row in bad.iterrows():
-            show_banner(str(row["message"]), "warning", title=f"{row['source']} {str(row['status']).upper()}")
+        _banners_for_failures(results.values())
     return results
+
+
+def _banners_for_failures(evidence: Iterable[Evidence]) -> None:
+    """One banner per source that failed (not one per query), so a dead source is seen, not drowned."""
+    seen: set[tuple[str, str]] = set()
+    for ev in evidence:
+        if ev.ok or (ev.source, ev.status) in seen:
+            continue
+        seen.add((ev.source, ev.status))
+        show_banner(
+            ev.message, "warning" if ev.status != "error" else "error", title=f"{ev.source} {ev.status.upper()}"
+        )
+
+
+def show_failures(evidence: Mapping[str, Evidence] | Iterable[Evidence]) -> None:
+    """A banner for each source whose evidence could not be gathered (nothing when all is well)."""
+    items = evidence.values() if isinstance(evidence, Mapping) else evidence
+    _banners_for_failures(items)
 
 
 def derive(
@@ -932,6 +948,7 @@ def monitor_snapshot(ctx: Context, *, minutes: float = 15.0, save: bool = True) 
             key=f"monitor.{field_name}",
         )
         values[field_name] = float(ev.frame["value"].sum()) if ev.ok and not ev.frame.empty else None
+    _banners_for_failures(ctx.evidence[k] for k in ctx.evidence if k.startswith("monitor."))
     path = _monitor_state_path(ctx)
     previous: dict[str, Any] = {}
     replay = ctx.store.replay_from is not None
@@ -1245,14 +1262,22 @@ SCENARIOS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] =
         ("Errors in the application logs", ("logs.errors",), ("kubernetes.error_signatures",)),
     ),
     "slow_queries": (
-        ("An expected index missing", ("db.missing_index",), ("postgres.indexes",)),
+        (
+            "Large tables read without their index (missing index, sequential scans)",
+            ("db.missing_index", "db.seq_scans"),
+            ("postgres.indexes",),
+        ),
         ("Sequential scans on large tables", ("db.seq_scans",), ("postgres.table_scans",)),
         ("Statements slow on average", ("db.slow_statements",), ("postgres.statements",)),
         ("p95 latency over the threshold", ("metrics.latency",), ("prometheus.latency_p95",)),
         ("Sessions waiting on locks or long queries", ("db.lock_chain", "db.long_queries"), ("postgres.blocking",)),
     ),
     "external_api_down": (
-        ("A health endpoint failing", ("deps.http_down",), ("http.health",)),
+        (
+            "The provider's health endpoint failing, or the application reporting it down",
+            ("deps.http_down", "deps.dependency_down"),
+            ("http.health",),
+        ),
         ("The application reports a dependency down", ("deps.dependency_down",), ("prometheus.dependency_up",)),
         ("Requests failing with 5xx", ("metrics.error_rate",), ("prometheus.error_ratio_5xx",)),
         ("Errors in the application logs", ("logs.errors",), ("kubernetes.error_signatures",)),
@@ -1277,9 +1302,8 @@ class ScenarioCheck:
         return f"{self.confirmed} of {total} symptoms confirmed"
 
     def finding(self) -> Finding:
-        likely = self.confirmed >= max(1, (len(self.frame.index) + 1) // 2) and bool(
-            self.frame["status"].iloc[0] == "confirmed"
-        )
+        # The first symptom defines the scenario (OOMKilled for a memory leak); the others add weight.
+        likely = bool(self.frame["status"].iloc[0] == "confirmed")
         title = self.scenario.replace("_", " ")
         seen = self.frame.loc[self.frame["status"] == "confirmed", "symptom"].tolist()
         return Finding(

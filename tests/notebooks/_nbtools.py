@@ -9,13 +9,75 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from vcci_nb.analysis.model import FINDING_MIME
+
+RunNb = Callable[..., dict[str, Any]]
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
+
+#: The diagnostic notebooks this part of the project owns; all must exist.
+DIAGNOSTIC = [
+    "01_triage.ipynb",
+    "03_investigate_system.ipynb",
+    "03_investigate_logs.ipynb",
+    "03_investigate_database.ipynb",
+    "03_investigate_redis.ipynb",
+    "03_investigate_dependencies.ipynb",
+    "03_investigate_metrics.ipynb",
+    "03_investigate_changes.ipynb",
+    "03_decision_tree.ipynb",
+    "05_monitor.ipynb",
+    "06_resolve.ipynb",
+    "scenarios/connection_pool_exhausted.ipynb",
+    "scenarios/memory_leak.ipynb",
+    "scenarios/disk_full.ipynb",
+    "scenarios/slow_queries.ipynb",
+    "scenarios/external_api_down.ipynb",
+]
+
+#: Which lab variables a fault needs before a test of it means anything.
+FAULT_NEEDS: dict[str, tuple[str, ...]] = {
+    "pool-exhaustion": ("DATABASE_URL",),
+    "lock-contention": ("DATABASE_URL",),
+    "long-queries": ("DATABASE_URL",),
+    "slow-queries": ("DATABASE_URL",),
+    "redis-memory": ("REDIS_URL",),
+    "redis-slow": ("REDIS_URL",),
+    "redis-down": ("REDIS_URL",),
+    "oomkill": ("KUBECONFIG",),
+    "crashloop": ("KUBECONFIG",),
+    "bad-deploy": ("KUBECONFIG",),
+    "disk-full": ("KUBECONFIG", "PROMETHEUS_URL"),
+    "dependency-down": ("RABBITMQ_URL",),
+    "external-down": ("EXTERNAL_API_URL",),
+    "error-spike": ("PROMETHEUS_URL",),
+    "latency-spike": ("PROMETHEUS_URL",),
+}
+
+
+def require(env: dict[str, str], *names: str) -> None:
+    """Skip (naming what is missing) when the lab does not provide a source yet."""
+    missing = [n for n in names if not env.get(n)]
+    if missing:
+        pytest.skip(f"the lab does not provide {', '.join(missing)}")
+
+
+def require_fault(env: dict[str, str], fault: str) -> None:
+    from vcci_nb.lab import FAULTS, PRESETS
+
+    names = list(PRESETS.get(fault, (fault,)))
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        pytest.skip(f"the lab has no fault {unknown}")
+    require(env, *sorted({v for n in names for v in FAULT_NEEDS.get(n, ())}))
+
 
 #: Every network the browser could try is closed: no proxy answers, no name resolves.
 CHROMIUM_FLAGS = [
@@ -150,3 +212,57 @@ def chart_outputs(nb: dict[str, Any]) -> int:
         for o in c.get("outputs", [])
         if "application/vnd.plotly.v1+json" in (o.get("data") or {})
     )
+
+
+def panel_now(panel: str, *, worst_over: str = "") -> float | None:
+    """A profile panel's value now, straight from Prometheus (the lab's env must be applied).
+
+    With ``worst_over`` ("2m") the maximum over that span, as a resolve verdict would read it.
+    """
+    from vcci_nb.sources import prometheus
+
+    query, _ = prometheus.panel_query(None, panel)
+    if worst_over:
+        query = f"max_over_time(({query})[{worst_over}:15s])"
+    ev = prometheus.gather_instant(None, query)
+    if not ev.ok or ev.frame.empty:
+        return None
+    return float(ev.frame["value"].max())
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: float = 3.0) -> None:
+    """Poll until ``predicate()`` holds; fail naming ``what`` when it never does."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+def settle_metrics(env: dict[str, str], *, worst_over: str = "", timeout: float = 480) -> None:
+    """Wait until the lab's 5xx share and p95 (5-minute rates) are back under their thresholds.
+
+    A live metric fault (error-spike, latency-spike) injected by an earlier test stays in the
+    5-minute rate windows for a while after it is healed; a "healthy lab" check must not read it.
+    """
+    if not env.get("PROMETHEUS_URL"):
+        return
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        wait_for(
+            lambda: (
+                (panel_now("error_ratio_5xx", worst_over=worst_over) or 0) < 0.05
+                and (panel_now("latency_p95", worst_over=worst_over) or 0) < 2.0
+            ),
+            timeout,
+            "the lab's 5xx share and p95 to settle under their thresholds",
+            every=10,
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -16,31 +16,12 @@ import tokenize
 from pathlib import Path
 
 import pytest
+from _nbtools import DIAGNOSTIC
 
 from vcci_nb.tools.check_notebooks import problems
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-
-#: The diagnostic notebooks this part of the project owns; all must exist.
-DIAGNOSTIC = [
-    "01_triage.ipynb",
-    "03_investigate_system.ipynb",
-    "03_investigate_logs.ipynb",
-    "03_investigate_database.ipynb",
-    "03_investigate_redis.ipynb",
-    "03_investigate_dependencies.ipynb",
-    "03_investigate_metrics.ipynb",
-    "03_investigate_changes.ipynb",
-    "03_decision_tree.ipynb",
-    "05_monitor.ipynb",
-    "06_resolve.ipynb",
-    "scenarios/connection_pool_exhausted.ipynb",
-    "scenarios/memory_leak.ipynb",
-    "scenarios/disk_full.ipynb",
-    "scenarios/slow_queries.ipynb",
-    "scenarios/external_api_down.ipynb",
-]
 
 ALL = sorted(str(p.relative_to(NOTEBOOKS)) for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
