@@ -6,6 +6,8 @@ confirmed and checks the state a user would see: images, ready pods, annotations
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -192,8 +194,23 @@ def test_delete_one_pod_and_rolling_delete_of_a_label(
     with pytest.raises(ActionRefused, match="destroys data or capacity"):
         run(rolling, record.id, dry_run=False)  # all pods of a label: typed ID required
     assert {p["metadata"]["uid"] for p in _api_pods(kube)} == old
-    out2 = run(rolling, record.id, dry_run=False, confirm=record.id)
+    ready_seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # how many pods are ready while the rolling delete runs
+        while not stop.is_set():
+            ready_seen.append(sum(_ready(p) for p in _api_pods(kube)))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        out2 = run(rolling, record.id, dry_run=False, confirm=record.id)
+    finally:
+        stop.set()
+        watcher.join()
     assert out2.status == "succeeded", out2.message
+    assert len(ready_seen) > 3 and min(ready_seen) >= len(old) - 2  # never more than max_unavailable down
     now = _api_pods(kube)
     assert not ({p["metadata"]["uid"] for p in now} & old)
     assert sum(_ready(p) for p in now) >= len(old)
@@ -276,6 +293,7 @@ def test_maintenance_mode_on_needs_the_typed_id_then_off(
     assert on.status == "succeeded", on.message
     data = kube.get(MAINTENANCE)["data"]
     assert data["enabled"] == "true" and data["incident"] == record.id
+    assert kube.get(MAINTENANCE)["metadata"]["annotations"]["vcci-nb/incident"] == record.id
     off = run(MaintenanceMode(False), record.id, dry_run=False, confirm=record.id)
     assert off.status == "succeeded" and kube.get(MAINTENANCE)["data"]["enabled"] == "false"
 
@@ -314,4 +332,5 @@ def test_expand_volume(kube: KubeClient, record: IncidentRecord, restore: None, 
     assert dry.status == "planned" and _rv(kube, PVC) == before
     out = run(ExpandVolume("vcci-api-data", "40Gi", timeout_s=30), record.id, dry_run=False, confirm=record.id)
     assert kube.get(PVC)["spec"]["resources"]["requests"]["storage"] == "40Gi"
+    assert kube.get(PVC)["metadata"]["annotations"]["vcci-nb/incident"] == record.id
     assert out.status == "succeeded", out.message
