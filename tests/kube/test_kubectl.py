@@ -402,3 +402,23 @@ def test_get_watch_sees_changes(fresh: KubeServer) -> None:
     new = [line for line in lines[7:] if line.strip()]
     assert any("ContainerCreating" in line or "Pending" in line for line in new)
     assert any(" 1/1 " in line and "Running" in line for line in new)
+
+
+def test_exec_interactive_shell_reads_stdin(kube: KubeServer) -> None:
+    import os
+    import subprocess
+
+    env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
+    cp = subprocess.run(
+        ["/usr/bin/kubectl", "--context", "vcci-lab-admin", "exec", "-i", "-n", NS, "deployment/vcci-api", "--", "sh"],
+        input="df -h /var/log\nls /var/log/vcci | wc -l\nls /missing\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    lines = cp.stdout.splitlines()
+    assert lines[0].startswith("Filesystem") and lines[1].endswith("/var/log")
+    assert int(lines[2]) >= 10
+    assert "No such file or directory" in cp.stderr and cp.returncode == 2
