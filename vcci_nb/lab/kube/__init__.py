@@ -6,9 +6,48 @@ Python client work against it unchanged. Run it with::
 
     python -m vcci_nb.lab.kube --host 127.0.0.1 --port P --dir D [--pods N] [--tokens-file F]
 
-It is ready when ``GET /readyz`` answers 200. Lab-only endpoints under ``/_lab/`` inject and heal
-faults (``oomkill``, ``crashloop``, ``bad-deploy``, ``disk-full``), reset the cluster, and expose
-Prometheus metrics. Only the standard library is used, so importing this package is cheap.
+It is ready when ``GET /readyz`` answers 200. It answers plain HTTP and TLS on the same port:
+kubectl sends a kubeconfig's token only to an ``https://`` server, so :func:`write_kubeconfig`
+(called while the emulator runs) fetches the emulator's CA from ``/_lab/ca.crt`` and writes the
+``https://`` URL with that CA. Lab-only endpoints under ``/_lab/`` inject and heal faults
+(``oomkill``, ``crashloop``, ``bad-deploy``, ``disk-full``), reset the cluster, and expose Prometheus
+metrics. Only the standard library (and the ``openssl`` command, for the certificate) is used.
+
+Where it differs from a real cluster (on purpose or for lack of time):
+
+- Time is compressed: a pod is Ready about a second after it is created, a crashing container dies
+  a second after it starts and backs off 5-20 s (not 10 s-5 min), an OOM-prone one is killed every
+  12-25 s. Terminating pods disappear after about a second whatever their grace period.
+- One controller thread plays deployment, replica-set and stateful-set controllers, scheduler,
+  kubelet and metrics-server. Rolling updates honour maxSurge/maxUnavailable but not minReadySeconds,
+  paused rollouts, Recreate, proportional scaling or revisionHistoryLimit. Jobs, Services, RBAC objects
+  and PodDisruptionBudgets are stored and listed, but nothing acts on them (Jobs never run, RBAC
+  objects are not enforced: the tokens file's ``view``/``admin`` roles are). Namespaces are deleted at once.
+- Authorization: ``view`` may get/list/watch everything except Secrets (and may not exec);
+  ``admin`` may do everything. ``kubectl auth can-i`` and ``auth whoami`` answer from those roles.
+- No OpenAPI documents: ``kubectl apply``/``create -f`` need ``--validate=false``; ``kubectl explain``
+  does not work. No server-side apply, no protobuf, no aggregated discovery (kubectl falls back to the
+  legacy documents), no port-forward/attach/proxy. Exec speaks WebSocket only (v4/v5.channel.k8s.io,
+  kubectl >= 1.30 and the Python client), not SPDY.
+- Validation covers what the runbook can get wrong (replicas, quantities, requests > limits, env
+  names, selector immutability, label/annotation values that are not strings, pod spec immutability,
+  PVC shrink), not the whole schema. Unknown fields are kept, not pruned.
+- Lists carry ``kind``/``apiVersion`` on each item (a real server omits them); Tables are served
+  for the common kinds (pods, nodes, deployments, replicasets, statefulsets, events, ingresses,
+  configmaps, secrets, pvcs, namespaces, services), other kinds get NAME and CREATED AT.
+- Logs are generated, deterministic per pod and restart, and only for the current and previous
+  container; exec runs a small set of commands (df, du, find, rm, ls, cat, echo, env, printenv,
+  head, tail, grep, wc, sort, hostname, id, date, uname, sleep, true, false, exit; ``sh -c`` with
+  ``;``, ``&&``, ``||``, ``|``, globs and ``$VAR``) over a simulated filesystem; anything else
+  is "executable file not found" (exit 127). psql, redis-cli and curl are not in the container.
+- The ``vcci-api-data`` PVC is ReadWriteMany and shared by all vcci-api pods at ``/var/log``;
+  each pod's ``/tmp`` is on its own overlay. Expanding the PVC resizes it about a second later.
+- Faults: healing ``oomkill``/``crashloop`` replaces the affected pods (as a fix rollout would), so
+  restart counts and ``lastState`` go back to zero; healing ``bad-deploy`` rolls back if nobody has.
+  ``disk-full`` adds "No space left on device" errors to vcci-api logs from ten minutes before the
+  injection for as long as the volume stays over 95% full.
+- State lives in memory: restarting the emulator or ``POST /_lab/reset`` starts from the initial
+  cluster (resourceVersions keep increasing across a reset, so watches are told to relist).
 """
 
 from __future__ import annotations
