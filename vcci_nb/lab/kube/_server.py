@@ -83,6 +83,7 @@ class Emulator:
         self.world.stop()
         store = Store()
         store.rv = self.store.rv + 1000
+        store.base_rv = store.rv
         world = World(store, pods=self.pods)
         with store.lock:
             world.build()

@@ -76,6 +76,7 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.rv = 1000
+        self.base_rv = 0
         self._data: dict[str, dict[tuple[str, str], Entry]] = {}
         self._watchers: list[Watcher] = []
         self._history: deque[tuple[int, str, str, JSON, JSON | None]] = deque(maxlen=self.HISTORY)
@@ -171,6 +172,8 @@ class Store:
         w = Watcher(key, namespace, match)
         backlog: list[tuple[str, JSON]] = []
         with self.lock:
+            if since_rv is not None and since_rv < self.base_rv:
+                raise LookupError(since_rv)  # from before a reset: the client must relist
             if since_rv is not None and since_rv < self.rv:
                 if self._history and self._history[0][0] > since_rv + 1 and len(self._history) == self.HISTORY:
                     raise LookupError(since_rv)
