@@ -334,3 +334,23 @@ def test_expand_volume(kube: KubeClient, record: IncidentRecord, restore: None, 
     assert kube.get(PVC)["spec"]["resources"]["requests"]["storage"] == "40Gi"
     assert kube.get(PVC)["metadata"]["annotations"]["vcci-nb/incident"] == record.id
     assert out.status == "succeeded", out.message
+
+
+def test_a_plan_confirmed_after_the_object_changed_is_not_applied(
+    kube: KubeClient, record: IncidentRecord, restore: None, lab_env: dict[str, str]
+) -> None:
+    """The Confirm panel may be clicked minutes after the plan: a stale plan must not overwrite a newer change."""
+    image = _image(kube.get(DEPLOY))
+    out = run(RolloutUndo("vcci-api", timeout_s=TIMEOUT), record.id, dry_run=False, interactive=True)
+    panel = out.widget
+    # Someone else changes the deployment between the plan and the click.
+    run(
+        Scale("vcci-api", kube.get(DEPLOY)["spec"]["replicas"] + 1, timeout_s=TIMEOUT),
+        record.id,
+        dry_run=False,
+        confirm=record.id,
+    )
+    panel.confirm_button.click()
+    assert panel.outcome.status in ("failed", "refused")
+    assert panel.outcome.status == "failed" and "changed since the plan" in panel.outcome.message
+    assert _image(kube.get(DEPLOY)) == image

@@ -118,7 +118,7 @@ class KubeClient:
                 )
             if resp.status_code == 404:
                 raise ActionRefused(f"not found: {what} ({message}); check the name and namespace")
-            if resp.status_code == 409:
+            if resp.status_code == 409 or (method == "PATCH" and "test failed" in message):
                 raise KubeApiError(
                     f"{what} conflicted: {message}. The object changed since the plan; run the action again "
                     "to re-plan it.",

@@ -215,7 +215,10 @@ class _DeploymentAction(_KubeAction):
 
     def _with_annotations(self, body: Any, patch_type: str, current: JSON) -> Any:
         if patch_type == JSON_PATCH:
-            ops = list(body)
+            # Optimistic concurrency: the patch applies only to the object the plan saw.
+            rv = (current.get("metadata") or {}).get("resourceVersion")
+            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}] if rv else []
+            ops += list(body)
             if (current.get("metadata") or {}).get("annotations") is None:
                 ops.append({"op": "add", "path": "/metadata/annotations", "value": self.annotations()})
             else:
