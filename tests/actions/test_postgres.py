@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -114,17 +121,69 @@ def test_terminate_never_touches_superuser_background_or_its_own_session(
     assert len(refusals) == 3 and all(e["message"] and e["parameters"]["pids"] for e in refusals)
 
 
-def test_terminate_never_touches_a_replication_session(lab_env: dict[str, str], record: IncidentRecord) -> None:
-    with _admin(lab_env) as su:
-        senders = int(su.execute("SHOW max_wal_senders").fetchone()[0])  # type: ignore[index]
-    if senders == 0:
-        pytest.skip("the lab runs with max_wal_senders=0, so no walsender can be started")
-    admin = urlsplit(lab_env["VCCI_ADMIN_DATABASE_URL"])
-    with psycopg.connect(urlunsplit(admin._replace(query="replication=database")), autocommit=True) as walsender:
+@pytest.fixture(scope="module")
+def replication_server() -> Iterator[dict[str, Any]]:
+    """A throwaway PostgreSQL with WAL senders (the lab runs with max_wal_senders=0).
+
+    A real replication session needs ``max_wal_senders`` > 0; only this one test needs it, so it gets
+    its own small cluster rather than making the shared lab heavier.
+    """
+    bindir = Path("/usr/lib/postgresql/15/bin")
+    if not (bindir / "initdb").exists():
+        pytest.skip("PostgreSQL 15 binaries are not installed")
+    root = Path(tempfile.mkdtemp(prefix="vcci-nb-repl-"))
+    os.chmod(root, 0o755)
+    as_pg: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(root, "postgres")
+    data = root / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        subprocess.run(
+            [*as_pg, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )
+        opts = (
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_wal_senders=3 -c wal_level=replica"
+        )
+        subprocess.run(
+            [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", opts, "start"],
+            check=True,
+            capture_output=True,
+        )
+        base = f"postgresql://%s@127.0.0.1:{port}/postgres"
+        with psycopg.connect(base % "postgres", autocommit=True) as su:
+            su.execute("CREATE ROLE mitig LOGIN; GRANT pg_signal_backend, pg_read_all_stats TO mitig")
+            su.execute("CREATE ROLE repl LOGIN REPLICATION")
+        yield {
+            "mitigate": base % "mitig",
+            "replication": base % "repl" + "?replication=database",
+            "admin": base % "postgres",
+        }
+    finally:
+        subprocess.run(
+            [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_terminate_never_touches_a_replication_session(
+    replication_server: dict[str, Any], record: IncidentRecord
+) -> None:
+    with psycopg.connect(replication_server["replication"], autocommit=True) as walsender:
         wal_pid = walsender.info.backend_pid
-        with pytest.raises(ActionRefused, match=r"replication \(walsender\)"):
-            run(TerminateSessions(pids=[wal_pid]), record.id, dry_run=False, confirm=record.id)
-        assert both_alive(lab_env, wal_pid)
+        with psycopg.connect(replication_server["admin"], autocommit=True) as su:
+            row = su.execute("SELECT backend_type, usename FROM pg_stat_activity WHERE pid = %s", (wal_pid,)).fetchone()
+        assert row == ("walsender", "repl")  # not a superuser: pg_signal_backend alone could end it
+        url = replication_server["mitigate"]
+        with pytest.raises(ActionRefused, match=r"replication \(walsender\) session"):
+            run(TerminateSessions(pids=[wal_pid], url=url), record.id, dry_run=False, confirm=record.id)
+        wide = run(TerminateSessions(state=["idle", "active"], min_age_s=0, user="repl", url=url), record.id)
+        assert wal_pid not in {c["pid"] for c in wide.plan.changes}  # type: ignore[union-attr]
+        assert walsender.execute("IDENTIFY_SYSTEM").fetchone() is not None  # still alive
 
 
 def both_alive(env: dict[str, str], *pids: int) -> bool:
