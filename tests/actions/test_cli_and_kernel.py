@@ -34,25 +34,37 @@ def _count(r: Any) -> int:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``vcci-nb action ...`` in a real process (the entry point, argument parsing, exit codes)."""
     return subprocess.run(
         [sys.executable, "-m", "vcci_nb", "action", *args], capture_output=True, text=True, env=os.environ, timeout=60
     )
 
 
-def test_cli_plan_then_run_with_confirmation(keys: Any, record: IncidentRecord) -> None:
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The same command in this process (each process start costs seconds on a busy machine)."""
+    from vcci_nb.cli import main
+
+    rc = main(["action", *args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_plan_then_run_with_confirmation(
+    keys: Any, record: IncidentRecord, capsys: pytest.CaptureFixture[str]
+) -> None:
     common = ["--incident", record.id, "-p", "pattern=cache:ui-test:*"]
     plan = _cli("plan", "redis.clear_pattern", *common)
     assert plan.returncode == 0, plan.stderr
     assert "UNLINK 30 key(s)" in plan.stdout and _count(keys) == 30
 
-    unconfirmed = _cli("run", "redis.clear_pattern", *common)
-    assert unconfirmed.returncode == 0 and "not confirmed" in unconfirmed.stdout and _count(keys) == 30
+    rc, out, _ = _main(capsys, "run", "redis.clear_pattern", *common)
+    assert rc == 0 and "not confirmed" in out and _count(keys) == 30
 
-    wrong = _cli("run", "redis.clear_pattern", *common, "--confirm", "INC-20000101-001")
-    assert wrong.returncode == 2 and "not this incident's ID" in wrong.stderr and _count(keys) == 30
+    rc, _, err = _main(capsys, "run", "redis.clear_pattern", *common, "--confirm", "INC-20000101-001")
+    assert rc == 2 and "not this incident's ID" in err and _count(keys) == 30
 
-    star = _cli("run", "redis.clear_pattern", "--incident", record.id, "-p", "pattern=*")
-    assert star.returncode == 2 and "destroys data" in star.stderr
+    rc, _, err = _main(capsys, "run", "redis.clear_pattern", "--incident", record.id, "-p", "pattern=*")
+    assert rc == 2 and "destroys data" in err
 
     done = _cli("run", "redis.clear_pattern", *common, "--confirm", record.id)
     assert done.returncode == 0, done.stderr
@@ -60,8 +72,8 @@ def test_cli_plan_then_run_with_confirmation(keys: Any, record: IncidentRecord) 
     results = [e["result"] for e in record.data["actions"]]
     assert results == ["planned", "planned", "refused", "refused", "succeeded"]
 
-    bad = _cli("plan", "k8s.scale", "--incident", record.id, "-p", "replicas")
-    assert bad.returncode == 2 and "is not KEY=VALUE" in bad.stderr
+    rc, _, err = _main(capsys, "plan", "k8s.scale", "--incident", record.id, "-p", "replicas")
+    assert rc == 2 and "is not KEY=VALUE" in err
 
 
 def _kernel_run(cells: list[str], cwd: Path) -> nbformat.NotebookNode:
