@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 from tests.kube.conftest import NS, KubeServer
 
@@ -422,3 +423,18 @@ def test_exec_interactive_shell_reads_stdin(kube: KubeServer) -> None:
     assert lines[0].startswith("Filesystem") and lines[1].endswith("/var/log")
     assert int(lines[2]) >= 10
     assert "No such file or directory" in cp.stderr and cp.returncode == 2
+
+
+def test_apply_and_create_from_manifests(fresh: KubeServer, tmp_path: Path) -> None:
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied, namespace: vcci-production}\ndata: {a: '1'}\n"
+    )
+    assert "configmap/applied created" in fresh.kubectl("apply", "-f", str(manifest)).stdout
+    manifest.write_text(manifest.read_text().replace("'1'", "'2'"))
+    assert "configmap/applied configured" in fresh.kubectl("apply", "-f", str(manifest)).stdout
+    cm = fresh.api("GET", f"/api/v1/namespaces/{NS}/configmaps/applied").json()
+    assert cm["data"] == {"a": "2"}
+    assert "kubectl.kubernetes.io/last-applied-configuration" in cm["metadata"]["annotations"]
+    again = fresh.kubectl("create", "-f", str(manifest), check=False)
+    assert again.returncode != 0 and "AlreadyExists" in again.stderr

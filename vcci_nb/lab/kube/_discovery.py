@@ -246,3 +246,59 @@ def version_info() -> JSON:
         "compiler": "gc",
         "platform": "linux/amd64",
     }
+
+
+def _gv_key(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def openapi_v3_root() -> JSON:
+    """``GET /openapi/v3``: one document per group-version, as the API server lists them."""
+    keys = sorted({_gv_key(r.group, r.version) for r in RESOURCES})
+    return {"paths": {k: {"serverRelativeURL": f"/openapi/v3/{k}?hash={_hash(k)}"} for k in keys}}
+
+
+def openapi_v3_doc(key: str) -> JSON | None:
+    """A minimal OpenAPI v3 document for one group-version.
+
+    It holds only what kubectl reads before ``apply``/``create -f``: for each kind, the PATCH
+    operation with its ``x-kubernetes-group-version-kind`` and the ``fieldValidation`` query
+    parameter, which tells kubectl that the server validates fields itself. No schemas: kubectl
+    then computes strategic merge patches from its own built-in types, and ``explain`` has nothing
+    to show.
+    """
+    rs = [r for r in RESOURCES if _gv_key(r.group, r.version) == key and r.stored]
+    if not rs:
+        return None
+    paths: JSON = {}
+    for r in rs:
+        base = f"/{_gv_key(r.group, r.version)}"
+        item = f"{base}/namespaces/{{namespace}}/{r.plural}/{{name}}" if r.namespaced else f"{base}/{r.plural}/{{name}}"
+        gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+        params = [
+            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
+        ]
+        paths[item] = {
+            "patch": {
+                "operationId": f"patch{r.kind}",
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+            },
+            "put": {
+                "operationId": f"replace{r.kind}",
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "put",
+                "x-kubernetes-group-version-kind": gvk,
+            },
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": GIT_VERSION},
+        "paths": paths,
+        "components": {},
+    }

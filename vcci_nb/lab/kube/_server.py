@@ -297,6 +297,15 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_lab"):
             self._lab(method, path, role)
             return
+        if path == "/openapi/v3":
+            self.send_json(200, _discovery.openapi_v3_root())
+            return
+        if path.startswith("/openapi/v3/"):
+            doc = _discovery.openapi_v3_doc(path[len("/openapi/v3/") :])
+            if doc is None:
+                raise ApiError(status_body(404, "NotFound", "the server could not find the requested resource"))
+            self.send_json(200, doc)
+            return
         if path.startswith("/openapi"):
             raise ApiError(status_body(404, "NotFound", "the server could not find the requested resource"))
         segs = [s for s in path.split("/") if s]
