@@ -25,9 +25,11 @@ Where it differs from a real cluster (on purpose or for lack of time):
   objects are not enforced: the tokens file's ``view``/``admin`` roles are). Namespaces are deleted at once.
 - Authorization: ``view`` may get/list/watch everything except Secrets (and may not exec);
   ``admin`` may do everything. ``kubectl auth can-i`` and ``auth whoami`` answer from those roles.
-- No OpenAPI documents: ``kubectl apply``/``create -f`` need ``--validate=false``; ``kubectl explain``
-  does not work. No server-side apply, no protobuf, no aggregated discovery (kubectl falls back to the
-  legacy documents), no port-forward/attach/proxy. Exec speaks WebSocket only (v4/v5.channel.k8s.io,
+- OpenAPI v3 is minimal (the PATCH operations and their ``fieldValidation`` parameter, no schemas):
+  ``kubectl apply``/``create -f`` work, ``kubectl explain`` shows nothing, no ``/openapi/v2``, and the
+  server does not reject unknown fields (``fieldValidation`` is ignored). No server-side apply, no
+  protobuf, no aggregated discovery (kubectl falls back to the legacy documents), no
+  port-forward/attach/proxy. Exec speaks WebSocket only (v4/v5.channel.k8s.io,
   kubectl >= 1.30 and the Python client), not SPDY.
 - Validation covers what the runbook can get wrong (replicas, quantities, requests > limits, env
   names, selector immutability, label/annotation values that are not strings, pod spec immutability,
