@@ -206,7 +206,10 @@ def _judge(leaf: Leaf, by_key: Mapping[str, list[Finding]], evidence: list[Evide
     symptom = [f for k in leaf.symptom_keys for f in by_key.get(k, [])]
     score = max((_WEIGHT.get(f.severity, 0.1) for f in support), default=0.0)
     if support:
-        score = min(1.0, score + 0.05 * (len(support) - 1) + (0.15 if symptom else 0.0))
+        # More evidence and the branch's symptom raise it; a leaf that few findings support is more
+        # specific than one many do (Disk full beats Resource constraints on the same disk finding).
+        specific = 0.02 / max(len(leaf.supports), 1)
+        score = min(1.0, score + 0.05 * (len(support) - 1) + (0.15 if symptom else 0.0) + specific)
     checked = [ev for kind in leaf.checked_by if (ev := pick(evidence, kind)) is not None]
     against: list[str] = []
     if not support:

@@ -50,7 +50,8 @@ def _frame_from_arrays(
 ) -> pd.DataFrame:
     """Assemble the tidy frame from flat arrays; labels become categoricals built from codes."""
     series_codes = np.repeat(np.arange(len(metrics), dtype=np.int32), counts)
-    stamps = (ts * 1e9).astype("int64")
+    # Prometheus times are milliseconds: round there, or float error shows up as 09:29:28.492999936.
+    stamps = np.round(ts * 1e3).astype("int64") * 1_000_000
     columns: dict[str, Any] = {
         "timestamp": pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"),
         "value": values.astype("float64", copy=False),
