@@ -686,7 +686,7 @@ def ask_many(
     calls: Mapping[str, Callable[..., Evidence] | tuple[Callable[..., Evidence], Mapping[str, Any]]],
     *,
     show: bool = True,
-    workers: int = 6,
+    workers: int = 12,
 ) -> dict[str, Evidence]:
     """Ask several sources concurrently (each under its own timeout); show one status table.
 
