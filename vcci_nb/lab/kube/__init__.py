@@ -34,9 +34,9 @@ Where it differs from a real cluster (on purpose or for lack of time):
 - Validation covers what the runbook can get wrong (replicas, quantities, requests > limits, env
   names, selector immutability, label/annotation values that are not strings, pod spec immutability,
   PVC shrink), not the whole schema. Unknown fields are kept, not pruned.
-- Lists carry ``kind``/``apiVersion`` on each item (a real server omits them); Tables are served
-  for the common kinds (pods, nodes, deployments, replicasets, statefulsets, events, ingresses,
-  configmaps, secrets, pvcs, namespaces, services), other kinds get NAME and CREATED AT.
+- Tables are served for the common kinds (pods, nodes, deployments, replicasets, statefulsets,
+  events, ingresses, configmaps, secrets, pvcs, namespaces, services); other kinds (jobs, roles...)
+  get NAME and CREATED AT instead of their real columns.
 - Logs are generated, deterministic per pod and restart, and only for the current and previous
   container; exec runs a small set of commands (df, du, find, rm, ls, cat, echo, env, printenv,
   head, tail, grep, wc, sort, hostname, id, date, uname, sleep, true, false, exit; ``sh -c`` with

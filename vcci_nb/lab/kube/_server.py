@@ -503,7 +503,7 @@ class Handler(BaseHTTPRequestHandler):
         head = json.dumps(
             {"kind": f"{res.kind}List", "apiVersion": api_version, "metadata": meta}, separators=(",", ":")
         )
-        data = head[:-1].encode() + b',"items":[' + b",".join(e.encoded() for e in entries) + b"]}"
+        data = head[:-1].encode() + b',"items":[' + b",".join(e.encoded_item() for e in entries) + b"]}"
         self.send_bytes(200, data)
 
     def _get(self, res: Resource, ns: str, name: str) -> None:

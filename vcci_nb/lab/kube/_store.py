@@ -53,11 +53,19 @@ class Resource:
 class Entry:
     obj: JSON
     raw: bytes | None = None
+    item_raw: bytes | None = None
 
     def encoded(self) -> bytes:
         if self.raw is None:
             self.raw = json.dumps(self.obj, separators=(",", ":")).encode()
         return self.raw
+
+    def encoded_item(self) -> bytes:
+        """The object as a list item: a real API server leaves kind and apiVersion off list items."""
+        if self.item_raw is None:
+            item = {k: v for k, v in self.obj.items() if k not in ("kind", "apiVersion")}
+            self.item_raw = json.dumps(item, separators=(",", ":")).encode()
+        return self.item_raw
 
 
 @dataclass
