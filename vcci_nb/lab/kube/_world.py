@@ -168,6 +168,8 @@ class World:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
+        self._last_lease = 0.0
+        self._last_node_heartbeat = 0.0
         self._disk_files: list[tuple[str, str]] = []
         self.started = time.time()
 
@@ -221,6 +223,9 @@ class World:
         if now - self._last_prune > 30:
             self._last_prune = now
             self._prune_events(now)
+        if now - self._last_lease > 10:
+            self._last_lease = now
+            self._heartbeat(now)
         if self._heap:
             # wake up in time for the next due transition
             delay = max(0.0, self._heap[0][0] - time.time())
@@ -1536,6 +1541,7 @@ class World:
             upd = copy_json(d)
             upd["metadata"].setdefault("annotations", {})[REVISION] = rev
             d = s.replace(DEPLOY, upd)
+        self._cleanup_history(d, owned, new, pods_by_owner)
         if d["spec"].get("paused"):
             return
         # --- rolling update ------------------------------------------------------------------
@@ -1578,6 +1584,35 @@ class World:
                     self._scale_rs(d, r, reps - down, now)
                     avail -= max(0, down - unhealthy)
                     total -= down
+
+    def _cleanup_history(self, d: JSON, owned: list[JSON], new: JSON, pods_by_owner: dict[str, list[JSON]]) -> None:
+        """Keep at most revisionHistoryLimit old ReplicaSets that are scaled to zero (oldest go first)."""
+        limit = int(d["spec"].get("revisionHistoryLimit", 10))
+        idle = [
+            r
+            for r in owned
+            if r["metadata"]["uid"] != new["metadata"]["uid"]
+            and int(r["spec"].get("replicas", 0)) == 0
+            and not pods_by_owner.get(r["metadata"]["uid"])
+        ]
+        for r in sorted(idle, key=revision_of)[: max(0, len(idle) - limit)]:
+            self.store.delete(RS, r["metadata"]["namespace"], r["metadata"]["name"])
+            owned.remove(r)
+
+    def _heartbeat(self, now: float) -> None:
+        """The kubelets' node leases (every 10 s) and Ready heartbeats (every minute)."""
+        for lease in self.store.objects("coordination.k8s.io/leases", "kube-node-lease"):
+            upd = copy_json(lease)
+            upd["spec"]["renewTime"] = rfc3339_micro(now)
+            self.store.replace("coordination.k8s.io/leases", upd)
+        if now - self._last_node_heartbeat < 60:
+            return
+        self._last_node_heartbeat = now
+        for node in self.store.objects(NODES):
+            upd = copy_json(node)
+            for c in upd["status"].get("conditions") or []:
+                c["lastHeartbeatTime"] = rfc3339(now)
+            self.store.replace(NODES, upd)
 
     def _scale_rs(self, d: JSON | None, rs: JSON, replicas: int, now: float) -> None:
         cur = self.store.get(RS, rs["metadata"]["namespace"], rs["metadata"]["name"])
