@@ -623,9 +623,10 @@ class Handler(BaseHTTPRequestHandler):
                             },
                         )
                     )
-                else:
-                    # a zero-length write is invisible; probe the socket so dead clients free the thread
-                    pass
+                elif _client_gone(self.connection):
+                    # a watching client sends nothing; anything readable means it hung up
+                    self.close_connection = True
+                    return
             self._end_stream()
         except OSError:
             self.close_connection = True
@@ -1695,3 +1696,14 @@ _ = NS
 def _crlf(text: str, tty: bool) -> str:
     """A terminal turns \\n into \\r\\n; so does the emulated one."""
     return text.replace("\n", "\r\n") if tty else text
+
+
+def _client_gone(conn: Any) -> bool:
+    """True when a connection that should be silent has become readable (the peer closed it)."""
+    import select
+
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
