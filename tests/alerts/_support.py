@@ -8,6 +8,8 @@ finished twice. The end-to-end test in test_e2e.py uses the real runner and the 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -181,3 +183,38 @@ class Serve:
                 "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running') OR announced = 0"
             ).fetchone()[0]
         return pending == 0 and busy == 0
+
+
+def start_serve(
+    base: Path,
+    *args: str,
+    sleep: float = 0.0,
+    exit_code: int = 0,
+    routes: str | None = None,
+    verbose: bool = False,
+    real_runner: bool = False,
+) -> Serve:
+    """Start `vcci-nb serve` in ``base`` (state, outputs and markers below it) with the fake runner."""
+    (base / "markers").mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(24)
+    env = dict(os.environ)
+    env.update(
+        {
+            "VCCI_NB_SERVE_TOKEN": token,
+            "VCCI_NB_OUTPUTS": str(base / "outputs"),
+            "VCCI_NB_RUN_COMMAND": f"{sys.executable} {FAKE_RUNNER}",
+            "FAKE_RUNNER_MARKERS": str(base / "markers"),
+            "FAKE_RUNNER_SLEEP": str(sleep),
+            "FAKE_RUNNER_EXIT": str(exit_code),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.pop("VCCI_NB_SERVE_TOKEN_FILE", None)
+    if real_runner:
+        env.pop("VCCI_NB_RUN_COMMAND", None)
+    extra = list(args)
+    if routes is not None:
+        path = base / "routes.yaml"
+        path.write_text(routes)
+        extra += ["--routes", str(path)]
+    return Serve(root=base, token=token, args=extra, env=env, verbose=verbose).start()

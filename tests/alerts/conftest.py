@@ -7,48 +7,13 @@ finished twice. The end-to-end test in test_e2e.py uses the real runner and the 
 
 from __future__ import annotations
 
-import os
-import secrets
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.alerts._support import FAKE_RUNNER, ROOT, Serve
-
-
-def start_serve(
-    base: Path,
-    *args: str,
-    sleep: float = 0.0,
-    exit_code: int = 0,
-    routes: str | None = None,
-    verbose: bool = False,
-) -> Serve:
-    """Start `vcci-nb serve` in ``base`` (state, outputs and markers below it) with the fake runner."""
-    (base / "markers").mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(24)
-    env = dict(os.environ)
-    env.update(
-        {
-            "VCCI_NB_SERVE_TOKEN": token,
-            "VCCI_NB_OUTPUTS": str(base / "outputs"),
-            "VCCI_NB_RUN_COMMAND": f"{sys.executable} {FAKE_RUNNER}",
-            "FAKE_RUNNER_MARKERS": str(base / "markers"),
-            "FAKE_RUNNER_SLEEP": str(sleep),
-            "FAKE_RUNNER_EXIT": str(exit_code),
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    env.pop("VCCI_NB_SERVE_TOKEN_FILE", None)
-    extra = list(args)
-    if routes is not None:
-        path = base / "routes.yaml"
-        path.write_text(routes)
-        extra += ["--routes", str(path)]
-    return Serve(root=base, token=token, args=extra, env=env, verbose=verbose).start()
+from tests.alerts._support import Serve, start_serve
 
 
 @pytest.fixture

@@ -148,7 +148,8 @@ def test_truncated_alerts_are_recorded(serve: Serve) -> None:
     resp = serve.post(notification([alert()], truncatedAlerts=7))
     assert resp.status_code == 200
     assert serve.metrics()["vcci_nb_serve_alerts_truncated_total"] == 7
-    record = wait_for(lambda: serve.records(), what="the incident record")[0]
+    wait_for(lambda: serve.settled() and serve.records(), what="the incident record")
+    record = serve.records()[0]
     notes = [e["summary"] for e in record["timeline"] if e["kind"] == "note"]
     assert any("7 alerts" in n and "max_alerts" in n for n in notes), notes
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcci_nb.alerts.metrics import RECORD_BUCKETS, RECORD_HISTOGRAM, observe
 from vcci_nb.alerts.payload import Alert, Notification, PayloadError, parse_notification
 from vcci_nb.alerts.routing import SEVERITIES, Routes, RunPlan
 from vcci_nb.alerts.store import Store, bump
@@ -45,6 +46,16 @@ def _event(kind: str, summary: str, data: dict[str, Any] | None, actor: str = AC
 
 def _alert_key(entry: dict[str, Any]) -> tuple[str, str, str]:
     return (str(entry.get("fingerprint")), str(entry.get("startsAt")), str(entry.get("status")))
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """One persisted notification waiting to be ingested."""
+
+    id: int
+    note: Notification
+    received_at: float
+    state: str
 
 
 @dataclass
@@ -80,8 +91,13 @@ class Ingestor:
 
     # -- the loop body --------------------------------------------------------------------
 
-    def process_pending(self, limit: int = 200) -> int:
-        """Process up to ``limit`` deliveries in arrival order; return how many were processed."""
+    def process_pending(self, limit: int = 500) -> int:
+        """Process up to ``limit`` deliveries; return how many were processed.
+
+        Consecutive firing notifications of one group are taken together (one record write for
+        all of them), which is what keeps a storm cheap; a resolved notification is always taken
+        on its own, so the order of firing, resolving and firing again is kept within a group.
+        """
         rows = (
             self.store.connection()
             .execute(
@@ -91,25 +107,44 @@ class Ingestor:
             )
             .fetchall()
         )
+        batches: list[list[_Delivery]] = []
+        current: dict[str, list[_Delivery]] = {}
         for row in rows:
-            self.process(row["id"], bytes(row["body"]), float(row["received_at"]), row["state"])
+            try:
+                note = parse_notification(bytes(row["body"]))
+            except PayloadError as exc:  # it was valid when accepted; a newer parser may disagree
+                with self.store.transaction() as db:
+                    db.execute(
+                        "UPDATE deliveries SET state = 'rejected', error = ?, processed_at = ? WHERE id = ?",
+                        (str(exc), self.clock(), row["id"]),
+                    )
+                log.error("delivery %d could not be parsed again: %s", row["id"], exc)
+                continue
+            item = _Delivery(int(row["id"]), note, float(row["received_at"]), str(row["state"]))
+            batch = current.get(note.group_key)
+            if batch is not None and note.status == "firing" and batch[-1].note.status == "firing":
+                batch.append(item)
+            else:
+                batch = [item]
+                current[note.group_key] = batch
+                batches.append(batch)
+        for batch in batches:
+            self.process(batch)
         return len(rows)
 
-    def process(self, delivery_id: int, body: bytes, received_at: float, state: str) -> int:
-        """Ingest one delivery; return how many runs it queued."""
-        try:
-            note = parse_notification(body)
-        except PayloadError as exc:  # it was valid when accepted; a newer parser may disagree
-            with self.store.transaction() as db:
-                db.execute(
-                    "UPDATE deliveries SET state = 'rejected', error = ?, processed_at = ? WHERE id = ?",
-                    (str(exc), self.clock(), delivery_id),
-                )
-            log.error("delivery %d could not be parsed again: %s", delivery_id, exc)
-            return 0
-        if state == "pending":
-            self._stage(delivery_id, note)
-        new = self._new_alerts(delivery_id, note)
+    def process(self, batch: list[_Delivery]) -> int:
+        """Ingest deliveries of one group (several firing ones, or one of any kind); return runs queued."""
+        note = batch[0].note
+        last = batch[-1].note
+        staging = [d for d in batch if d.state == "pending"]
+        if staging:
+            self._stage(staging)
+        new: list[Alert] = []
+        per_delivery: list[tuple[Notification, list[Alert]]] = []
+        for item in batch:
+            mine = self._new_alerts(item.id, item.note)
+            new += mine
+            per_delivery.append((item.note, mine))
         work = _Work(
             firing=[a for a in new if a.status == "firing"],
             resolved=[a for a in new if a.status == "resolved"],
@@ -126,14 +161,16 @@ class Ingestor:
             # Only resolved alerts of a group this receiver never saw fire: nothing to attach them to.
             with self.store.transaction() as db:
                 bump(db, "alerts_without_incident", len(new))
-                self._finish(db, delivery_id, note, None)
+                for item in batch:
+                    self._finish(db, item.id, None)
             return 0
-        self._plan(note, work)
+        for item_note, alerts in per_delivery:
+            self._plan(item_note, alerts, work)
         bound = self._group(note.group_key)
-        resolving = note.status == "resolved" and bound is not None and bound["state"] == "open"
+        resolving = last.status == "resolved" and bound is not None and bound["state"] == "open"
         self._record(incident_id, note, work, first=bool(group is None or group["incident_id"] != incident_id))
         if resolving:
-            self._resolve_record(incident_id, note)
+            self._resolve_record(incident_id, last)
         with self.store.transaction() as db:
             now = self.clock()
             for plan in work.plans.values():
@@ -163,31 +200,35 @@ class Ingestor:
                 if self.routes.resolve_bundle:
                     plan = RunPlan(route="on_resolve", bundle=self.routes.resolve_bundle, params={}, profile=None)
                     queued += self._queue(db, incident_id, note.group_key, "resolve", plan, episode, now)
-            self._finish(db, delivery_id, note, incident_id)
+            done = self.clock()
+            for item in batch:
+                self._finish(db, item.id, incident_id)
+                observe(db, RECORD_HISTOGRAM, RECORD_BUCKETS, max(0.0, done - item.received_at))
         if self.on_recorded is not None:
-            self.on_recorded(max(0.0, self.clock() - received_at))
+            self.on_recorded(max(0.0, done - batch[0].received_at))
         return queued
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _stage(self, delivery_id: int, note: Notification) -> None:
+    def _stage(self, batch: list[_Delivery]) -> None:
         with self.store.transaction() as db:
             duplicates = 0
-            for alert in note.alerts:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO alerts(fingerprint, starts_at, status, group_key, delivery_id) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (alert.fingerprint, alert.starts_at, alert.status, note.group_key, delivery_id),
-                )
-                if cur.rowcount == 0:
-                    duplicates += 1
-                    db.execute(
-                        "UPDATE alerts SET seen = seen + 1 WHERE fingerprint = ? AND starts_at = ? AND status = ?",
-                        (alert.fingerprint, alert.starts_at, alert.status),
+            for item in batch:
+                for alert in item.note.alerts:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO alerts(fingerprint, starts_at, status, group_key, delivery_id) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (alert.fingerprint, alert.starts_at, alert.status, item.note.group_key, item.id),
                     )
+                    if cur.rowcount == 0:
+                        duplicates += 1
+                        db.execute(
+                            "UPDATE alerts SET seen = seen + 1 WHERE fingerprint = ? AND starts_at = ? AND status = ?",
+                            (alert.fingerprint, alert.starts_at, alert.status),
+                        )
+                db.execute("UPDATE deliveries SET state = 'staged' WHERE id = ?", (item.id,))
             if duplicates:
                 bump(db, "alerts_deduplicated", duplicates)
-            db.execute("UPDATE deliveries SET state = 'staged' WHERE id = ?", (delivery_id,))
 
     def _new_alerts(self, delivery_id: int, note: Notification) -> list[Alert]:
         rows = (
@@ -308,8 +349,10 @@ class Ingestor:
         title = f"{name}: {summary}" if summary else (f"{name} ({where})" if where else name)
         return title[:200]
 
-    def _plan(self, note: Notification, work: _Work) -> None:
-        for alert in work.firing:
+    def _plan(self, note: Notification, alerts: list[Alert], work: _Work) -> None:
+        for alert in alerts:
+            if alert.status != "firing":
+                continue
             labels = {**note.common_labels, **alert.labels}
             plan = self.routes.plan(labels)
             work.notes.extend(plan.notes)
@@ -363,7 +406,7 @@ class Ingestor:
                     d["timeline"].append(
                         _event("run", summary, {"bundle": plan.bundle, "route": plan.route, "refused": True})
                     )
-            for text in work.notes:
+            for text in dict.fromkeys(work.notes):
                 if text not in summaries:
                     d["timeline"].append(_event("note", text, None))
             if severity and SEVERITIES.index(severity) < SEVERITIES.index(d["severity"]):
@@ -409,7 +452,7 @@ class Ingestor:
         )
         return cur.rowcount
 
-    def _finish(self, db: sqlite3.Connection, delivery_id: int, note: Notification, incident_id: str | None) -> None:
+    def _finish(self, db: sqlite3.Connection, delivery_id: int, incident_id: str | None) -> None:
         db.execute(
             "UPDATE alerts SET recorded = 1, incident_id = ? WHERE delivery_id = ? AND recorded = 0",
             (incident_id, delivery_id),

@@ -1,7 +1,9 @@
 """The receiver's own /metrics, in the Prometheus text format (version 0.0.4).
 
-Counters that must survive a restart (alerts received, deduplicated, runs by state) are read
-from the state database at scrape time; latencies are histograms kept in memory since start.
+Counters that must survive a restart (alerts received, deduplicated, runs by state) and the
+histograms the back-end process observes (alert received → record written, run duration) live
+in the state database's ``counters`` table and are read at scrape time; the acknowledgement
+histogram is the front's own, kept in memory since start.
 Written by hand rather than with prometheus_client so that the receiver needs nothing beyond
 the standard library and what the package already depends on.
 """
@@ -9,17 +11,28 @@ the standard library and what the package already depends on.
 from __future__ import annotations
 
 import bisect
+import sqlite3
 import threading
 from collections.abc import Sequence
 
-from vcci_nb.alerts.store import Store
+from vcci_nb.alerts.store import Store, bump
 
 #: Buckets for the request acknowledgement time (seconds).
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 #: Buckets for alert received → record written (seconds).
 RECORD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+RECORD_HISTOGRAM = "vcci_nb_serve_alert_to_record_seconds"
+RUN_HISTOGRAM = "vcci_nb_serve_run_seconds"
 #: Buckets for run duration (seconds).
 RUN_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+def observe(db: sqlite3.Connection, name: str, buckets: Sequence[float], value: float) -> None:
+    """Count one observation of a persisted histogram, inside the caller's transaction."""
+    index = bisect.bisect_left(buckets, value)
+    bump(db, f"{name}:le={buckets[index]:g}" if index < len(buckets) else f"{name}:le=+Inf")
+    bump(db, f"{name}:count")
+    bump(db, f"{name}:sum_us", int(value * 1_000_000))
 
 
 class Histogram:
@@ -37,6 +50,14 @@ class Histogram:
         with self._lock:
             self._counts[bisect.bisect_left(self.buckets, value)] += 1
             self._sum += value
+
+    def load(self, counters: dict[str, int]) -> Histogram:
+        """This histogram's counts as persisted by :func:`observe` (replacing what it held)."""
+        with self._lock:
+            self._counts = [counters.get(f"{self.name}:le={b:g}", 0) for b in self.buckets]
+            self._counts.append(counters.get(f"{self.name}:le=+Inf", 0))
+            self._sum = counters.get(f"{self.name}:sum_us", 0) / 1_000_000
+        return self
 
     def render(self) -> list[str]:
         with self._lock:
@@ -64,11 +85,11 @@ class Metrics:
             "vcci_nb_serve_ack_seconds", "Time to persist a notification and answer Alertmanager.", ACK_BUCKETS
         )
         self.record_seconds = Histogram(
-            "vcci_nb_serve_alert_to_record_seconds",
+            RECORD_HISTOGRAM,
             "Time from a notification being received to its alerts being written into the incident record.",
             RECORD_BUCKETS,
         )
-        self.run_seconds = Histogram("vcci_nb_serve_run_seconds", "Duration of bundle runs.", RUN_BUCKETS)
+        self.run_seconds = Histogram(RUN_HISTOGRAM, "Duration of bundle runs.", RUN_BUCKETS)
         self._responses: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -84,6 +105,8 @@ class Metrics:
 
         if store is not None:
             counters = store.counters()
+            self.record_seconds.load(counters)
+            self.run_seconds.load(counters)
             counter(
                 "vcci_nb_serve_alerts_received_total",
                 "Alerts in accepted notifications.",

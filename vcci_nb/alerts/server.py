@@ -19,21 +19,24 @@ import hmac
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vcci_nb.alerts.incidents import Ingestor
+from vcci_nb.alerts.backend import BackendConfig
 from vcci_nb.alerts.metrics import Metrics
 from vcci_nb.alerts.payload import PayloadError, parse_notification
 from vcci_nb.alerts.routing import Routes
 from vcci_nb.alerts.store import Store, StoreError
-from vcci_nb.alerts.worker import Worker
+from vcci_nb.alerts.worker import pdeathsig_preexec
 from vcci_nb.errors import ConfigError
 from vcci_nb.redact import redact, register_secret
 
@@ -75,7 +78,7 @@ class ServeConfig:
     port: int = DEFAULT_PORT
     token: str | None = None
     outputs: Path | None = None
-    routes: Routes | None = None
+    routes: Path | None = None
     profile: str | None = None
     concurrency: int = 2
     run_timeout_s: float = 1800.0
@@ -86,13 +89,15 @@ class ServeConfig:
     reminder_interval_s: float = 0.0
     reminders_send: bool = False
     run_env: dict[str, str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "vcci-nb-serve"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the second waits for the client's
+    # delayed ACK (40 ms here), which alone would break the 50 ms acknowledgement budget.
+    disable_nagle_algorithm = True
     service: ClassVar[Service]
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -208,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
                 headers={"Retry-After": "5"},
             )
             return
-        self.service.ingest_wake.set()
+        self.service.wake_backend()
         self._send(200, {"status": "accepted", "delivery": delivery, "alerts": len(note.alerts)})
         self.service.metrics.ack_seconds.observe(time.perf_counter() - started)
 
@@ -232,7 +237,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class Service:
-    """The receiver with its ingest thread, worker pool and optional reminder loop."""
+    """The front: the HTTP receiver and the durable queue; it starts and watches the back end."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
@@ -245,53 +250,41 @@ class Service:
             raise ConfigError(
                 f"another vcci-nb serve is using {self.config.state_dir}; stop it or give this one another --state-dir"
             ) from exc
+        Routes.load(config.routes)  # a broken routes.yaml stops the start, not the first alert
         self.store = Store(config.state_dir)
         self.metrics = Metrics()
-        self.routes = config.routes or Routes.load()
-        self.ingestor = Ingestor(
-            self.store,
-            self.routes,
-            outputs=config.outputs,
-            max_attempts=config.max_attempts,
-            on_recorded=self._recorded,
-        )
-        self.worker = Worker(
-            self.store,
-            command=config.run_command,
-            concurrency=config.concurrency,
-            timeout_s=config.run_timeout_s,
-            outputs=config.outputs,
-            default_profile=config.profile,
-            env=config.run_env,
-            on_finished=lambda state, took: self.metrics.run_seconds.observe(took),
-        )
-        self.ingest_wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._backend: subprocess.Popen[bytes] | None = None
+        self._backend_lock = threading.Lock()
+        self._preexec = pdeathsig_preexec()
         handler = type("Handler", (_Handler,), {"service": self, "timeout": config.read_timeout_s})
         self.httpd = _Server((config.host, config.port), handler)
         self.port = int(self.httpd.server_address[1])
-        self.reminders: Callable[[], int] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
 
-    def _recorded(self, seconds: float) -> None:
-        self.metrics.record_seconds.observe(seconds)
-        self.worker.wake.set()
-
     def start(self) -> None:
-        """Recover interrupted work, then start ingesting, running and serving."""
-        self.worker.recover()
-        self._spawn("vcci-nb-ingest", self._ingest_loop)
-        self.worker.start()
-        if self.config.reminder_interval_s > 0:
-            from vcci_nb.alerts.reminders import reminder_callable
-
-            self.reminders = reminder_callable(self.config.outputs, send=self.config.reminders_send)
-            if self.reminders is not None:
-                self._spawn("vcci-nb-reminders", self._reminder_loop)
+        """Start the back end (which first recovers interrupted work), then answer requests."""
+        config_path = self.config.state_dir / "backend.json"
+        BackendConfig(
+            state_dir=str(self.config.state_dir),
+            outputs=str(self.config.outputs) if self.config.outputs else None,
+            routes=str(self.config.routes) if self.config.routes else None,
+            profile=self.config.profile,
+            concurrency=self.config.concurrency,
+            run_timeout_s=self.config.run_timeout_s,
+            max_attempts=self.config.max_attempts,
+            run_command=self.config.run_command,
+            reminder_interval_s=self.config.reminder_interval_s,
+            reminders_send=self.config.reminders_send,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        ).write(config_path)
+        started = threading.Event()
+        self._spawn("vcci-nb-backend", lambda: self._supervise(config_path, started))
+        started.wait(30)
         self._spawn("vcci-nb-http", self.httpd.serve_forever)
         (self.config.state_dir / "serve.json").write_text(json.dumps({"pid": os.getpid(), "url": self.url}) + "\n")
         log.info("vcci-nb serve listening on %s", self.url)
@@ -301,46 +294,65 @@ class Service:
         thread.start()
         self._threads.append(thread)
 
-    def _ingest_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                done = self.ingestor.process_pending()
-            except Exception:  # a full disk or a locked record must not end ingestion
-                log.exception("ingest failed; retrying in 2 s")
-                self._stop.wait(2.0)
-                continue
-            if done == 0:
-                self.ingest_wake.wait(1.0)
-                self.ingest_wake.clear()
+    def _supervise(self, config_path: Path, started: threading.Event) -> None:
+        """Run the back end; start it again if it dies while the front is up.
 
-    def _reminder_loop(self) -> None:
-        while not self._stop.wait(self.config.reminder_interval_s):
-            if self.reminders is None:
+        This thread starts the child, so the child's PR_SET_PDEATHSIG is tied to it; it lives
+        until :meth:`stop`.
+        """
+        env = {k: v for k, v in os.environ.items() if not k.startswith(TOKEN_ENV)}  # runs never see the token
+        env.update(self.config.run_env or {})
+        while not self._stop.is_set():
+            with self._backend_lock:
+                self._backend = subprocess.Popen(
+                    [sys.executable, "-m", "vcci_nb.alerts.backend", str(config_path)],
+                    stdin=subprocess.PIPE,
+                    env=env,
+                    preexec_fn=self._preexec,
+                )
+                assert self._backend.stdin is not None
+                os.set_blocking(self._backend.stdin.fileno(), False)
+            started.set()
+            code = self._backend.wait()
+            if self._stop.is_set():
                 return
-            try:
-                self.reminders()
-            except Exception:
-                log.exception("overdue-update reminders failed; trying again next interval")
+            log.error("the receiver's back end exited with %s; starting it again in 1 s", code)
+            self._stop.wait(1.0)
+
+    def wake_backend(self) -> None:
+        """Tell the back end a notification is waiting (best effort: it also polls every second)."""
+        with self._backend_lock:
+            backend = self._backend
+            if backend is None or backend.stdin is None:
+                return
+            with contextlib.suppress(OSError, ValueError):
+                backend.stdin.write(b"\n")
+                backend.stdin.flush()
 
     def stop(self, grace_s: float = 5.0) -> None:
-        """Stop answering, let ingestion settle, stop the workers, release the state directory."""
+        """Stop answering, stop the back end (runs get ``grace_s``), release the state directory."""
         self._stop.set()
-        self.ingest_wake.set()
         with contextlib.suppress(OSError):
             self.httpd.shutdown()
         self.httpd.server_close()
-        self.worker.stop(grace_s)
+        with self._backend_lock:
+            backend = self._backend
+        if backend is not None and backend.poll() is None:
+            backend.send_signal(signal.SIGTERM)
+            try:
+                backend.wait(grace_s + 20)
+            except subprocess.TimeoutExpired:
+                backend.kill()
+                backend.wait()
+        if backend is not None and backend.stdin is not None:
+            with contextlib.suppress(OSError):
+                backend.stdin.close()
         for thread in self._threads:
             thread.join(5.0)
         self.store.close()
         with contextlib.suppress(OSError):
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
-
-    def serve_forever(self) -> None:
-        """Start and block until :meth:`stop` is called from another thread or a signal."""
-        self.start()
-        self._stop.wait()
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:

@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from vcci_nb.alerts.metrics import RUN_BUCKETS, RUN_HISTOGRAM, observe
 from vcci_nb.alerts.store import Job, Store
 from vcci_nb.errors import RecordError
 from vcci_nb.record import IncidentRecord
@@ -57,7 +58,7 @@ def default_run_command() -> list[str]:
     return [sys.executable, "-m", "vcci_nb", "run"]
 
 
-def _pdeathsig_setter() -> Callable[[], None] | None:
+def pdeathsig_preexec() -> Callable[[], None] | None:
     """A preexec function that makes the child die with the thread that started it (Linux only)."""
     name = ctypes.util.find_library("c")
     if not name or not sys.platform.startswith("linux"):
@@ -130,7 +131,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._children_lock = threading.Lock()
-        self._preexec = _pdeathsig_setter()
+        self._preexec = pdeathsig_preexec()
         self.logs = store.state_dir / "runs"
         self.logs.mkdir(exist_ok=True)
 
@@ -147,8 +148,6 @@ class Worker:
             killed = kill_marked(marker)
             again = job.attempts < job.max_attempts
             with self.store.transaction() as tx:
-                if not again:
-                    tx.execute("UPDATE jobs SET announced = 1 WHERE id = ?", (job.id,))
                 tx.execute(
                     "UPDATE attempts SET finished_at = ?, outcome = 'interrupted' WHERE job_id = ? AND attempt = ?",
                     (time.time(), job.id, job.attempts),
@@ -158,12 +157,15 @@ class Worker:
                     ("queued" if again else "interrupted", None if again else time.time(), job.id),
                 )
             what = "queued again" if again else f"not retried ({job.attempts} of {job.max_attempts} attempts used)"
-            self._event(
+            written = self._event(
                 job,
                 f"Run of bundle {job.bundle!r} (attempt {job.attempts}) was interrupted when the receiver stopped; "
                 f"{what}",
                 {"job": job.id, "attempt": job.attempts, "outcome": "interrupted", "killed_processes": killed},
             )
+            if written and not again:
+                with self.store.transaction() as tx:
+                    tx.execute("UPDATE jobs SET announced = 1 WHERE id = ?", (job.id,))
             log.warning("job %d (%s for %s) was interrupted; %s", job.id, job.bundle, job.incident_id, what)
             if again:
                 requeued.append(job.id)
@@ -296,16 +298,17 @@ class Worker:
 
     def _finish(self, job: Job, state: str, code: int | None, detail: str, started: float) -> str:
         now = time.time()
+        took = time.monotonic() - started
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, exit_code = ?, finished_at = ?, pid = NULL, reason = ? WHERE id = ?",
                 (state, code, now, detail[:2000] or None, job.id),
             )
+            observe(db, RUN_HISTOGRAM, RUN_BUCKETS, took)
             db.execute(
                 "UPDATE attempts SET finished_at = ?, outcome = ?, exit_code = ? WHERE job_id = ? AND attempt = ?",
                 (now, state, code, job.id, job.attempts),
             )
-        took = time.monotonic() - started
         self._announce(job, state, code, detail, f" after {took:.1f} s")
         if self.on_finished is not None:
             self.on_finished(state, took)

@@ -64,7 +64,6 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from vcci_nb.alerts.routing import Routes
     from vcci_nb.alerts.server import ServeConfig, Service, read_token
     from vcci_nb.errors import ConfigError
 
@@ -78,12 +77,12 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("--concurrency must be at least 1")
     outputs = args.outputs or os.environ.get("VCCI_NB_OUTPUTS")
     config = ServeConfig(
-        state_dir=Path(args.state_dir),
+        state_dir=Path(args.state_dir).resolve(),
         host=args.host,
         port=args.port,
         token=token,
         outputs=Path(outputs).resolve() if outputs else None,
-        routes=Routes.load(args.routes),
+        routes=Path(args.routes).resolve() if args.routes else None,
         profile=args.profile or os.environ.get("VCCI_NB_PROFILE") or "lab",
         concurrency=args.concurrency,
         run_timeout_s=args.run_timeout,
