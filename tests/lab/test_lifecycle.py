@@ -58,15 +58,23 @@ def test_up_is_idempotent_and_down_leaves_no_process_or_port(own_lab: Lab) -> No
     assert all(_listening(p) for p in ports if p != own_lab._state.load()["ports"].get("rabbitmq_dist"))
     assert (own_lab.dir / "state.json").stat().st_mode & 0o777 == 0o600
 
-    # Second up: nothing new is started, the same processes keep running.
+    # Second up: nothing new is started, the same processes keep running, and it says what runs.
     again = subprocess.run([*VCCI_NB, "lab", "--dir", str(own_lab.dir), "up"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "already up" in again.stdout
+    assert "postgres" in again.stdout and "rabbitmq" in again.stdout
     assert _pids_and_ports(own_lab)[0] == pids
 
     # The epmd the lab started is its own, not the machine's default 4369.
     epmd_port = own_lab._state.load()["ports"]["epmd"]
     assert epmd_port != 4369 and _listening(epmd_port)
+
+    # Fault holders (processes keeping connections and slow commands alive) die with down too.
+    own_lab.inject("pool-exhaustion")
+    own_lab.inject("redis-slow")
+    holders = [int(f["pid"]) for f in own_lab._state.load()["faults"].values()]
+    assert len(holders) == 2 and all(_procs.pid_alive(p) for p in holders)
+    pids += holders
 
     down = subprocess.run([*VCCI_NB, "lab", "--dir", str(own_lab.dir), "down"], capture_output=True, text=True)
     assert down.returncode == 0, down.stderr

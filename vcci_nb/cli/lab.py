@@ -50,9 +50,12 @@ def _lab(args: argparse.Namespace) -> Any:
 def _print_status(status: dict[str, Any]) -> None:
     width = max((len(n) for n in status["components"]), default=10)
     for name, c in status["components"].items():
-        state = "up" if c["running"] and c["healthy"] else ("starting/unhealthy" if c["running"] else "down")
+        if c["running"]:
+            state = "up" if c["healthy"] else "unhealthy"
+        else:
+            state = f"down (fault {c['stopped_by_fault']})" if c.get("stopped_by_fault") else "down"
         pid = f"pid {c['pid']}" if c["pid"] else ""
-        print(f"  {name:<{width}}  {state:<8} {c['where']:<48} {pid}")
+        print(f"  {name:<{width}}  {state:<10} {c['where']:<48} {pid}")
     if status.get("faults"):
         print(f"  faults in force: {', '.join(status['faults'])}")
 

@@ -111,6 +111,7 @@ class Model:
         self.hist: dict[str, float] = dict(s.get("hist", {}))
         self.cache: dict[str, float] = dict(s.get("cache", {}))
         self.t: float = float(s.get("t", 0.0))
+        self._label_cache: dict[tuple[str, str], tuple[str, str]] = {}
 
     def state(self) -> dict[str, Any]:
         return {"requests": self.requests, "hist": self.hist, "cache": self.cache, "t": self.t}
@@ -134,6 +135,8 @@ class Model:
                     for tenant, tshare in TENANTS:
                         key = f"{pod}|{route}|{status}|{tenant}"
                         self.requests[key] = self.requests.get(key, 0.0) + rps * mix[status] * tshare * dt
+                if route == "/health":  # probes are not instrumented with the latency histogram
+                    continue
                 med = latency_median(route, base, faults) * noise(t, 31 + ri, 0.05)
                 n = rps * dt
                 hkey = f"{pod}|{route}"
@@ -158,33 +161,55 @@ class Model:
             out[pod] = (in_use, POOL_SIZE - in_use)
         return out
 
+    def _labels(self, kind: str, key: str) -> tuple[str, str]:
+        """(family, label string) of a series, built once: the history asks for them 400,000 times."""
+        cached = self._label_cache.get((kind, key))
+        if cached is not None:
+            return cached
+        base = f'job="vcci-api",instance="{self.instance}",namespace="{NAMESPACE}"'
+        parts = key.split("|")
+        if kind == "req":
+            pod, route, status, tenant = parts
+            out = ("http_requests_total", f'{base},pod="{pod}",route="{route}",status="{status}",tenant="{tenant}"')
+        elif kind == "sum" or kind == "count":
+            pod, route = parts[:2]
+            out = (f"http_request_duration_seconds_{kind}", f'{base},pod="{pod}",route="{route}"')
+        elif kind == "bucket":
+            pod, route, le = parts
+            out = ("http_request_duration_seconds_bucket", f'{base},pod="{pod}",route="{route}",le="{le}"')
+        elif kind == "pool":
+            pod, state = parts
+            out = ("vcci_db_pool_connections", f'{base},pod="{pod}",state="{state}"')
+        elif kind == "poolsize":
+            out = ("vcci_db_pool_size", f'{base},pod="{parts[0]}"')
+        elif kind == "cache":
+            pod, what = parts
+            out = (f"vcci_cache_{what}_total", f'{base},pod="{pod}"')
+        else:
+            out = ("vcci_dependency_up", f'{base},dependency="{parts[0]}"')
+        self._label_cache[(kind, key)] = out
+        return out
+
     def samples(self, t: float, faults: set[str], deps: dict[str, int]) -> Iterator[tuple[str, str, float]]:
         """(family, labels, value) for every series at time ``t`` (after :meth:`advance`)."""
-        base = f'job="vcci-api",instance="{self.instance}",namespace="{NAMESPACE}"'
+        lab = self._labels
         for key, v in self.requests.items():
-            pod, route, status, tenant = key.split("|")
-            yield (
-                "http_requests_total",
-                f'{base},pod="{pod}",route="{route}",status="{status}",tenant="{tenant}"',
-                round(v, 3),
-            )
+            yield (*lab("req", key), round(v, 3))
         for key, v in self.hist.items():
-            pod, route, le = key.split("|")
-            if le == "sum":
-                yield "http_request_duration_seconds_sum", f'{base},pod="{pod}",route="{route}"', round(v, 3)
+            if key.endswith("|sum"):
+                yield (*lab("sum", key), round(v, 3))
                 continue
-            yield "http_request_duration_seconds_bucket", f'{base},pod="{pod}",route="{route}",le="{le}"', round(v, 3)
-            if le == "+Inf":
-                yield "http_request_duration_seconds_count", f'{base},pod="{pod}",route="{route}"', round(v, 3)
+            yield (*lab("bucket", key), round(v, 3))
+            if key.endswith("|+Inf"):
+                yield (*lab("count", key), round(v, 3))
         for pod, (in_use, idle) in self.pool(t, faults).items():
-            yield "vcci_db_pool_connections", f'{base},pod="{pod}",state="in_use"', in_use
-            yield "vcci_db_pool_connections", f'{base},pod="{pod}",state="idle"', idle
-            yield "vcci_db_pool_size", f'{base},pod="{pod}"', float(POOL_SIZE)
+            yield (*lab("pool", f"{pod}|in_use"), in_use)
+            yield (*lab("pool", f"{pod}|idle"), idle)
+            yield (*lab("poolsize", pod), float(POOL_SIZE))
         for key, v in self.cache.items():
-            pod, kind = key.split("|")
-            yield f"vcci_cache_{kind}_total", f'{base},pod="{pod}"', round(v, 3)
+            yield (*lab("cache", key), round(v, 3))
         for dep, up in deps.items():
-            yield "vcci_dependency_up", f'{base},dependency="{dep}"', float(up)
+            yield (*lab("dep", dep), float(up))
 
 
 def _ordered(samples: list[tuple[str, str, float]]) -> dict[str, list[tuple[str, float]]]:
@@ -197,24 +222,33 @@ def _ordered(samples: list[tuple[str, str, float]]) -> dict[str, list[tuple[str,
 def history(pods: list[str], instance: str, start: float, end: float, step: float, out: Any) -> dict[str, Any]:
     """Write OpenMetrics history of the model from ``start`` to ``end``; return the model state.
 
-    Families are written one after the other, samples in time order within each (what promtool
-    wants), so every family's points are computed first.
+    Families are not interleaved and each series' samples are in time order (what promtool
+    wants); series are written one after the other, so each label string is written per sample
+    but built only once.
     """
     m = Model(pods, instance)
     deps = {"postgres": 1, "redis": 1, "rabbitmq": 1, "external-api": 1}
-    per_family: dict[str, list[str]] = {}
+    series: dict[tuple[str, str], list[str]] = {}
     t = start
     first = True
     while t <= end:
         m.advance(t, set(), dt=0.0 if first else step)
         first = False
-        ts = f"{t:.3f}"
+        ts = f" {t:.3f}\n"
         for fam, labels, v in m.samples(t, set(), deps):
-            per_family.setdefault(fam, []).append(f"{fam}{{{labels}}} {v} {ts}\n")
+            points = series.get((fam, labels))
+            if points is None:
+                points = series[(fam, labels)] = []
+            points.append(f"{v}{ts}")
         t += step
-    for fam, lines in per_family.items():
+    families: dict[str, list[tuple[str, list[str]]]] = {}
+    for (fam, labels), points in series.items():
+        families.setdefault(fam, []).append((labels, points))
+    for fam, members in families.items():
         out.write(f"# TYPE {fam} unknown\n")
-        out.writelines(lines)
+        for labels, points in members:
+            prefix = f"{fam}{{{labels}}} "
+            out.writelines(prefix + p for p in points)
     return m.state()
 
 

@@ -226,6 +226,7 @@ class Lab:
         """Each component's PID, where it listens, whether it runs and answers; the faults in force."""
         state = self._state.load()
         ctx = self._ctx(state)
+        held = {c: f for f in state["faults"] if f in _faults.FAULTS for c in _faults.FAULTS[f].stops}
         comps: dict[str, Any] = {}
         for spec in _components.specs():
             entry = state["components"].get(spec.name, {})
@@ -241,8 +242,10 @@ class Lab:
                 "healthy": healthy,
                 "pid": entry.get("pid") if running else None,
                 "where": spec.where(ctx) if state["ports"] else "",
+                "stopped_by_fault": held.get(spec.name) if not running else None,
             }
-        up = bool(comps) and all(c["running"] for c in comps.values())
+        # A server stopped on purpose by a fault (redis-down) does not make the lab "down".
+        up = bool(state["components"]) and all(c["running"] or c["stopped_by_fault"] for c in comps.values())
         return {
             "dir": str(self.dir),
             "up": up,
