@@ -250,8 +250,14 @@ def test_bad_deploy_names_the_new_revision_and_its_error_signatures(kube_env: An
 
 
 def test_workload_gives_the_same_evidence_from_one_list(kube_env: Any) -> None:
+    import time
+
     with kube_env.fault("oomkill"):
+        deadline = time.monotonic() + 20
         evs = kube.gather_workload("lab")
+        while evs["kubernetes.oomkilled"].frame.empty and time.monotonic() < deadline:
+            time.sleep(0.5)  # the emulator kills the pods one after another
+            evs = kube.gather_workload("lab")
     assert set(evs) == {"kubernetes.pods", "kubernetes.containers", "kubernetes.oomkilled"}
     assert all(e.ok for e in evs.values())
     conts = evs["kubernetes.containers"].frame
