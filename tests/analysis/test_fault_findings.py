@@ -206,7 +206,7 @@ def test_redis_down_is_a_finding_and_a_p1(lab: Any, lab_env: dict[str, str]) -> 
 
 def test_oomkilled_names_pods_and_restart_counts(kube_env: Any) -> None:
     with kube_env.fault("oomkill"):
-        evs = gather_kube()
+        evs, _ = settled("kube.oomkilled")
         evs["kubernetes.oomkilled"] = kube.gather_oomkilled("lab")
     oom = evs["kubernetes.oomkilled"].frame
     f = only(find_all(evs), "kube.oomkilled")
