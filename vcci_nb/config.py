@@ -174,14 +174,20 @@ DEFAULT_TIMEOUT_S = 5.0
 ProfileLike = Profile | str | None
 
 
-def resolve_profile(profile: ProfileLike = None) -> Profile:
-    """Accept a Profile, a profile name or None (``VCCI_NB_PROFILE``, then ``lab``).
+def resolve_profile(profile: ProfileLike | Any = None) -> Profile:
+    """Accept a Profile, a profile name, None (``VCCI_NB_PROFILE``, then ``lab``), or anything with
+    a ``.profile`` Profile (a notebook's ``Context``).
 
-    Every gather function takes this as its first argument so that a notebook can pass the
-    name it was parameterised with and a library caller can pass a loaded Profile.
+    Every gather function takes this as its first argument so that a notebook can pass its
+    context or the name it was parameterised with, and a library caller a loaded Profile.
     """
     if isinstance(profile, Profile):
         return profile
+    inner = getattr(profile, "profile", None)
+    if isinstance(inner, Profile):
+        return inner
+    if profile is not None and not isinstance(profile, str):
+        raise ConfigError(f"expected a profile name, a Profile or a notebook Context, not {type(profile).__name__}")
     return load_profile(profile)
 
 

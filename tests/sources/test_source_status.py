@@ -215,3 +215,15 @@ def test_gather_never_raises_even_on_a_bug_in_fetch(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.INFO):
         ev = collect("demo.broken", "demo", "SELECT x", broken, timeout=1)  # type: ignore[arg-type]
     assert ev.status == "error" and "column 'x' missing" in ev.message
+
+
+def test_gather_takes_a_notebook_context_and_ctx_ask_names_the_evidence(kube_env: object, tmp_path: Path) -> None:
+    from vcci_nb.evidence import EvidenceStore
+    from vcci_nb.notebook import setup
+
+    ctx = setup(environment="lab", store=EvidenceStore(save_to=tmp_path), show=False)
+    direct = kube.gather_pods(ctx)
+    assert direct.ok, direct.message
+    asked = ctx.ask(kube.gather_rollout_history)
+    assert asked.ok and asked.name == "kubernetes.rollout_history"
+    assert (tmp_path / "kubernetes.rollout_history.json").exists()
