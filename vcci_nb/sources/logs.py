@@ -107,13 +107,15 @@ def group_signatures(logs: pd.DataFrame, *, levels: frozenset[str] = ERROR_LEVEL
     errors = logs[logs["level"].isin(levels)]
     if errors.empty:
         return pd.DataFrame(columns=cols)
+    errors = errors.reset_index(drop=True)
+    # Whole columns, never .to_numpy(): a tz-aware column would become 60,000 Timestamp objects.
     work = pd.DataFrame(
         {
-            "signature": signatures_of(errors["message"]).to_numpy(),
-            "level": errors["level"].to_numpy(),
-            "timestamp": errors["timestamp"].to_numpy() if "timestamp" in errors else pd.NaT,
-            "pod": errors["pod"].to_numpy() if "pod" in errors else "",
-            "message": errors["message"].to_numpy(),
+            "signature": signatures_of(errors["message"]),
+            "level": errors["level"],
+            "timestamp": errors.get("timestamp", pd.NaT),
+            "pod": errors.get("pod", ""),
+            "message": errors["message"],
         }
     )
     grouped = work.groupby("signature", sort=False, observed=True).agg(
