@@ -146,3 +146,35 @@ def test_a_missing_server_binary_names_its_package(monkeypatch: pytest.MonkeyPat
     assert "apt-get install -y prometheus-redis-exporter" in str(err.value)
     with pytest.raises(LabError, match="apt-get install -y redis-server"):
         _procs.find_binary("redis-server")
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(f"{entry.name}: {cmd[:120]}")
+    return found
+
+
+def test_up_with_servers_missing_names_the_packages_and_leaves_nothing_running() -> None:
+    path = _lab_dir()
+    try:
+        env = {**os.environ, "PATH": "/nonexistent"}  # PostgreSQL is still found in its own directory
+        res = subprocess.run(
+            [*VCCI_NB, "lab", "--dir", str(path), "up"], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert res.returncode != 0
+        assert "apt-get install -y redis-server" in res.stderr
+        assert "apt-get install -y prometheus-alertmanager" in res.stderr
+        assert "the lab did not start" in res.stderr
+        assert not _processes_mentioning(str(path)), "up left servers running after it failed"
+        assert not Lab(path).status()["up"]
+    finally:
+        Lab(path).down()
+        shutil.rmtree(path, ignore_errors=True)

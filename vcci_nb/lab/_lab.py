@@ -119,6 +119,7 @@ class Lab:
             if running:
                 say(f"already running: {', '.join(sorted(running))}")
             ctx = self._ctx(state, say)
+            children_before = _procs.our_children()
             started: list[str] = []
             errors: list[str] = []
             futures: dict[str, Future[None]] = {}
@@ -151,6 +152,9 @@ class Lab:
                 say("start failed; stopping what this call started")
                 for name in reversed(started):
                     self._stop_component(state, name)
+                # and servers that were spawned but never became ready (so never recorded)
+                for pid in _procs.our_children() - children_before:
+                    _procs.stop_group(pid, None, timeout=10)
                 self._state.save(state)
                 raise LabError(
                     "the lab did not start:\n  "

@@ -163,6 +163,23 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
+def our_children() -> set[int]:
+    """PIDs of this process's direct children (servers the lab spawned from here)."""
+    me = os.getpid()
+    out = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == me and fields[0] not in ("Z", "X"):
+                out.add(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 def stop_group(pid: int, start_time: str | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
     """Signal a process group led by ``pid``; escalate to SIGKILL if it has not gone by ``timeout``.
 
@@ -258,18 +275,22 @@ def wait_until(
 ) -> None:
     """Poll ``check`` until it is true; fail early (with the server's log) when the process dies."""
     deadline = time.monotonic() + timeout
+    last_error = "none"
     while True:
         try:
             if check():
                 return
-        except Exception as exc:
+        except Exception as exc:  # readiness probes fail in many ways while a server starts
+            last_error = f"{type(exc).__name__}: {exc}"[:300]
             log.debug("%s not ready yet: %s", name, exc)
         if proc is not None and proc.poll() is not None:
             where = f"\n--- last lines of {log_path} ---\n{tail(log_path)}" if log_path else ""
             raise LabError(f"{name} exited with code {proc.returncode} while starting.{where}")
         if time.monotonic() > deadline:
             where = f"\n--- last lines of {log_path} ---\n{tail(log_path)}" if log_path else ""
-            raise LabError(f"{name} was not ready after {timeout:.0f}s.{where}")
+            if proc is not None:  # never leave behind a server we gave up on
+                stop_group(proc.pid, None, timeout=10)
+            raise LabError(f"{name} was not ready after {timeout:.0f}s (last error: {last_error}).{where}")
         time.sleep(interval)
 
 
