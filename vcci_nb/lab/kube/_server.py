@@ -71,6 +71,7 @@ class Emulator:
         self.tokens = tokens
         self.data_dir = data_dir
         self.store = Store()
+        self.sorted_cache: dict[tuple[str, str | None], tuple[int, Store, list[Any]]] = {}
         self.world = World(self.store, pods=pods)
         with self.store.lock:
             self.world.build()
@@ -450,10 +451,21 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     entries = [e for e in store.entries(res.key) if e.obj["metadata"]["name"] == name]
             else:
-                entries = store.entries(res.key, ns)
+                # sorted once per resourceVersion: the pages of one kubectl listing reuse it
+                cache = self.emu.sorted_cache
+                hit = cache.get((res.key, ns))
+                if hit is not None and hit[0] == store.rv and hit[1] is store:
+                    entries = hit[2]
+                else:
+                    entries = sorted(
+                        store.entries(res.key, ns),
+                        key=lambda e: (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]),
+                    )
+                    cache[(res.key, ns)] = (store.rv, store, entries)
             rv = str(store.rv)
         out = [e for e in entries if match(e.obj)]
-        out.sort(key=lambda e: (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]))
+        if name is not None:
+            out.sort(key=lambda e: (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]))
         self._rv = rv
         return out
 
