@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -45,11 +47,28 @@ def test_open_allocates_seed_format_ids_per_utc_day(tmp_path: Path) -> None:
     assert data["timeline"][0]["kind"] == "status" and data["timeline"][0]["actor"]
 
 
-def _open_one(outputs: str) -> str:
-    return IncidentRecord.open("P2", "parallel", outputs=outputs).id
+def _open_at_barrier(outputs: str, barrier: Any, queue: Any) -> None:
+    barrier.wait()
+    queue.put(IncidentRecord.open("P1", "storm", outputs=outputs).id)
 
 
 def test_twenty_parallel_opens_get_twenty_distinct_ids(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    barrier, queue = ctx.Barrier(20), ctx.Queue()
+    procs = [ctx.Process(target=_open_at_barrier, args=(str(tmp_path), barrier, queue)) for _ in range(20)]
+    for p in procs:
+        p.start()
+    ids = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(set(ids)) == 20
+    assert all(re.fullmatch(r"INC-\d{8}-\d{3}", i) for i in ids)
+    for i in ids:
+        _valid(tmp_path / i / "record.json")
+
+
+def test_parallel_cli_opens_get_distinct_ids(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [*CLI, "incident", "open", "--severity", "P1", "--title", f"storm {i}"],
@@ -58,17 +77,14 @@ def test_twenty_parallel_opens_get_twenty_distinct_ids(tmp_path: Path) -> None:
             text=True,
             env={**os.environ, "VCCI_NB_OUTPUTS": str(tmp_path)},
         )
-        for i in range(20)
+        for i in range(5)
     ]
     ids = []
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         ids.append(out.strip())
-    assert len(set(ids)) == 20
-    assert all(re.fullmatch(r"INC-\d{8}-\d{3}", i) for i in ids)
-    for i in ids:
-        _valid(tmp_path / i / "record.json")
+    assert len(set(ids)) == 5
 
 
 def _add_events(args: tuple[str, str, int]) -> None:

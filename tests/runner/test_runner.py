@@ -90,6 +90,8 @@ def _files(folder: Path) -> set[str]:
         (["notebooks/params.ipynb", "-f", "BAD_YAML"], "is not valid YAML at line"),
         (["notebooks/params.ipynb", "-f", "LIST_YAML"], "must hold a YAML mapping"),
         (["notebooks/params.ipynb", "--evidence-from", "/nonexistent/evidence"], "no such folder"),
+        (["notebooks/params.ipynb", "--profile", "nowhere"], "unknown profile 'nowhere'"),
+        (["notebooks/params.ipynb", "--timeout", "0"], "--timeout must be a positive number"),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(

@@ -261,6 +261,10 @@ def run(
         for name, value in p.parameters.items():
             if looks_secret(name) and isinstance(value, str):
                 register_secret(value)
+    if profile:
+        from vcci_nb.config import load_profile
+
+        load_profile(profile)  # an unknown or malformed profile stops the run here
     if timeout <= 0:
         raise ParameterError(f"--timeout must be a positive number of seconds, not {timeout:g}.")
     replay: Path | None = None
@@ -500,6 +504,24 @@ def _execute(
                         }
                         finished[job.index] = _conclude(record, job, fake, started_iso.get(job.index), entry, actor)
                         emit({**fake, "name": job.name, "findings": 0})
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.kill()
+        for job in job_list:
+            if job.index not in finished:
+                stop = {
+                    "type": "finished",
+                    "index": job.index,
+                    "status": "failed",
+                    "error": "Interrupted (Ctrl-C) before it finished; the partial notebook (if any) is kept.",
+                    "findings": [],
+                    "html": None,
+                    "seconds": 0.0,
+                    "at": utc_iso(),
+                }
+                with contextlib.suppress(Exception):
+                    _conclude(record, job, stop, started_iso.get(job.index), entry, actor)
+        raise
     finally:
         for proc in procs:
             proc.join(timeout=5)

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import shutil
 import signal
 import tempfile
@@ -410,13 +411,14 @@ def worker_main(jobs: Any, events: Any, prefetch: bool = True) -> None:
         else:
             current, pending = pending, None
         if prefetch and not done:
+            # Empty only means the parent's queue feeder is behind: no prefetch this time, not the end.
             try:
                 nxt = jobs.get(timeout=0.05)
-            except Exception:
-                nxt = None
+            except queue.Empty:
+                nxt = False
             if nxt is None:
                 done = True
-            else:
+            elif nxt is not False:
                 pending = (nxt, _start(nxt, events))
         result = run_one(current[0], current[1], events)
         events.put(result)
