@@ -112,10 +112,14 @@ def _api(port: int, password: str, path: str, method: str = "GET", body: Any = N
 
 
 def _ready(port: int, password: str) -> bool:
+    """The management API answers and the default vhost is running (it starts a little after the
+    API does; publishing before that fails with 'vhost / is down')."""
     try:
-        return bool(_api(port, password, "/api/overview"))
+        vhost = _api(port, password, "/api/vhosts/%2F")
     except (urllib.error.URLError, OSError, ValueError):
         return False
+    states = (vhost or {}).get("cluster_state") or {}
+    return bool(states) and all(v == "running" for v in states.values())
 
 
 def start(rmq_dir: Path, ports: dict[str, int], password: str, log_path: Path) -> Any:
