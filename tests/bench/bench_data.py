@@ -19,7 +19,9 @@ Run as a script (not collected by pytest)::
 3. **Grouping 100,000 log lines into signatures**: ``parse_lines`` + ``group_signatures`` (pyarrow
    RE2 kernels). Baseline: a Python loop with ``re`` per line and a dict of counts.
 
-Medians over ``--runs`` runs; ratios are baseline / ours (higher is better for us).
+Medians over ``--runs`` runs, ours and the baseline alternating; ratios are baseline / ours (higher is
+better for us). The machine's load average is printed with each result: on a shared 2-core box the
+absolute times move with the load, the ratios much less.
 """
 
 from __future__ import annotations
@@ -54,6 +56,19 @@ def median_time(fn: Callable[[], Any], runs: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(ours: Callable[[], Any], baseline: Callable[[], Any], runs: int) -> tuple[float, float]:
+    """Medians of ours and the baseline measured alternately, so that a load change on a shared
+    machine hits both alike and the ratio stays honest."""
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(runs):
+        for fn, out in ((ours, a), (baseline, b)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
+
+
 # --- 1. Prometheus ---------------------------------------------------------------------------------
 
 
@@ -80,10 +95,8 @@ def bench_prometheus(runs: int) -> dict[str, Any]:
 
     check = parse_query_response(raw)
     assert len(check) == 1_000_000
-    t_bytes = median_time(lambda: parse_query_response(raw), runs)
-    t_arrays = median_time(lambda: matrix_to_frame(result), runs)
-    t_json = median_time(lambda: json.loads(raw), max(1, runs // 2))
-    t_naive = median_time(naive, max(1, runs // 2))
+    t_bytes, t_naive = interleaved(lambda: parse_query_response(raw), naive, runs)
+    t_arrays, t_json = interleaved(lambda: matrix_to_frame(result), lambda: json.loads(raw), runs)
     return {
         "workload": "1,000,000 Prometheus samples -> DataFrame",
         "body_mb": round(len(raw) / 1e6, 1),
@@ -163,8 +176,7 @@ def bench_pods(runs: int, pods: int) -> dict[str, Any]:
                 return len(pd.DataFrame(rows))
 
             n = ours()
-            t_ours = median_time(ours, runs)
-            t_naive = median_time(naive, max(1, runs // 2))
+            t_ours, t_naive = interleaved(ours, naive, runs)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -235,8 +247,7 @@ def bench_logs(runs: int) -> dict[str, Any]:
         return pd.DataFrame([{"signature": k, **v} for k, v in groups.items()])
 
     sigs = ours()
-    t_ours = median_time(ours, runs)
-    t_naive = median_time(naive, max(1, runs // 2))
+    t_ours, t_naive = interleaved(ours, naive, runs)
     return {
         "workload": "100,000 log lines -> error signatures",
         "signatures": len(sigs),
@@ -263,7 +274,10 @@ def main() -> int:
         results.append(bench_pods(args.runs, args.pods))
     if "logs" in todo:
         results.append(bench_logs(args.runs))
+    load = os.getloadavg()
     for r in results:
+        r["load_average_1m_at_end"] = round(load[0], 1)
+        r["cpus"] = os.cpu_count()
         print(json.dumps(r))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -34,12 +34,11 @@ MASKS: tuple[tuple[str, str], ...] = (
         r"\b(tenant|tenant_id|request_id|task_id|trace_id|span_id|user|user_id|pid|id|host|pod|key)=[^\s,;)\]]+",
         "\\1=<v>",
     ),
-    (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
     (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "<ip>"),
-    (r"\b[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b|\b[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b", "<hex>"),
+    # 0x-prefixed hex, and hex-looking tokens with both a digit and a letter a-f (hashes, ids).
+    (r"\b(?:0x[0-9a-fA-F]+|[0-9a-f]*(?:[a-f][0-9a-f]*\d|\d[0-9a-f]*[a-f])[0-9a-f]*)\b", "<hex>"),
     (r"\b\d+(?:\.\d+)?(?:ms|us|ns|s|m|h|d|B|KB|MB|GB|KiB|MiB|GiB|%)?\b", "<n>"),
     (r"\b(?:[A-Za-z]+\d|\d+[A-Za-z])[A-Za-z0-9]*\b", "<id>"),
-    (r"\s+", " "),
 )
 SIGNATURE_MAX_CHARS = 240
 
