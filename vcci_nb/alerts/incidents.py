@@ -1,20 +1,23 @@
 """From persisted notifications to incidents and queued runs (the ingest step).
 
-One thread runs this, in delivery order, outside any HTTP request. Each delivery goes through
-steps that are safe to repeat, so a SIGKILL between any two of them loses nothing and doubles
-nothing when the next start picks the delivery up again:
+One thread of the back-end process runs this, in delivery order, outside any HTTP request.
+Consecutive firing notifications of one group are taken together. Each batch goes through steps
+that are safe to repeat, so a SIGKILL between any two of them loses nothing and doubles nothing
+when the next start takes the batch again:
 
-1. *stage* (one transaction): every alert's (fingerprint, startsAt, status) is inserted into
-   ``alerts``; a key that is already there is a duplicate (Alertmanager's at-least-once delivery,
-   an HA pair's second copy) and only counted;
+1. *dedup* (reads only): an alert whose (fingerprint, startsAt, status) is already in ``alerts``
+   is a duplicate (Alertmanager's at-least-once delivery, an HA pair's second copy);
 2. *bind*: the Alertmanager group gets its incident: a new one (the group row is marked
    ``opening`` first, so a crash between allocating the ID and recording it finds the record
    again by its ``group_key`` instead of opening a second), the open one (new alerts join it), or
    the resolved one reopened when the group fires again within the reopen window;
 3. *record*: the new alerts, refusals and notes go into ``record.json`` in one locked write that
-   skips anything already there;
-4. *queue* (one transaction): runs are queued (unique per incident, bundle and episode), the
-   alerts are marked recorded and the delivery done.
+   skips anything already there (which is what makes a repeated batch harmless);
+4. *commit* (one transaction): runs are queued (unique per incident, bundle and episode), the
+   alerts' keys are stored and the deliveries marked done.
+
+One fsync per batch on the usual path (joining an open incident): the disk is shared with the
+front's acknowledgements, and every fsync here is one they may wait behind.
 """
 
 from __future__ import annotations
@@ -136,15 +139,8 @@ class Ingestor:
         """Ingest deliveries of one group (several firing ones, or one of any kind); return runs queued."""
         note = batch[0].note
         last = batch[-1].note
-        staging = [d for d in batch if d.state == "pending"]
-        if staging:
-            self._stage(staging)
-        new: list[Alert] = []
-        per_delivery: list[tuple[Notification, list[Alert]]] = []
-        for item in batch:
-            mine = self._new_alerts(item.id, item.note)
-            new += mine
-            per_delivery.append((item.note, mine))
+        per_delivery, duplicates = self._new_alerts(batch)
+        new = [alert for _, alerts in per_delivery for alert in alerts]
         work = _Work(
             firing=[a for a in new if a.status == "firing"],
             resolved=[a for a in new if a.status == "resolved"],
@@ -161,8 +157,7 @@ class Ingestor:
             # Only resolved alerts of a group this receiver never saw fire: nothing to attach them to.
             with self.store.transaction() as db:
                 bump(db, "alerts_without_incident", len(new))
-                for item in batch:
-                    self._finish(db, item.id, None)
+                self._finish(db, batch, per_delivery, duplicates, None)
             return 0
         for item_note, alerts in per_delivery:
             self._plan(item_note, alerts, work)
@@ -200,9 +195,9 @@ class Ingestor:
                 if self.routes.resolve_bundle:
                     plan = RunPlan(route="on_resolve", bundle=self.routes.resolve_bundle, params={}, profile=None)
                     queued += self._queue(db, incident_id, note.group_key, "resolve", plan, episode, now)
+            self._finish(db, batch, per_delivery, duplicates, incident_id)
             done = self.clock()
             for item in batch:
-                self._finish(db, item.id, incident_id)
                 observe(db, RECORD_HISTOGRAM, RECORD_BUCKETS, max(0.0, done - item.received_at))
         if self.on_recorded is not None:
             self.on_recorded(max(0.0, done - batch[0].received_at))
@@ -210,43 +205,36 @@ class Ingestor:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _stage(self, batch: list[_Delivery]) -> None:
-        with self.store.transaction() as db:
-            duplicates = 0
-            for item in batch:
-                for alert in item.note.alerts:
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO alerts(fingerprint, starts_at, status, group_key, delivery_id) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (alert.fingerprint, alert.starts_at, alert.status, item.note.group_key, item.id),
-                    )
-                    if cur.rowcount == 0:
-                        duplicates += 1
-                        db.execute(
-                            "UPDATE alerts SET seen = seen + 1 WHERE fingerprint = ? AND starts_at = ? AND status = ?",
-                            (alert.fingerprint, alert.starts_at, alert.status),
-                        )
-                db.execute("UPDATE deliveries SET state = 'staged' WHERE id = ?", (item.id,))
-            if duplicates:
-                bump(db, "alerts_deduplicated", duplicates)
+    def _new_alerts(
+        self, batch: list[_Delivery]
+    ) -> tuple[list[tuple[Notification, list[Alert]]], list[tuple[str, str, str]]]:
+        """Each delivery's alerts not seen before, and the keys of the duplicates.
 
-    def _new_alerts(self, delivery_id: int, note: Notification) -> list[Alert]:
-        rows = (
-            self.store.connection()
-            .execute(
-                "SELECT fingerprint, starts_at, status FROM alerts WHERE delivery_id = ? AND recorded = 0",
-                (delivery_id,),
-            )
-            .fetchall()
-        )
-        mine = {(r["fingerprint"], r["starts_at"], r["status"]) for r in rows}
-        out: list[Alert] = []
-        for alert in note.alerts:
-            key = (alert.fingerprint, alert.starts_at, alert.status)
-            if key in mine:
-                mine.discard(key)  # an alert repeated inside one payload counts once
-                out.append(alert)
-        return out
+        Only reads: the keys are written with the delivery's last transaction. If the process
+        dies before that, the delivery is taken again and the record, which skips what it
+        already holds, gets nothing twice.
+        """
+        db = self.store.connection()
+        seen: set[tuple[str, str, str]] = set()
+        duplicates: list[tuple[str, str, str]] = []
+        out: list[tuple[Notification, list[Alert]]] = []
+        for item in batch:
+            mine: list[Alert] = []
+            for alert in item.note.alerts:
+                key = (alert.fingerprint, alert.starts_at, alert.status)
+                known = (
+                    key in seen
+                    or db.execute(
+                        "SELECT 1 FROM alerts WHERE fingerprint = ? AND starts_at = ? AND status = ?", key
+                    ).fetchone()
+                )
+                if known:
+                    duplicates.append(key)
+                    continue
+                seen.add(key)
+                mine.append(alert)
+            out.append((item.note, mine))
+        return out, duplicates
 
     def _group(self, group_key: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = (
@@ -452,12 +440,28 @@ class Ingestor:
         )
         return cur.rowcount
 
-    def _finish(self, db: sqlite3.Connection, delivery_id: int, incident_id: str | None) -> None:
-        db.execute(
-            "UPDATE alerts SET recorded = 1, incident_id = ? WHERE delivery_id = ? AND recorded = 0",
-            (incident_id, delivery_id),
-        )
-        db.execute(
-            "UPDATE deliveries SET state = 'done', processed_at = ?, incident_id = ? WHERE id = ?",
-            (self.clock(), incident_id, delivery_id),
-        )
+    def _finish(
+        self,
+        db: sqlite3.Connection,
+        batch: list[_Delivery],
+        per_delivery: list[tuple[Notification, list[Alert]]],
+        duplicates: list[tuple[str, str, str]],
+        incident_id: str | None,
+    ) -> None:
+        """Inside the last transaction: remember the alerts (the dedup keys) and close the deliveries."""
+        now = self.clock()
+        for item, (note, alerts) in zip(batch, per_delivery, strict=True):
+            for alert in alerts:
+                db.execute(
+                    "INSERT OR IGNORE INTO alerts(fingerprint, starts_at, status, group_key, delivery_id, incident_id, "
+                    "recorded) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                    (alert.fingerprint, alert.starts_at, alert.status, note.group_key, item.id, incident_id),
+                )
+            db.execute(
+                "UPDATE deliveries SET state = 'done', processed_at = ?, incident_id = ? WHERE id = ?",
+                (now, incident_id, item.id),
+            )
+        for key in duplicates:
+            db.execute("UPDATE alerts SET seen = seen + 1 WHERE fingerprint = ? AND starts_at = ? AND status = ?", key)
+        if duplicates:
+            bump(db, "alerts_deduplicated", len(duplicates))

@@ -251,7 +251,7 @@ class Service:
                 f"another vcci-nb serve is using {self.config.state_dir}; stop it or give this one another --state-dir"
             ) from exc
         Routes.load(config.routes)  # a broken routes.yaml stops the start, not the first alert
-        self.store = Store(config.state_dir)
+        self.store = Store(config.state_dir, checkpoints=False)
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -9,7 +9,7 @@ claimed, a run finished) be all-or-nothing.
 Tables:
 
 - ``deliveries``: every accepted webhook body, in arrival order, ``pending`` until the ingest
-  loop has written it into an incident;
+  loop has written it into an incident (``done``);
 - ``alerts``: one row per (fingerprint, startsAt, status): the deduplication key;
 - ``groups``: Alertmanager group key → current incident, its state and episode (a re-fire after
   resolution starts a new episode);
@@ -171,13 +171,16 @@ class _PendingDelivery:
 class Store:
     """Thread-safe access to the state database; one connection per thread."""
 
-    def __init__(self, state_dir: Path | str) -> None:
+    def __init__(self, state_dir: Path | str, *, checkpoints: bool = True) -> None:
         self.state_dir = Path(state_dir)
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the state directory {self.state_dir}: {exc.strerror}") from exc
         self.path = self.state_dir / "serve.sqlite3"
+        # The front (checkpoints=False) leaves WAL checkpoints, which fsync the database file, to
+        # the back end, so that no acknowledgement ever waits for one.
+        self.checkpoints = checkpoints
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -188,7 +191,10 @@ class Store:
         self._committer: threading.Thread | None = None
         self._closing = False
         try:
-            self.connection().executescript(SCHEMA)  # executescript commits by itself
+            conn = self.connection()
+            conn.execute("PRAGMA busy_timeout=30000")  # the other process may be writing right now
+            conn.executescript(SCHEMA)  # executescript commits by itself
+            conn.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot set up the state database {self.path}: {exc}") from exc
 
@@ -202,7 +208,9 @@ class Store:
                 conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute("PRAGMA busy_timeout=0")  # see transaction(): we wait ourselves
+                if not self.checkpoints:
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the state database {self.path}: {exc}") from exc
             self._local.conn = conn
@@ -217,10 +225,7 @@ class Store:
         # One writer at a time inside the process: waiting on a Python lock wakes at once, where
         # SQLite's own busy handler sleeps in steps of up to 100 ms (which showed as ack tails).
         with self._write_lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"the state database {self.path} is not writable: {exc}") from exc
+            self._begin(conn)
             try:
                 yield conn
             except BaseException:
@@ -233,6 +238,27 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise StoreError(f"could not commit to the state database {self.path}: {exc}") from exc
+
+    def _begin(self, conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+        """BEGIN IMMEDIATE, waiting for the other process's writer in steps of at most 4 ms.
+
+        SQLite's own busy handler backs off to 100 ms sleeps, which a request waiting behind the
+        back end's transaction would feel as a 100 ms acknowledgement.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise StoreError(f"the state database {self.path} is not writable: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"the state database {self.path} is not writable: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.004)
 
     def close(self) -> None:
         with self._pending_cv:
