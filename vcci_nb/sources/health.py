@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import pandas as pd
+import requests
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, resolve_profile, service_url
 from vcci_nb.evidence import Evidence, utcnow
@@ -39,8 +40,6 @@ def _http_ready(profile: ProfileLike, name: str, path: str, timeout: float) -> E
     base = url.rstrip("/")
 
     def fetch() -> pd.DataFrame:
-        import requests
-
         resp = requests.get(f"{base}{path}", timeout=(timeout, timeout))
         resp.raise_for_status()
         return pd.DataFrame([{"status_code": resp.status_code}])
@@ -78,8 +77,6 @@ def checks(profile: ProfileLike = None) -> dict[str, Callable[[float], Evidence]
 
 def _check_http(name: str, url: str, timeout: float) -> Evidence:
     def fetch() -> pd.DataFrame:
-        import requests
-
         resp = requests.get(url, timeout=(timeout, timeout), allow_redirects=False)
         resp.raise_for_status()
         return pd.DataFrame([{"status_code": resp.status_code}])

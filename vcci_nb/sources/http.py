@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
+import requests
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, env_secret, resolve_profile
 from vcci_nb.evidence import Evidence
@@ -35,8 +36,6 @@ def endpoints(profile: ProfileLike = None) -> list[dict[str, str]]:
 
 def check_url(url: str, timeout: float) -> dict[str, Any]:
     """GET one URL: status code, latency, and ``up`` (2xx/3xx) or the reason it is down."""
-    import requests
-
     started = time.perf_counter()
     try:
         resp = requests.get(url, timeout=(timeout, timeout), allow_redirects=False)

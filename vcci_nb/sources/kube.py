@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from kubernetes import config as kconfig
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, kube_settings, resolve_profile
 from vcci_nb.errors import SourceError
@@ -39,8 +40,6 @@ _SECRET_ENV = re.compile(r"(?i)(pass|secret|token|key|credential|dsn|url)")
 
 def api_client(profile: ProfileLike = None, *, mitigation: bool = False) -> Any:
     """A ``kubernetes.client.ApiClient`` for the profile's kubeconfig and context (read-only by default)."""
-    from kubernetes import config as kconfig
-
     settings = kube_settings(profile, mitigation=mitigation)
     if settings.kubeconfig is None:
         raise FileNotFoundError("no kubeconfig: KUBECONFIG is not set and ~/.kube/config does not exist")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
+import psycopg
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, postgres_dsn, resolve_profile
 from vcci_nb.evidence import Evidence
@@ -177,8 +178,6 @@ def run_query(
 
     Raises whatever psycopg raises; :func:`collect` turns that into a status.
     """
-    import psycopg
-
     dsn, stmt_ms, lock_ms = _settings(profile, timeout)
     options = f"-c statement_timeout={stmt_ms} -c lock_timeout={lock_ms} -c default_transaction_read_only=on"
     with psycopg.connect(
@@ -351,8 +350,6 @@ def gather_migrations(
     ident = psql.Identifier(*table.split("."))
 
     def fetch() -> pd.DataFrame:
-        import psycopg
-
         dsn_, stmt, lock = _settings(profile, timeout)
         with psycopg.connect(
             dsn_,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import requests
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, resolve_profile, service_url
 from vcci_nb.errors import ConfigError, SourceError
@@ -178,8 +179,6 @@ def _base_url(profile: ProfileLike) -> str | None:
 
 
 def _post(base: str, path: str, params: dict[str, str], timeout: float) -> pd.DataFrame:
-    import requests
-
     resp = requests.post(f"{base}{path}", data=params, timeout=(timeout, timeout))
     if resp.status_code in (401, 403):
         resp.raise_for_status()

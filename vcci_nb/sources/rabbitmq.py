@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pandas as pd
+import requests
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, service_url
 from vcci_nb.evidence import Evidence
@@ -27,8 +28,6 @@ def _split(url: str) -> tuple[str, tuple[str, str] | None]:
 
 
 def _get(url: str, path: str, timeout: float) -> Any:
-    import requests
-
     base, auth = _split(url)
     resp = requests.get(f"{base}{path}", auth=auth, timeout=(timeout, timeout))
     resp.raise_for_status()

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pandas as pd
+import redis
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, redis_url, resolve_profile
 from vcci_nb.evidence import Evidence
@@ -28,8 +29,6 @@ MEMORY_FIELDS: tuple[str, ...] = (
 
 
 def _client(url: str, timeout: float) -> Any:
-    import redis
-
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout,
