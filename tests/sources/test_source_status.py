@@ -186,6 +186,11 @@ def test_check_cli_exit_code_and_table(monkeypatch: pytest.MonkeyPatch, closed_p
         "PATH": "/usr/bin:/bin",
         "KUBECONFIG": str(kube_env.kubeconfig),  # type: ignore[attr-defined]
         "REDIS_URL": f"redis://vcci-diag:pw@127.0.0.1:{closed_port}/0",
+        # Several HTTP sources at once in a fresh interpreter: their client library must not be
+        # imported concurrently by the check threads (it once failed with a circular import).
+        "PROMETHEUS_URL": f"http://127.0.0.1:{closed_port}",
+        "ALERTMANAGER_URL": f"http://127.0.0.1:{closed_port}",
+        "EXTERNAL_API_URL": f"http://127.0.0.1:{closed_port}",
         "VCCI_NB_PROFILE": "lab",
         "HOME": "/tmp",
     }
@@ -203,6 +208,8 @@ def test_check_cli_exit_code_and_table(monkeypatch: pytest.MonkeyPatch, closed_p
     # No DATABASE_URL: libpq's own defaults (PG* variables, local socket) are tried, and fail here.
     assert rows["postgres"]["status"] == "unreachable"
     assert rows["rabbitmq"]["status"] == "not configured"
+    for name in ("prometheus", "alertmanager", "external-api"):
+        assert rows[name]["status"] == "unreachable", rows[name]
     assert took < 10, took  # interpreter start and imports included
 
 
