@@ -100,4 +100,5 @@ def test_lab_fault_to_executed_triage_record(lab: Any, lab_env: dict[str, str], 
         "findings": len(record["findings"]),
     }
     print("\nalert → record timings:", json.dumps(figures, indent=2))
+    print("runs:", [(j["bundle"], j["incident_id"], j["state"]) for j in serve.jobs()])
     (tmp_path / "e2e-timings.json").write_text(json.dumps(figures, indent=2))

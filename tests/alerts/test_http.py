@@ -185,3 +185,40 @@ def test_token_from_file_and_it_never_reaches_the_log(make_serve: Any, tmp_path:
     assert serve.post(_valid()).status_code == 200
     serve.stop()
     assert serve.token not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_body_that_never_arrives_gets_408(make_serve: Any) -> None:
+    serve = make_serve("--read-timeout", "1")
+    host, port = serve.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), 5) as s:
+        s.sendall(
+            b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {serve.token}\r\nContent-Length: 500\r\n\r\n".encode()
+            + b'{"version": "4"'
+        )
+        s.settimeout(30)
+        assert s.recv(100).startswith(b"HTTP/1.1 408")
+    assert serve.post(_valid()).status_code == 200  # and the receiver still answers others
+
+
+def test_back_end_killed_alone_is_restarted_and_nothing_is_lost(make_serve: Any) -> None:
+    import os
+    import signal
+    from pathlib import Path
+
+    serve = make_serve()
+    assert serve.proc is not None
+    tasks = Path(f"/proc/{serve.proc.pid}/task")
+
+    def children() -> list[int]:  # the back end is a child of the front's supervising thread
+        return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+
+    backend = wait_for(children, what="the back-end process")
+    os.kill(backend[0], signal.SIGKILL)
+    # The front keeps accepting while the back end is down ...
+    assert serve.post(_valid()).status_code == 200
+    # ... and the restarted back end takes what was accepted.
+    wait_for(lambda: serve.settled() and serve.runs(), timeout=60, what="the restarted back end")
+    assert len(serve.records()) == 1
+    assert serve.session.get(f"{serve.url}/healthz", timeout=5).status_code == 200
+    assert "starting it again" in (serve.root / "serve.log").read_text()

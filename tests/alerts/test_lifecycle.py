@@ -180,3 +180,14 @@ def test_unmatched_alert_runs_triage_and_a_failed_run_is_recorded(make_serve: An
     assert any("Bundle 'triage' failed (exit 3)" in e["summary"] for e in record["timeline"])
     assert serve.jobs()[0]["state"] == "failed"
     assert serve.jobs()[0]["attempts"] == 1  # a run that finished, even badly, is not retried
+
+
+def test_a_run_that_exceeds_its_timeout_is_killed_and_recorded(make_serve: Any) -> None:
+    serve = make_serve("--run-timeout", "1", sleep=30)
+    assert serve.post(notification([alert()])).status_code == 200
+    wait_for(serve.settled, timeout=60, what="the run to time out")
+    [job] = serve.jobs()
+    assert job["state"] == "timeout"
+    assert serve.runs("done") == []  # it was stopped, not left to finish
+    [record] = serve.records()
+    assert any("Bundle 'triage' timeout" in e["summary"] and "killed" in e["summary"] for e in record["timeline"])

@@ -88,6 +88,10 @@ class Backend:
         self.reminders: Callable[[], int] | None = None
 
     def start(self) -> None:
+        # The first record write imports jsonschema, which took 5 s here (rfc3987_syntax builds a
+        # grammar when imported): pay that now, not between the first alert and its incident.
+        import jsonschema  # noqa: F401
+
         self.worker.recover()
         self._spawn("vcci-nb-ingest", self._ingest_loop)
         self.worker.start()

@@ -135,7 +135,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
-            self._send(200, {"status": "ok"})
+            # Cheap on purpose (no database read): it is the latency baseline and the liveness probe.
+            if self.service.backend_running():
+                self._send(200, {"status": "ok"})
+            else:
+                self._send(503, {"status": "degraded", "error": "the back end (ingest and runs) is not running"})
         elif path == "/metrics":
             try:
                 text = self.service.metrics.render(self.service.store)
@@ -318,6 +322,10 @@ class Service:
                 return
             log.error("the receiver's back end exited with %s; starting it again in 1 s", code)
             self._stop.wait(1.0)
+
+    def backend_running(self) -> bool:
+        backend = self._backend
+        return backend is not None and backend.poll() is None
 
     def wake_backend(self) -> None:
         """Tell the back end a notification is waiting (best effort: it also polls every second)."""

@@ -46,6 +46,7 @@ def register(subparsers: Any) -> None:
         "--max-attempts", type=int, default=2, help="starts of a run interrupted by a restart (default 2)"
     )
     parser.add_argument("--max-body", type=int, default=4 * 1024 * 1024, help="largest accepted body in bytes (4 MiB)")
+    parser.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client has to send its request")
     parser.add_argument(
         "--run-command",
         default=None,
@@ -88,6 +89,7 @@ def handle(args: argparse.Namespace) -> int:
         run_timeout_s=args.run_timeout,
         max_attempts=args.max_attempts,
         max_body=args.max_body,
+        read_timeout_s=args.read_timeout,
         run_command=shlex.split(args.run_command) if args.run_command else None,
         reminder_interval_s=args.reminder_interval,
         reminders_send=args.send_reminders,
