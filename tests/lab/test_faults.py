@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -338,3 +339,20 @@ def test_history_covers_six_hours(lab: Any, lab_env: dict[str, str]) -> None:
     # and the live series continue the history without a counter reset
     resets = value(lab_env, 'sum(resets(http_requests_total{job="vcci-api"}[7h]))')
     assert resets == 0
+
+
+def test_reset_heals_everything_and_restores_the_baseline(lab: Any, lab_env: dict[str, str]) -> None:
+    index = "SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_emissions_tenant_date'"
+    lab.inject("slow-queries")
+    lab.inject("redis-memory")
+    lab.inject("oomkill")
+    assert psql(lab_env["DATABASE_URL"], index).stdout.strip() == "0"
+    res = subprocess.run(
+        [sys.executable, "-m", "vcci_nb", "lab", "--dir", str(lab.dir), "reset"], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert lab.faults() == []
+    assert psql(lab_env["DATABASE_URL"], index).stdout.strip() == "1"
+    assert _memory_ratio(lab_env["REDIS_URL"]) < 0.5
+    assert int(redis_cli(lab_env["REDIS_URL"], "DBSIZE").stdout) >= 5000
+    assert "OOMKilled" not in kubectl("get", "pods", "-l", "app=vcci-api", "-o", f"jsonpath={REASONS}")

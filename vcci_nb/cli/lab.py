@@ -86,7 +86,8 @@ def _up(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    was_up = bool(lab.status()["faults"]) or any(c["running"] for c in lab.status()["components"].values())
+    status = lab.status()
+    was_up = bool(status["faults"]) or any(c["running"] for c in status["components"].values())
     lab.down()
     print("lab stopped." if was_up else "lab was not running; nothing to stop.")
     return 0

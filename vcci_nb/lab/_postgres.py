@@ -264,6 +264,8 @@ def start(pg_root: Path, port: int, log_path: Path, passwords: dict[str, str]) -
     from psycopg import sql
 
     with _connect_socket(pg_root, port) as conn:
+        conn.execute("SET log_min_duration_statement = -1")  # a slow ALTER ROLE would log the password
+        conn.execute("SET log_statement = 'none'")
         for role in LOGIN_ROLES:
             conn.execute(
                 sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(passwords[role]))
