@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -356,3 +357,22 @@ def test_reset_heals_everything_and_restores_the_baseline(lab: Any, lab_env: dic
     assert _memory_ratio(lab_env["REDIS_URL"]) < 0.5
     assert int(redis_cli(lab_env["REDIS_URL"], "DBSIZE").stdout) >= 5000
     assert "OOMKilled" not in kubectl("get", "pods", "-l", "app=vcci-api", "-o", f"jsonpath={REASONS}")
+
+
+def test_no_lab_secret_reaches_a_log_or_a_command_line(lab: Any, lab_env: dict[str, str]) -> None:
+    state = json.loads((lab.dir / "state.json").read_text())
+    secrets = [v for v in state["secrets"].values() if len(v) >= 8]
+    assert len(secrets) >= 10
+    with lab.fault("pool-exhaustion"):  # holders get their connection strings too
+        for log in (lab.dir / "logs").glob("*.log"):
+            text = log.read_text(errors="replace")
+            leaked = [s[:4] for s in secrets if s in text]
+            assert not leaked, f"{log.name} contains lab secrets"
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                if str(lab.dir) in cmd:
+                    assert not [s for s in secrets if s in cmd], f"a secret is on the command line: {cmd[:80]}"
