@@ -16,10 +16,14 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+#: The session's lab once the ``lab`` fixture has started it (for the per-module fault check).
+_SESSION_LAB: list[object] = []
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +35,7 @@ def lab() -> Iterator[object]:
         existing = Lab(reuse)
         if not existing.is_up():
             existing.up(progress=lambda m: print(f"[lab] {m}", file=sys.stderr))
+        _SESSION_LAB.append(existing)
         yield existing
         return
 
@@ -55,6 +60,7 @@ def lab() -> Iterator[object]:
     atexit.register(stop)  # even if the session dies before its finalizers run
     try:
         started.up(progress=lambda m: print(f"[lab] {m}", file=sys.stderr))
+        _SESSION_LAB.append(started)
         yield started
     finally:
         stop()
@@ -66,3 +72,17 @@ def lab_env(lab: object, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _lab_faults_healed_after_each_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A module that leaves a fault in force would break every later test: heal it, and say so."""
+    yield
+    if not _SESSION_LAB:
+        return
+    lab = _SESSION_LAB[-1]
+    left = lab.faults()  # type: ignore[attr-defined]
+    if left:
+        warnings.warn(f"{request.module.__name__} left lab faults in force: {left}; healing them", stacklevel=1)
+        for name in left:
+            lab.heal(name)  # type: ignore[attr-defined]
