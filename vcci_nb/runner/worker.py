@@ -168,6 +168,20 @@ class Kernel:
         process = getattr(self.km.provisioner, "process", None)
         return getattr(process, "pid", None)
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the kernel answers (errors are left for nbclient to report properly)."""
+        from jupyter_core.utils import run_sync
+
+        kc = self.km.client()
+        try:
+            kc.start_channels()
+            run_sync(kc.wait_for_ready)(timeout=timeout)
+        except Exception as exc:
+            log.debug("kernel not ready: %s", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
+
     def kill(self) -> None:
         """Kill at once: a finished kernel holds nothing we need (the notebook has the outputs)."""
         from jupyter_core.utils import run_sync
@@ -410,6 +424,9 @@ def worker_main(jobs: Any, events: Any, prefetch: bool = True) -> None:
             current: tuple[Job, Kernel | None] = (job, _start(job, events))
         else:
             current, pending = pending, None
+        if prefetch and not done and current[1] is not None:
+            # Let this kernel finish booting before the next one competes with it for the CPU.
+            current[1].wait_ready()
         if prefetch and not done:
             # Empty only means the parent's queue feeder is behind: no prefetch this time, not the end.
             try:
