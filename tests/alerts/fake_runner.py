@@ -26,6 +26,7 @@ def main() -> int:
         "pid": os.getpid(),
         "attempt": os.environ.get("VCCI_NB_SERVE_ATTEMPT"),
         "outputs": os.environ.get("VCCI_NB_OUTPUTS"),
+        "sees_serve_token": any(k.startswith("VCCI_NB_SERVE_TOKEN") for k in os.environ),
         "started": time.time(),
     }
     name = f"{incident}-{bundle}-{os.getpid()}.json"

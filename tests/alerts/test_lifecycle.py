@@ -37,6 +37,7 @@ def test_firing_alert_opens_an_incident_and_runs_triage_once(make_serve: Any) ->
         "lab",
     ]
     assert run["outputs"] == str(serve.outputs)
+    assert run["sees_serve_token"] is False  # a notebook run never gets the receiver's token
     summaries = [e["summary"] for e in record["timeline"] if e["kind"] == "run"]
     assert any("Started bundle 'triage'" in s for s in summaries)
     assert any("Bundle 'triage' succeeded" in s for s in summaries)
