@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per notebook (median reported)")
     parser.add_argument("--lab-dir", default=os.environ.get("VCCI_NB_TEST_LAB_DIR", ""), help="reuse a running lab")
     parser.add_argument("--only", nargs="*", default=[], help="notebooks whose path contains one of these")
+    parser.add_argument("--keep", action="store_true", help="keep the executed notebooks (printed path)")
     args = parser.parse_args(argv)
 
     from vcci_nb.lab import Lab
@@ -173,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if own_lab:
             lab.down()
+        if args.keep:
+            print(f"executed notebooks kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     slowest = max((r["median_s"] for r in results.get("notebooks", [])), default=0.0)
     print(f"slowest notebook: {slowest:.2f} s (target < {TARGET_S:g} s)")
     out_dir = ROOT / "tests" / "bench" / "results"

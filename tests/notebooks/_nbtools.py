@@ -214,16 +214,19 @@ def chart_outputs(nb: dict[str, Any]) -> int:
     )
 
 
-def panel_now(panel: str, *, worst_over: str = "") -> float | None:
+def panel_now(panel: str, *, worst_over: str = "", least_over: str = "") -> float | None:
     """A profile panel's value now, straight from Prometheus (the lab's env must be applied).
 
-    With ``worst_over`` ("2m") the maximum over that span, as a resolve verdict would read it.
+    With ``worst_over`` ("2m") the maximum over that span, as a resolve verdict would read it;
+    with ``least_over`` the minimum (has it stayed up for that long?).
     """
     from vcci_nb.sources import prometheus
 
     query, _ = prometheus.panel_query(None, panel)
     if worst_over:
         query = f"max_over_time(({query})[{worst_over}:15s])"
+    if least_over:
+        query = f"min_over_time(({query})[{least_over}:15s])"
     ev = prometheus.gather_instant(None, query)
     if not ev.ok or ev.frame.empty:
         return None
@@ -266,3 +269,13 @@ def settle_metrics(env: dict[str, str], *, worst_over: str = "", timeout: float 
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def volumes_min_free() -> float | None:
+    """The smallest free share of any volume, as the disk_full scenario reads it."""
+    from vcci_nb.sources import prometheus
+
+    ev = prometheus.gather_volumes(None)
+    if not ev.ok or ev.frame.empty or "free_ratio" not in ev.frame:
+        return None
+    return float(ev.frame["free_ratio"].min())

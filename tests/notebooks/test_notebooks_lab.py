@@ -22,10 +22,11 @@ from _nbtools import (
     require,
     require_fault,
     settle_metrics,
+    volumes_min_free,
     wait_for,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
 #: Findings that mean "a fault is in force"; the healthy lab raises none of them.
 FAULT_KEYS = {
@@ -75,7 +76,12 @@ def test_each_notebook_runs_clean_on_the_healthy_lab(rel: str, healthy: Callable
 
 def _wait_for_errors() -> None:
     """Live metric faults take a scrape or two and a rate window to show; wait until Prometheus sees them."""
-    wait_for(lambda: (panel_now("error_ratio_5xx") or 0) > 0.05, 180, "the 5xx share to rise above 5 %")
+    # Findings read the last few points of the window, so wait until the spike has lasted a minute.
+    wait_for(
+        lambda: (panel_now("error_ratio_5xx", least_over="60s") or 0) > 0.05,
+        240,
+        "the 5xx share to stay above 5 % for a minute",
+    )
 
 
 def _root_blockers(admin_url: str) -> set[int]:
@@ -230,6 +236,8 @@ def test_each_scenario_notebook_confirms_its_scenario(
     with lab.fault(scenario):
         if scenario == "connection_pool_exhausted":
             _wait_for_errors()
+        if scenario == "disk_full":
+            wait_for(lambda: (volumes_min_free() or 1) < 0.1, 120, "Prometheus to scrape the nearly full volume")
         nb = run_nb(f"scenarios/{scenario}.ipynb", window_start="now-15m")
     verdict = _one(nb, f"scenario.{scenario}")
     assert verdict["severity"] == "high", verdict
@@ -245,6 +253,7 @@ def test_scenarios_are_not_confirmed_on_the_healthy_lab(scenario: str, healthy: 
     assert verdict["severity"] != "high", verdict
 
 
+@pytest.mark.timeout(900)  # waits for earlier metric faults to leave the 5-minute rate windows
 def test_resolve_says_not_yet_during_a_fault_and_resolved_after_heal(
     lab: Any, lab_env: dict[str, str], run_nb: RunNb
 ) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from _nbtools import DIAGNOSTIC, NOTEBOOKS, chart_outputs, chromium, count_drawn_charts, export_html
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _with_reference_outputs(rel: str, executed: dict[str, Any], out: Path) -> int:
