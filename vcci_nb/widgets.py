@@ -22,7 +22,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LiveMonitor", "live_monitor", "severity_from_answers", "severity_questionnaire"]
+__all__ = ["LiveMonitor", "Questionnaire", "live_monitor", "severity_from_answers", "severity_questionnaire"]
 
 
 def _questions() -> tuple[tuple[str, str, str], ...]:
@@ -53,16 +53,38 @@ def _widgets() -> Any:
     return ipywidgets
 
 
+def _bundle(widget: Any, text: str, **kwargs: Any) -> Any:
+    """The widget's display bundle, with a text fallback that makes sense in a headless copy."""
+    got = widget._repr_mimebundle_(**kwargs)
+    data, meta = got if isinstance(got, tuple) else (got, None)
+    data = dict(data or {})
+    data["text/plain"] = text
+    return (data, meta) if meta is not None else data
+
+
+class Questionnaire:
+    """The severity questionnaire: shows as the widget in JupyterLab, as one line of text elsewhere."""
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return _bundle(
+            self.widget, "(Severity questionnaire: open this notebook in JupyterLab to answer it.)", **kwargs
+        )
+
+
 def severity_questionnaire(
     answers: Mapping[str, bool | None] | None = None,
     *,
     reasons: Mapping[str, str] | None = None,
     on_change: Callable[[str, dict[str, bool]], None] | None = None,
-) -> Any:
+) -> Questionnaire:
     """Checkboxes for runbook 1.3, pre-ticked from ``answers``; the label shows the suggested P-level.
 
-    ``reasons`` (question key → why the evidence answered it) is shown beside each box. Returns the
-    widget box; in a headless run it is displayed as text and nothing waits on it.
+    ``reasons`` (question key → why the evidence answered it) is shown beside each box. Returns a
+    :class:`Questionnaire` (``.widget`` is the box); headless it shows as one line of text and
+    nothing waits on it.
     """
     w = _widgets()
     answers = dict(answers or {})
@@ -87,7 +109,8 @@ def severity_questionnaire(
     for box in boxes.values():
         box.observe(refresh, names="value")
     refresh()
-    return w.VBox([w.HTML("<p><em>Adjust the answers the evidence could not give:</em></p>"), *rows, result])
+    box = w.VBox([w.HTML("<p><em>Adjust the answers the evidence could not give:</em></p>"), *rows, result])
+    return Questionnaire(box)
 
 
 @dataclass
@@ -101,6 +124,9 @@ class LiveMonitor:
     status: Any
     task: asyncio.Task[None] | None = None
     refreshes: int = 0
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return _bundle(self.widget, "(Live refresh: open this notebook in JupyterLab and press Start.)", **kwargs)
 
     @property
     def running(self) -> bool:

@@ -196,7 +196,7 @@ def test_severity_follows_the_runbook_questions() -> None:
 
 
 def test_questionnaire_updates_its_suggestion_when_a_box_is_ticked() -> None:
-    box = severity_questionnaire({"multiple_tenants": True})
+    box = severity_questionnaire({"multiple_tenants": True}).widget
     result = box.children[-1]
     assert "P1" in result.value
     first_row = box.children[1]
