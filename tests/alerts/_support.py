@@ -193,6 +193,7 @@ def start_serve(
     routes: str | None = None,
     verbose: bool = False,
     real_runner: bool = False,
+    env_extra: dict[str, str] | None = None,
 ) -> Serve:
     """Start `vcci-nb serve` in ``base`` (state, outputs and markers below it) with the fake runner."""
     (base / "markers").mkdir(parents=True, exist_ok=True)
@@ -212,6 +213,7 @@ def start_serve(
     env.pop("VCCI_NB_SERVE_TOKEN_FILE", None)
     if real_runner:
         env.pop("VCCI_NB_RUN_COMMAND", None)
+    env.update(env_extra or {})
     extra = list(args)
     if routes is not None:
         path = base / "routes.yaml"

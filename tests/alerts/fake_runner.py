@@ -30,8 +30,17 @@ def main() -> int:
         "started": time.time(),
     }
     name = f"{incident}-{bundle}-{os.getpid()}.json"
+    record = None
+    if os.environ.get("FAKE_RUNNER_NOTEBOOK"):  # link a notebook in the record, as the runner does
+        from vcci_nb.record import IncidentRecord, utc_iso
+
+        record = IncidentRecord.load(incident)
+        entry = {"name": f"01_{bundle}", "status": "running", "started_at": utc_iso()}
+        record.upsert_notebook(entry)
     (markers / f"start-{name}").write_text(json.dumps(info))
     time.sleep(float(os.environ.get("FAKE_RUNNER_SLEEP", "0")))
+    if record is not None:
+        record.upsert_notebook({**entry, "status": "succeeded", "finished_at": utc_iso()})
     info["finished"] = time.time()
     (markers / f"done-{name}").write_text(json.dumps(info))
     return int(os.environ.get("FAKE_RUNNER_EXIT", "0"))

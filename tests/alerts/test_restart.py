@@ -26,7 +26,7 @@ def _kill_during_run(serve: Serve) -> dict[str, Any]:
 
 
 def test_sigkill_during_a_run_requeues_it_and_it_completes_once(make_serve: Any) -> None:
-    serve = make_serve("--concurrency", "1", sleep=2.0)
+    serve = make_serve("--concurrency", "1", sleep=4.0, env_extra={"FAKE_RUNNER_NOTEBOOK": "1"})
     first = _kill_during_run(serve)
     assert serve.runs("done") == []
     serve.start()
@@ -48,10 +48,11 @@ def test_sigkill_during_a_run_requeues_it_and_it_completes_once(make_serve: Any)
     summaries = [e["summary"] for e in record["timeline"] if e["kind"] == "run"]
     assert any("was interrupted when the receiver stopped; queued again" in s for s in summaries), summaries
     assert sum("succeeded" in s for s in summaries) == 1
+    assert [(n["name"], n["status"]) for n in record["notebooks"]] == [("01_triage", "succeeded")]
 
 
 def test_sigkill_with_no_attempts_left_marks_the_run_interrupted(make_serve: Any) -> None:
-    serve = make_serve("--concurrency", "1", "--max-attempts", "1", sleep=2.0)
+    serve = make_serve("--concurrency", "1", "--max-attempts", "1", sleep=4.0, env_extra={"FAKE_RUNNER_NOTEBOOK": "1"})
     _kill_during_run(serve)
     serve.start()
     wait_for(serve.settled, what="recovery")
@@ -61,6 +62,8 @@ def test_sigkill_with_no_attempts_left_marks_the_run_interrupted(make_serve: Any
     assert serve.metrics()['vcci_nb_serve_runs{state="interrupted"}'] == 1
     [record] = serve.records()
     assert any("not retried (1 of 1 attempts used)" in e["summary"] for e in record["timeline"])
+    [notebook] = record["notebooks"]  # the runner died mid-notebook; the record says so
+    assert notebook["status"] == "failed" and notebook["error"].startswith("interrupted"), notebook
 
 
 def test_sigkill_right_after_acknowledging_loses_no_alert(make_serve: Any) -> None:

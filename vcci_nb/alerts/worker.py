@@ -33,12 +33,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from vcci_nb.alerts.metrics import RUN_BUCKETS, RUN_HISTOGRAM, observe
 from vcci_nb.alerts.store import Job, Store
 from vcci_nb.errors import RecordError
-from vcci_nb.record import IncidentRecord
+from vcci_nb.record import IncidentRecord, utc_iso
 from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,7 @@ class Worker:
                     ("queued" if again else "interrupted", None if again else time.time(), job.id),
                 )
             what = "queued again" if again else f"not retried ({job.attempts} of {job.max_attempts} attempts used)"
+            self._fail_unfinished_notebooks(job, f"interrupted: the receiver stopped during the run; {what}")
             written = self._event(
                 job,
                 f"Run of bundle {job.bundle!r} (attempt {job.attempts}) was interrupted when the receiver stopped; "
@@ -177,6 +180,35 @@ class Worker:
                 Job.from_row(row), row["state"], row["exit_code"], row["reason"] or "", " (noted on restart)"
             )
         return requeued
+
+    def _fail_unfinished_notebooks(self, job: Job, reason: str) -> None:
+        """The runner's notebook entries that this attempt left queued or running: mark them failed.
+
+        The runner was killed with the receiver, so nobody else will; left alone they would show
+        as running forever in the record and its index.html.
+        """
+        row = (
+            self.store.connection()
+            .execute("SELECT started_at FROM attempts WHERE job_id = ? AND attempt = ?", (job.id, job.attempts))
+            .fetchone()
+        )
+        since = datetime.fromtimestamp(float(row["started_at"]) if row else 0.0, UTC)
+
+        def change(d: dict[str, Any]) -> None:
+            for entry in d.get("notebooks") or []:
+                if entry.get("status") not in ("queued", "running"):
+                    continue
+                started = entry.get("started_at")
+                if started and datetime.fromisoformat(str(started).replace("Z", "+00:00")) < since:
+                    continue  # an earlier run's entry, not this attempt's
+                entry["status"] = "failed"
+                entry["finished_at"] = utc_iso()
+                entry["error"] = reason
+
+        try:
+            IncidentRecord.load(job.incident_id, self.outputs).update(change)
+        except (RecordError, ValueError) as exc:
+            log.error("could not mark the interrupted notebooks of %s: %s", job.incident_id, exc)
 
     def start(self) -> None:
         for index in range(self.concurrency):
