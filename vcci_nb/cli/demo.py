@@ -1,0 +1,186 @@
+"""``vcci-nb demo``: the main job, end to end, on the built-in lab.
+
+It starts the lab and ``vcci-nb serve``, routes the lab's Alertmanager to it, breaks the lab the way
+the seed's example incident describes (connection pool exhaustion during a traffic spike), and
+waits while the real Prometheus rule fires, the real Alertmanager posts to ``serve``, ``serve``
+opens the incident and runs the triage bundle. Then it prints what the record found and where to
+open it. ``--keep`` leaves everything running to explore; otherwise the fault is healed and the
+servers stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from vcci_nb.errors import VcciNbError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="start the lab, drive an incident through it from alert to record, and show the record",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dir", default=".lab", help="lab directory (default .lab)")
+    p.add_argument("--outputs", default="outputs", help="incident records folder (default outputs)")
+    p.add_argument("--fault", default="example_incident", help="fault or preset to inject (default example_incident)")
+    p.add_argument("--timeout", type=float, default=420.0, help="seconds to wait for the record (default 420)")
+    p.add_argument("--keep", action="store_true", help="leave the lab, the fault and serve running afterwards")
+    p.set_defaults(func=_demo)
+
+
+def _say(msg: str) -> None:
+    print(f"==> {msg}", file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 2.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our own 127.0.0.1 server
+        return str(resp.read().decode())
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    want = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head == want or (not labels and head == f"{name}{{}}"):
+            return float(value)
+    return 0.0
+
+
+def _new_records(outputs: Path, before: set[str]) -> list[Path]:
+    return sorted(p for p in outputs.glob("INC-*") if p.name not in before and (p / "record.json").exists())
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vcci_nb.lab import Lab
+
+    lab = Lab(Path(args.dir))
+    outputs = Path(args.outputs).resolve()
+    outputs.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    _say(f"starting the lab in {lab.dir} (real PostgreSQL, Redis, Prometheus, Alertmanager, RabbitMQ, ...)")
+    lab.up(progress=lambda m: print(f"    {m}", file=sys.stderr, flush=True))
+    env = {**os.environ, **lab.env()}
+
+    state = lab.dir / "serve"
+    state.mkdir(parents=True, exist_ok=True)
+    token_file = state / "token"
+    token_file.write_text(secrets.token_urlsafe(24))
+    token_file.chmod(0o600)
+    port = _free_port()
+    env.update({"VCCI_NB_SERVE_TOKEN_FILE": str(token_file), "VCCI_NB_OUTPUTS": str(outputs)})
+    log_path = state / "serve.log"
+    _say(f"starting vcci-nb serve on 127.0.0.1:{port} (log {log_path})")
+    with log_path.open("ab") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "vcci_nb", "serve", "--port", str(port), "--state-dir", str(state / "queue"),
+             "--outputs", str(outputs), "--profile", "lab"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _get(f"{base}/healthz")
+                break
+            except OSError as exc:
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    raise VcciNbError(f"vcci-nb serve did not start; see {log_path}") from exc
+                time.sleep(0.2)
+        lab.set_webhook(f"{base}/alertmanager", token_file.read_text())
+
+        before = {p.name for p in outputs.glob("INC-*")}
+        _say(f"injecting '{args.fault}' into the lab; waiting for Prometheus to fire and Alertmanager to post")
+        t_fault = time.monotonic()
+        lab.inject(args.fault)
+        folders = _wait_for_record(base, outputs, before, args.timeout, serve)
+        t_done = time.monotonic()
+        for folder in folders:
+            _report(folder)
+        print(f"fault to finished records: {t_done - t_fault:.0f}s (demo total {t_done - t0:.0f}s)")
+        print(f"open: {folders[0] / 'index.html'}")
+    finally:
+        if args.keep:
+            _say(f"left running: the lab ({lab.dir}), fault '{args.fault}', serve at {base} (pid {serve.pid})")
+            _say(f"stop with: kill {serve.pid}; vcci-nb lab heal {args.fault} --dir {lab.dir}; vcci-nb lab down")
+        else:
+            _say("healing the fault, stopping serve and the lab (use --keep to explore them)")
+            os.killpg(serve.pid, signal.SIGTERM)
+            try:
+                serve.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+            lab.set_webhook(None)
+            lab.down()
+    return 0
+
+
+def _wait_for_record(
+    base: str, outputs: Path, before: set[str], timeout: float, serve: subprocess.Popen[bytes]
+) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if serve.poll() is not None:
+            raise VcciNbError("vcci-nb serve stopped during the demo; see its log")
+        try:
+            metrics = _get(f"{base}/metrics")
+        except OSError:
+            metrics = ""
+        received = _metric(metrics, "vcci_nb_serve_alerts_received_total")
+        queued = _metric(metrics, "vcci_nb_serve_runs", 'state="queued"')
+        running = _metric(metrics, "vcci_nb_serve_runs", 'state="running"')
+        finished = sum(
+            _metric(metrics, "vcci_nb_serve_runs", f'state="{s}"')
+            for s in ("succeeded", "failed", "timeout", "interrupted", "refused")
+        )
+        new = _new_records(outputs, before)
+        line = f"alerts received {received:.0f}, incidents {len(new)}, runs queued {queued:.0f} running {running:.0f}"
+        if line != last:
+            _say(line)
+            last = line
+        if new and finished >= 1 and queued == 0 and running == 0:
+            return new
+        time.sleep(1.0)
+    raise VcciNbError(
+        f"no finished incident record within {timeout:.0f}s. Check `vcci-nb lab status`, the Prometheus "
+        "alerts page and the serve log, then try again with a larger --timeout."
+    )
+
+
+def _report(folder: Path) -> None:
+    record = json.loads((folder / "record.json").read_text())
+    print()
+    print(f"Incident {record['id']}  {record['severity']}  {record['status']}  {record['title']}")
+    alerts = sorted({a.get("labels", {}).get("alertname", "?") for a in record.get("alerts", [])})
+    print(f"  alerts:    {', '.join(alerts) or 'none'}")
+    for nb in record.get("notebooks", []):
+        print(f"  notebook:  {nb.get('status', '?'):<10} {nb.get('name')}")
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    unique = {(f.get("key"), f.get("summary")): f for f in record.get("findings", [])}
+    findings = sorted(unique.values(), key=lambda f: order.get(f.get("severity", "info"), 9))
+    for f in findings[:8]:
+        print(f"  finding:   [{f.get('severity')}] {f.get('summary')}")
+    if len(findings) > 8:
+        print(f"  ... and {len(findings) - 8} more findings")
+    print(f"  record:    {folder / 'index.html'}")
