@@ -22,6 +22,8 @@ import multiprocessing as mp
 import os
 import queue
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -392,6 +394,10 @@ def _execute(
     from vcci_nb.runner import worker
 
     worker.preload()
+    # Kernel sockets live under one folder per run, removed at the end whatever happened to the workers.
+    sockets = tempfile.mkdtemp(prefix="vcci-run-")
+    for job in job_list:
+        job.sockets_dir = sockets
     ctx = mp.get_context("fork")
     jobs_q: Any = ctx.Queue()
     events: Any = ctx.Queue()
@@ -528,6 +534,7 @@ def _execute(
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=2)
+        shutil.rmtree(sockets, ignore_errors=True)
     return [finished[i] for i in range(total)]
 
 

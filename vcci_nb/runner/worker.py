@@ -68,6 +68,7 @@ class Job:
     kernel_name: str = "python3"
     warm: bool = True
     export_html: bool = True
+    sockets_dir: str | None = None  # per-run folder for kernel IPC sockets; the parent removes it
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,7 +153,7 @@ class Kernel:
         from jupyter_core.utils import run_sync
 
         # IPC sockets: local only (no TCP ports open to other users), and no "unencrypted TCP" warning.
-        self.sockets = tempfile.mkdtemp(prefix="vcci-k-")
+        self.sockets = tempfile.mkdtemp(prefix="vcci-k-", dir=job.sockets_dir)
         self.km = AsyncKernelManager(kernel_name=job.kernel_name, transport="ipc", ip=f"{self.sockets}/k")
         env = dict(os.environ)
         for name in job.unset_env:
