@@ -84,6 +84,17 @@ def _wait_for_errors() -> None:
     )
 
 
+def _wait_for_crashloop() -> None:
+    """The emulator's controller takes a few seconds to put the pods into CrashLoopBackOff."""
+    from vcci_nb.sources import kube
+
+    def looping() -> bool:
+        ev = kube.gather_pods(None)
+        return ev.ok and bool((ev.frame["status"] == "CrashLoopBackOff").any())
+
+    wait_for(looping, 60, "pods in CrashLoopBackOff")
+
+
 def _root_blockers(admin_url: str) -> set[int]:
     import psycopg
 
@@ -176,6 +187,8 @@ def test_each_fault_is_found_by_its_notebook(
     with lab.fault(fault):
         if fault == "error-spike":
             _wait_for_errors()
+        if fault == "crashloop":
+            _wait_for_crashloop()
         nb = run_nb(rel, **params)
     _one(nb, key)
     assert not errors(nb)
@@ -260,6 +273,7 @@ def test_resolve_says_not_yet_during_a_fault_and_resolved_after_heal(
     require(lab_env, "KUBECONFIG", "PROMETHEUS_URL")
     require_fault(lab_env, "crashloop")
     with lab.fault("crashloop"):
+        _wait_for_crashloop()
         during = run_nb("06_resolve.ipynb", stable_minutes=1)
     verdict = _one(during, "resolve.verdict")
     assert verdict["value"] == "not yet" and "not ready" in verdict["summary"], verdict
