@@ -122,3 +122,33 @@ def mark_action(fig: Any, *outcomes: Outcome | None) -> Any:
         fig.add_vline(x=at, line_dash="dash", line_color="#8250df")
         fig.add_annotation(x=at, y=1, yref="paper", text=outcome.action, showarrow=False, yanchor="bottom")
     return fig
+
+
+def preview_message(ctx: Any, template: str, channels: str | list[str] = "statuspage") -> Any:
+    """Show what ``template`` would say on ``channels`` for the notebook's incident; sends nothing.
+
+    A scenario's fix often ends with telling customers (scenario 5: status page *Degraded*). The
+    scenario notebook shows the exact message next to the actions so the engineer sees it before
+    ``02_communicate`` sends it; sending stays there, with its own confirmation and audit.
+
+    Returns:
+        The :class:`vcci_nb.notify.Preview`, or ``None`` when there is no incident or it cannot be
+        rendered (shown as a banner; the notebook goes on).
+    """
+    if not ctx.incident_id:
+        _banner(
+            "Messages are filled in from the incident record, and there is none: set incident_id to see the "
+            "message. Nothing was sent.",
+            "info",
+            "No incident",
+        )
+        return None
+    from vcci_nb.notify import render
+
+    try:
+        preview = render(ctx.incident_id, template, channels=channels, profile=ctx.profile)
+    except VcciNbError as exc:
+        _banner(redact(str(exc)), "warning", f"The {template} message could not be rendered; nothing was sent")
+        return None
+    _display(preview)
+    return preview
