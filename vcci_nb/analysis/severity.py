@@ -29,12 +29,35 @@ QUESTIONS: dict[str, tuple[str, str]] = {
     "non_critical_feature": ("Is a non-critical feature down?", "P3"),
 }
 
+#: The seed's response times. The update cadence is not here: it comes from the profile's
+#: ``escalation.cadence_minutes`` (see :mod:`vcci_nb.escalation`, which explains the choice), so the
+#: suggestion, the messages and ``incident status`` promise the same thing.
 RESPONSE: dict[str, str] = {
-    "P0": "respond immediately (< 15 minutes); hourly updates to leadership and customers",
-    "P1": "respond within 30 minutes; updates every 2 hours",
-    "P2": "respond within 2 hours; daily updates",
-    "P3": "next business day; updates as needed",
+    "P0": "respond immediately (< 15 minutes)",
+    "P1": "respond within 30 minutes",
+    "P2": "respond within 2 hours",
+    "P3": "next business day",
 }
+
+
+def response_text(level: str, profile: Any = None) -> str:
+    """``respond within 30 minutes; updates every 30 minutes``: response time and configured cadence.
+
+    ``profile`` is a :class:`~vcci_nb.config.Profile` or its name (None: ``$VCCI_NB_PROFILE``, else
+    lab). A profile that cannot be read falls back to the cadence :mod:`vcci_nb.escalation` defaults to.
+    """
+    from vcci_nb.errors import ConfigError
+    from vcci_nb.escalation import DEFAULTS, cadence_minutes
+    from vcci_nb.notify._templates import human_minutes
+
+    try:
+        cadence = cadence_minutes(level, profile)
+    except ConfigError:
+        value = DEFAULTS["cadence_minutes"].get(level)
+        cadence = float(value) if value else None
+    updates = f"updates every {human_minutes(cadence)}" if cadence else "updates as needed"
+    return f"{RESPONSE[level]}; {updates}"
+
 
 #: Finding key -> the level it supports on its own, and why (the seed's examples).
 FINDING_LEVELS: dict[str, tuple[str, str]] = {
@@ -75,9 +98,12 @@ class SeveritySuggestion:
     answer_reasons: dict[str, str] = field(default_factory=dict)
     title: str = ""
 
+    profile: Any = None
+
     @property
     def response(self) -> str:
-        return RESPONSE[self.level]
+        """The response time and the update cadence the profile configures for this level."""
+        return response_text(self.level, self.profile)
 
     def answers_frame(self) -> pd.DataFrame:
         rows = []
@@ -98,7 +124,7 @@ class SeveritySuggestion:
             key="triage.severity",
             severity="info",
             summary=f"Suggested severity {self.level}: {'; '.join(self.reasons[:4]) or 'no impact found'}. "
-            f"{RESPONSE[self.level].capitalize()}.",
+            f"{self.response.capitalize()}.",
             value=self.level,
             details={"reasons": self.reasons, "answers": self.answers, "title": self.title},
             runbook="Severity Classification; 1.3 Determine Severity",
@@ -115,11 +141,13 @@ def suggest(
     *,
     findings: Iterable[Finding] | None = None,
     answers: Mapping[str, bool | None] | None = None,
+    profile: Any = None,
 ) -> SeveritySuggestion:
     """Propose P0–P3 from the evidence, with a reason for every step up.
 
     Starts at P3; each finding and each "yes" raises it to the level it implies (see
     :data:`FINDING_LEVELS` and :data:`QUESTIONS`). Answers given by a person win over inferred ones.
+    ``profile`` (a Profile or its name) is where the wording's update cadence is read from.
     """
     th = thresholds_with_defaults(thresholds)
     found = list(findings) if findings is not None else find_all(evidence, th)
@@ -147,7 +175,7 @@ def suggest(
     reasons.sort(key=lambda r: _rank(r.rsplit("→ ", 1)[-1][:2]) if "→ P" in r else 9)
     title = _title(found)
     return SeveritySuggestion(
-        level=level, reasons=_unique(reasons), answers=merged, answer_reasons=because, title=title
+        level=level, reasons=_unique(reasons), answers=merged, answer_reasons=because, title=title, profile=profile
     )
 
 

@@ -1,4 +1,9 @@
-"""``vcci-nb incident open|update|close|show|list``: the seed's create/update/close-incident scripts."""
+"""``vcci-nb incident open|update|close|show|list|status``: the seed's create/update/close-incident scripts.
+
+``incident update ID … --notify CHANNELS`` records the change and tells people in the same step
+(dry run unless ``--send``); ``incident status ID`` says when the next update is due and which
+escalations are due or done (the same report as the older top-level ``vcci-nb status``).
+"""
 
 from __future__ import annotations
 
@@ -26,9 +31,28 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("update", help="change status and/or add a note to the timeline")
     p.add_argument("id")
     p.add_argument("--status", choices=_STATUSES)
-    p.add_argument("--note", default="", help="what changed, for the timeline")
+    p.add_argument("--note", default="", help="what changed, for the timeline (and the message's Update line)")
     p.add_argument("--actor", default=None)
+    p.add_argument(
+        "--notify",
+        metavar="CHANNELS",
+        default=None,
+        help="also tell people: 'all' (every channel configured for the severity) or names, e.g. slack,email",
+    )
+    p.add_argument(
+        "--template",
+        default=None,
+        help="message template for --notify (default: resolution when --status resolved, else update)",
+    )
+    p.add_argument("--send", action="store_true", help="with --notify: really send (default: dry run, recorded)")
+    p.add_argument("--profile", default=None, help="environment profile for --notify (default: $VCCI_NB_PROFILE)")
     p.set_defaults(func=_update)
+
+    p = sub.add_parser("status", help="when the next update is due, and which escalations are due or done")
+    p.add_argument("id")
+    p.add_argument("--profile", default=None, help="environment profile (default: $VCCI_NB_PROFILE or lab)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_status)
 
     p = sub.add_parser("close", help="close an incident with its resolution")
     p.add_argument("id")
@@ -60,14 +84,58 @@ def _update(args: argparse.Namespace) -> int:
     from vcci_nb.record import IncidentRecord
 
     record = IncidentRecord.load(args.id)
+    if args.send and not args.notify:
+        raise RecordError("--send only applies with --notify CHANNELS (e.g. --notify all --send).")
     if args.status:
         data = record.set_status(args.status, note=args.note, actor=args.actor)
     elif args.note:
         record.add_event("note", args.note, actor=args.actor)
         data = record.data
+    elif not args.notify:
+        raise RecordError("Nothing to update: give --status STATUS, --note '…' and/or --notify CHANNELS.")
     else:
-        raise RecordError("Nothing to update: give --status STATUS and/or --note '…'.")
+        data = record.data
     print(f"{data['id']}: {data['status']}")
+    if not args.notify:
+        return 0
+    return _notify(record, args)
+
+
+def _notify(record: Any, args: argparse.Namespace) -> int:
+    """Tell people about the change just recorded (what ``vcci-nb notify`` does, in the same step)."""
+    from vcci_nb import notify
+
+    template = args.template or ("resolution" if args.status == "resolved" else "update")
+    result = notify.notify(
+        record,
+        args.notify,
+        template,
+        message=args.note or None,
+        send=args.send,
+        profile=args.profile,
+        actor=args.actor,
+    )
+    for d in result["deliveries"]:
+        line = f"  {template} → {d['channel']:<18} {d['status']}"
+        if d.get("error"):
+            line += f"  {d['error']}"
+        print(line)
+    for name, why in result.get("skipped", {}).items():
+        print(f"  {template} → {name:<18} skipped: {why}")
+    if not args.send:
+        print("Dry run: nothing was sent; the messages are recorded in the incident. Add --send to send them.")
+    return 0 if result["ok"] else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from vcci_nb import escalation
+    from vcci_nb.record import IncidentRecord
+
+    record = IncidentRecord.load(args.id)
+    if args.json:
+        print(json.dumps(escalation.status(record, profile=args.profile), indent=2, default=str))
+    else:
+        print(escalation.status_report(record, profile=args.profile))
     return 0
 
 
