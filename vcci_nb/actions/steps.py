@@ -152,3 +152,13 @@ def preview_message(ctx: Any, template: str, channels: str | list[str] = "status
         return None
     _display(preview)
     return preview
+
+
+def first_executed(*outcomes: Outcome | None) -> Outcome | None:
+    """The earliest of ``outcomes`` that was executed (for :func:`window_since` over several steps).
+
+    A notebook's fix section has several steps, any of which may have been skipped or only planned;
+    the before/after chart should start before the first one that changed something.
+    """
+    done = [(at, o) for o in outcomes if o is not None and o.executed and (at := _started(o)) is not None]
+    return min(done, key=lambda pair: pair[0])[1] if done else None
