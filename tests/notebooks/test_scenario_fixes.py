@@ -243,3 +243,32 @@ def test_slow_queries_fix_runs_only_when_confirmed_and_leaves_a_valid_index(
     index = next(e for e in confirmed if e["action"] == "postgres.create_index")
     checks = {c["name"]: c["ok"] for c in index["verification"]["checks"]}
     assert checks["probe query uses the index"]
+
+
+def test_disk_full_fix_confirmed_deletes_the_old_logs_and_frees_space(
+    lab: Any, lab_env: dict[str, str], kube: KubeClient, record: IncidentRecord, run_nb: RunNb, restore: None
+) -> None:
+    require_fault(lab_env, "disk-full")
+    with lab.fault("disk-full"):
+        assert _cluster(kube)["old_logs"], "the disk-full fault should leave week-old logs"
+        nb = run_nb("scenarios/disk_full.ipynb", incident_id=record.id, dry_run=False, confirm=record.id)
+        assert not errors(nb), errors(nb)
+        assert _cluster(kube)["old_logs"] == []
+    (cleanup,) = _entries(record)
+    assert cleanup["action"] == "disk.cleanup" and cleanup["result"] == "succeeded", cleanup["message"]
+    assert cleanup["verification"]["ok"] is True
+
+
+def test_external_api_down_fix_confirmed_sets_both_switches_and_sends_nothing(
+    lab: Any, lab_env: dict[str, str], kube: KubeClient, record: IncidentRecord, run_nb: RunNb, restore: None
+) -> None:
+    require_fault(lab_env, "external-down")
+    with lab.fault("external-down"):
+        nb = run_nb("scenarios/external_api_down.ipynb", incident_id=record.id, dry_run=False, confirm=record.id)
+        assert not errors(nb), errors(nb)
+    env = {e["name"]: e.get("value") for e in kube.get(DEPLOY)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CIRCUIT_BREAKER_ENABLED"] == "true" and env["USE_CACHED_DATA"] == "true"
+    (switched,) = _entries(record)
+    assert switched["result"] == "succeeded" and switched["verification"]["ok"] is True, switched["message"]
+    assert "External data provider unavailable" in output_text(nb)
+    assert not IncidentRecord.load(record.id, record.outputs).data.get("notifications")  # shown, never sent
