@@ -232,10 +232,18 @@ class _DeploymentAction(_KubeAction):
         return merged
 
     def plan(self) -> Plan:
-        current = self.kube.get(self.path)
-        body, patch_type, summary, changes = self.build(current)
-        full = self._with_annotations(body, patch_type, current)
-        after = self.kube.patch(self.path, full, patch_type=patch_type, dry_run=True)
+        for attempt in range(3):
+            current = self.kube.get(self.path)
+            body, patch_type, summary, changes = self.build(current)
+            full = self._with_annotations(body, patch_type, current)
+            try:
+                after = self.kube.patch(self.path, full, patch_type=patch_type, dry_run=True)
+                break
+            except KubeApiError as exc:
+                # The object moved between the read and the dry run (its status changes while pods
+                # restart, e.g. OOMKilled ones): read it again and re-plan against what is there now.
+                if exc.status != 409 or attempt == 2:
+                    raise
         spec_changed = _clean(after).get("spec") != _clean(current).get("spec")
         return Plan(
             action=self.name,
