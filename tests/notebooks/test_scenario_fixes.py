@@ -272,3 +272,23 @@ def test_external_api_down_fix_confirmed_sets_both_switches_and_sends_nothing(
     assert switched["result"] == "succeeded" and switched["verification"]["ok"] is True, switched["message"]
     assert "External data provider unavailable" in output_text(nb)
     assert not IncidentRecord.load(record.id, record.outputs).data.get("notifications")  # shown, never sent
+
+
+def test_memory_leak_fix_confirmed_raises_the_limit_restarts_every_pod_and_turns_on_profiling(
+    lab: Any, lab_env: dict[str, str], kube: KubeClient, record: IncidentRecord, run_nb: RunNb, restore: None
+) -> None:
+    require_fault(lab_env, "oomkill")
+    with lab.fault("oomkill"):
+        before = _cluster(kube)
+        nb = run_nb("scenarios/memory_leak.ipynb", incident_id=record.id, dry_run=False, confirm=record.id)
+        assert not errors(nb), errors(nb)
+        after = _cluster(kube)
+    container = after["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["memory"] == "16Gi"
+    assert container["resources"]["requests"]["memory"] == "8Gi"
+    assert {"name": "MEMORY_PROFILING_ENABLED", "value": "true"} in container["env"]
+    assert not set(before["pods"]) & set(after["pods"])  # every pod was replaced
+    entries = _entries(record)
+    assert [e["action"] for e in entries] == ["k8s.set_resources", "k8s.rollout_restart", "k8s.set_env"]
+    for entry in entries:
+        assert entry["result"] == "succeeded" and entry["verification"]["ok"] is True, entry["message"]
