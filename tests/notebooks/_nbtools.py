@@ -258,9 +258,11 @@ def settle_metrics(env: dict[str, str], *, worst_over: str = "", timeout: float 
     os.environ.update(env)
     try:
         wait_for(
+            # A margin under the thresholds (5 %, 2 s): a value decaying through the threshold
+            # itself would still trip the notebook's "median of the last points" a moment later.
             lambda: (
-                (panel_now("error_ratio_5xx", worst_over=worst_over) or 0) < 0.05
-                and (panel_now("latency_p95", worst_over=worst_over) or 0) < 2.0
+                (panel_now("error_ratio_5xx", worst_over=worst_over) or 0) < 0.04
+                and (panel_now("latency_p95", worst_over=worst_over) or 0) < 1.6
             ),
             timeout,
             "the lab's 5xx share and p95 to settle under their thresholds",
