@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from vcci_nb.actions import (
+    ActionFailed,
     ActionRefused,
     CreateIndex,
     SetMaxConnections,
@@ -317,3 +318,47 @@ def test_vacuum_analyze_one_table(lab_env: dict[str, str], record: IncidentRecor
     assert last_vacuum() != before
     with pytest.raises(ActionRefused, match="plain SQL identifier"):
         run(VacuumAnalyze("tenants; DROP TABLE tenants"), record.id)
+
+
+def test_create_index_waits_for_older_transactions_only_as_long_as_allowed(
+    lab_env: dict[str, str], record: IncidentRecord
+) -> None:
+    """A concurrent build waits for every older transaction; behind one that never ends it must
+    give up after ``wait_s``, drop its invalid leftover and say why, not hang the notebook."""
+    with _admin(lab_env) as su:
+        su.execute("DROP TABLE IF EXISTS actions_test_wait")
+        su.execute("CREATE TABLE actions_test_wait (x int)")
+        su.execute("INSERT INTO actions_test_wait SELECT g FROM generate_series(1, 100) g")
+        su.execute("ALTER TABLE actions_test_wait OWNER TO vcci_owner")
+    # In the same database: a concurrent build waits only for its own database's transactions.
+    holder = psycopg.connect(lab_env["VCCI_MITIGATION_DATABASE_URL"], application_name="actions-test-holder")
+    try:
+        # An open REPEATABLE READ transaction keeps its snapshot (xmin) between statements, as a
+        # long report query would; a READ COMMITTED one idle between statements would not block.
+        holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        holder.execute("SELECT count(*) FROM actions_test_wait")
+        dry = run(CreateIndex("actions_test_wait", ["x"], "idx_actions_test_wait", wait_s=2), record.id)
+        assert any("open transaction" in w for w in dry.plan.warnings), dry.plan.warnings  # type: ignore[union-attr]
+        with pytest.raises(ActionFailed, match=r"did not finish within 2 s") as failed:
+            run(
+                CreateIndex("actions_test_wait", ["x"], "idx_actions_test_wait", wait_s=2),
+                record.id,
+                dry_run=False,
+                confirm=record.id,
+            )
+        assert "postgres.terminate" in str(failed.value)
+        assert _index_valid(lab_env, "idx_actions_test_wait") is not True
+        assert record.data["actions"][-1]["result"] == "failed"
+        holder.rollback()
+        again = run(
+            CreateIndex("actions_test_wait", ["x"], "idx_actions_test_wait", wait_s=2),
+            record.id,
+            dry_run=False,
+            confirm=record.id,
+        )
+        assert again.status == "succeeded", again.message
+        assert _index_valid(lab_env, "idx_actions_test_wait") is True
+    finally:
+        holder.close()
+        with _admin(lab_env) as su:
+            su.execute("DROP TABLE IF EXISTS actions_test_wait")

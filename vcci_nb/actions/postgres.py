@@ -568,6 +568,9 @@ class CreateIndex(_PostgresAction):
         table, columns, index_name: what to build.
         probe_query: a query that should use the index; its EXPLAIN is shown in the plan (before)
             and in the verification (after), so the seq scan can be seen to go away.
+        wait_s: how long the build may wait for older transactions (``lock_timeout``). A
+            concurrent build waits for every transaction that started before it; behind a query
+            running for an hour it would wait an hour. The plan lists those transactions.
     """
 
     name = "postgres.create_index"
@@ -579,6 +582,7 @@ class CreateIndex(_PostgresAction):
         index_name: str,
         *,
         probe_query: str | None = None,
+        wait_s: float = 120.0,
         url: str | None = None,
         profile: Profile | str | None = None,
     ) -> None:
@@ -587,13 +591,20 @@ class CreateIndex(_PostgresAction):
         self.columns = list(columns)
         self.index_name = index_name
         self.probe_query = probe_query
+        self.wait_s = wait_s
 
     @property
     def target(self) -> str:
         return self.database_target() + f"/table/{self.table}/index/{self.index_name}"
 
     def parameters(self) -> dict[str, Any]:
-        return {"table": self.table, "columns": self.columns, "index_name": self.index_name, "probe": self.probe_query}
+        return {
+            "table": self.table,
+            "columns": self.columns,
+            "index_name": self.index_name,
+            "probe": self.probe_query,
+            "wait_s": self.wait_s,
+        }
 
     def preflight(self) -> None:
         _ident(self.table, "table")
@@ -653,6 +664,20 @@ class CreateIndex(_PostgresAction):
             noop = True
         elif found is not None:
             warnings.insert(0, f"an INVALID index {self.index_name} exists (a failed build); it will be dropped first")
+        older = self.rows(
+            "SELECT pid, usename AS user, application_name AS application, "
+            "round(extract(epoch FROM now() - xact_start))::int AS xact_age_s, left(query, 120) AS query "
+            "FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() "
+            "AND datname = current_database() "
+            "AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) ORDER BY xact_start LIMIT 10"
+        )
+        if older and not noop:
+            warnings.insert(
+                0,
+                f"{len(older)} open transaction(s) started before the build (oldest {older[0]['xact_age_s']} s, "
+                f"pid {older[0]['pid']}); the build waits for them, at most {self.wait_s:g} s "
+                "(end long-running queries first with postgres.terminate if they will not finish)",
+            )
         est = self.scalar("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", (self.table,))
         statement = self._statement().as_string(self.conn)
         return Plan(
@@ -662,7 +687,11 @@ class CreateIndex(_PostgresAction):
             changes=[{"statement": statement, "table_rows_estimate": est}],
             warnings=warnings,
             noop=noop,
-            details={"explain_before": self._explain(), "invalid_leftover": found is not None and not found["valid"]},
+            details={
+                "explain_before": self._explain(),
+                "invalid_leftover": found is not None and not found["valid"],
+                "older_transactions": older,
+            },
         )
 
     def _drop_invalid(self) -> bool:
@@ -677,6 +706,7 @@ class CreateIndex(_PostgresAction):
     def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:
         dropped_before = self._drop_invalid() if plan.details.get("invalid_leftover") else False
         self.conn.execute("SET statement_timeout = 0")
+        self.conn.execute(f"SET lock_timeout = '{int(self.wait_s * 1000)}ms'")
         try:
             self.conn.execute(self._statement())
         except Exception as exc:
@@ -685,12 +715,20 @@ class CreateIndex(_PostgresAction):
             except Exception:
                 dropped = False
             note = " Its invalid leftover was dropped." if dropped else ""
+            if "lock timeout" in str(exc):
+                older = plan.details.get("older_transactions") or []
+                pids = ", ".join(str(t["pid"]) for t in older) or "see pg_stat_activity"
+                note += (
+                    f" Older transactions (pids {pids}) did not finish within {self.wait_s:g} s; end them "
+                    "(postgres.terminate) or let them finish. A leftover invalid index is dropped on the next run."
+                )
             raise ConfigError(
                 f"CREATE INDEX CONCURRENTLY {self.index_name} failed: {str(exc).strip().splitlines()[0]}.{note} "
                 "Look at the cause, then run the action again."
             ) from exc
         finally:
             self.conn.execute("RESET statement_timeout")
+            self.conn.execute("RESET lock_timeout")
         self.conn.execute(f"ANALYZE {_ident(self.table, 'table')}")
         return {"created": self.index_name, "dropped_invalid_first": dropped_before}
 

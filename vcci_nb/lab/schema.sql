@@ -10,6 +10,12 @@ GRANT pg_monitor TO vcci_diag;
 CREATE ROLE vcci_mitigate LOGIN;
 GRANT pg_signal_backend TO vcci_mitigate;
 GRANT vcci_owner TO vcci_mitigate;
+-- As parameters/rbac/postgres.sql: see other roles' session state and age (pg_stat_activity),
+-- reload after ALTER SYSTEM, and read back what postgresql.auto.conf now says.
+GRANT pg_read_all_stats TO vcci_mitigate;
+GRANT EXECUTE ON FUNCTION pg_reload_conf() TO vcci_mitigate;
+GRANT SELECT ON pg_file_settings TO vcci_mitigate;
+GRANT EXECUTE ON FUNCTION pg_show_all_file_settings() TO vcci_mitigate;
 -- PostgreSQL 15+: let the mitigation role raise max_connections (seed 4.1) without being superuser.
 DO $$ BEGIN
     IF current_setting('server_version_num')::int >= 150000 THEN
