@@ -7,11 +7,8 @@ fresh one (``POST /_lab/reset``).
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from vcci_nb.lab.kube import write_kubeconfig
+from tests.kube.emulator import start_emulator, stop_emulator
 
 KUBECTL = "/usr/bin/kubectl"
 NS = "vcci-production"
@@ -99,43 +96,8 @@ class KubeServer:
 
 
 def _start(tmp: Path, pods: int = 12) -> KubeServer:
-    view, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    tokens = tmp / "tokens.json"
-    tokens.write_text(json.dumps({view: "view", admin: "admin"}))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vcci_nb.lab.kube",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--dir",
-            str(tmp / "kube"),
-            "--pods",
-            str(pods),
-            "--tokens-file",
-            str(tokens),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(tmp / "kube.log").open("wb"),
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode()
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"emulator did not start: {line}")
-    url = line.strip().rsplit(" ", 1)[-1]
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    kc = write_kubeconfig(tmp / "kubeconfig", url, view, admin)
-    return KubeServer(url, view, admin, kc, proc)
+    e = start_emulator(tmp, pods)
+    return KubeServer(e.url, e.view_token, e.admin_token, e.kubeconfig, e.proc)
 
 
 @pytest.fixture(scope="session")
@@ -144,12 +106,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
     try:
         yield srv
     finally:
-        srv.proc.terminate()
-        try:
-            srv.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
-            srv.proc.wait()
+        stop_emulator(srv.proc)
 
 
 @pytest.fixture

@@ -10,13 +10,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import secrets
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,43 +56,14 @@ class KubeEmu:
 
 @pytest.fixture(scope="session")
 def kube_emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeEmu]:
-    from vcci_nb.lab.kube import write_kubeconfig
+    from tests.kube.emulator import start_emulator, stop_emulator
 
-    tmp = tmp_path_factory.mktemp("kube-emu")
-    view, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    tokens = tmp / "tokens.json"
-    tokens.write_text(json.dumps({view: "view", admin: "admin"}))
-    argv = [sys.executable, "-m", "vcci_nb.lab.kube", "--host", "127.0.0.1", "--port", "0"]
-    argv += ["--dir", str(tmp / "kube"), "--pods", "12", "--tokens-file", str(tokens)]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=(tmp / "kube.log").open("wb"),
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode()
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}; see {tmp / 'kube.log'}")
-    url = line.strip().rsplit(" ", 1)[-1]
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    kc = write_kubeconfig(tmp / "kubeconfig", url, view, admin)
-    emu = KubeEmu(url, view, admin, kc, tmp, proc)
+    e = start_emulator(tmp_path_factory.mktemp("kube-emu"))
+    emu = KubeEmu(e.url, e.view_token, e.admin_token, e.kubeconfig, e.dir, e.proc)
     try:
         yield emu
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_emulator(e.proc)
 
 
 @pytest.fixture
