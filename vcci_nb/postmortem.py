@@ -26,11 +26,14 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ConfigError
 from vcci_nb.redact import redact, redact_url
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -79,44 +82,28 @@ def _hm(at: datetime | None) -> str:
 # --- Prometheus ------------------------------------------------------------------------------
 
 
-def _prom_query(base: str, query: str, at: datetime, timeout: float = 10.0) -> list[dict[str, Any]]:
-    import requests
+def _prom_query(base: str, query: str, at: datetime, timeout: float = 10.0) -> pd.DataFrame:
+    from vcci_nb.sources.prometheus import query_url
 
-    resp = requests.post(
-        f"{base.rstrip('/')}/api/v1/query", data={"query": query, "time": f"{at.timestamp():.3f}"}, timeout=timeout
-    )
-    body = resp.json()
-    if resp.status_code != 200 or body.get("status") != "success":
-        raise ValueError(f"HTTP {resp.status_code}: {body.get('error', body)}")
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
+    return query_url(base.rstrip("/"), "/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"}, timeout)
 
 
 def _prom_range(
     base: str, query: str, start: datetime, end: datetime, step: float, timeout: float = 10.0
 ) -> list[tuple[float, float]]:
-    import requests
+    from vcci_nb.sources.prometheus import query_url
 
-    resp = requests.post(
-        f"{base.rstrip('/')}/api/v1/query_range",
-        data={
-            "query": query,
-            "start": f"{start.timestamp():.3f}",
-            "end": f"{end.timestamp():.3f}",
-            "step": f"{step:g}",
-        },
-        timeout=timeout,
-    )
-    body = resp.json()
-    if resp.status_code != 200 or body.get("status") != "success":
-        raise ValueError(f"HTTP {resp.status_code}: {body.get('error', body)}")
-    points: list[tuple[float, float]] = []
-    for series in body["data"]["result"][:1]:
-        for ts, val in series["values"]:
-            v = float(val)
-            if not math.isnan(v):
-                points.append((float(ts), v))
-    return points
+    params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": f"{step:g}"}
+    frame = query_url(base.rstrip("/"), "/api/v1/query_range", params, timeout)
+    if frame.empty or "value" not in frame:
+        return []
+    first = frame if "series" not in frame else frame[frame["series"] == frame["series"].iloc[0]]
+    first = first[first["value"].notna()]
+    return [(ts.timestamp(), float(v)) for ts, v in zip(first["timestamp"], first["value"], strict=True)]
+
+
+def _first_value(frame: pd.DataFrame) -> float | None:
+    return float(frame["value"].iloc[0]) if len(frame.index) else None
 
 
 def impact_queries(job: str, window_s: int) -> dict[str, str]:
@@ -161,18 +148,18 @@ def measure_impact(base: str | None, job: str, start: datetime, end: datetime) -
             "status": "unavailable",
             "message": redact(f"Prometheus at {redact_url(base)} could not be asked: {exc}"),
         }
-    share_v = float(share[0]["value"][1]) if share else None
+    share_v = _first_value(share)
     if share_v is not None and math.isnan(share_v):
         share_v = None
-    affected = sorted(str(s["metric"].get("tenant", "?")) for s in tenants)
+    affected = sorted(str(t) for t in tenants["tenant"]) if "tenant" in tenants else ["?"] * len(tenants.index)
     out.update(
         {
             "status": "ok",
             "failed_share": share_v,
-            "failed_requests": float(failed[0]["value"][1]) if failed else 0.0,
-            "total_requests": float(total[0]["value"][1]) if total else 0.0,
+            "failed_requests": _first_value(failed) or 0.0,
+            "total_requests": _first_value(total) or 0.0,
             "affected_tenants": affected,
-            "tenants_total": int(float(tenants_total[0]["value"][1])) if tenants_total else 0,
+            "tenants_total": int(_first_value(tenants_total) or 0),
         }
     )
     try:

@@ -178,7 +178,10 @@ def _base_url(profile: ProfileLike) -> str | None:
     return url.rstrip("/") if url else None
 
 
-def _post(base: str, path: str, params: dict[str, str], timeout: float) -> pd.DataFrame:
+def query_url(base: str, path: str, params: dict[str, str], timeout: float) -> pd.DataFrame:
+    """Ask Prometheus at ``base`` directly (``/api/v1/query`` or ``/api/v1/query_range``) and parse
+    the answer into the tidy frame. Raises on failure: callers that must not raise use the
+    ``gather_*`` functions, which fold failures into Evidence."""
     resp = requests.post(f"{base}{path}", data=params, timeout=(timeout, timeout))
     if resp.status_code in (401, 403):
         resp.raise_for_status()
@@ -207,7 +210,7 @@ def gather_instant(
         ev_name,
         SOURCE,
         query,
-        lambda: _post(base, "/api/v1/query", params, timeout),
+        lambda: query_url(base, "/api/v1/query", params, timeout),
         timeout=timeout,
         target=redact_url(base),
         window=at,
@@ -244,7 +247,7 @@ def gather_range(
     def fetch() -> tuple[pd.DataFrame, dict[str, Any]]:
         frames = []
         for label, win in periods:
-            frame = _post(
+            frame = query_url(
                 base,
                 "/api/v1/query_range",
                 {
@@ -354,9 +357,9 @@ def gather_volumes(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIME
         return not_configured("prometheus.volumes", SOURCE, "PROMETHEUS_URL is not set", query=query)
 
     def fetch() -> pd.DataFrame:
-        ratio = _post(base, "/api/v1/query", {"query": query}, timeout)
-        avail = _post(base, "/api/v1/query", {"query": f"kubelet_volume_stats_available_bytes{sel}"}, timeout)
-        cap = _post(base, "/api/v1/query", {"query": f"kubelet_volume_stats_capacity_bytes{sel}"}, timeout)
+        ratio = query_url(base, "/api/v1/query", {"query": query}, timeout)
+        avail = query_url(base, "/api/v1/query", {"query": f"kubelet_volume_stats_available_bytes{sel}"}, timeout)
+        cap = query_url(base, "/api/v1/query", {"query": f"kubelet_volume_stats_capacity_bytes{sel}"}, timeout)
         keys = [c for c in ("namespace", "persistentvolumeclaim") if c in ratio.columns]
         out = ratio[[*keys, "value"]].rename(columns={"value": "free_ratio"})
         for extra, col in ((avail, "available_bytes"), (cap, "capacity_bytes")):
