@@ -640,18 +640,26 @@ def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
             f"<tr class='k-{e(ev['kind'])}'><td>{e(ev['at'])}</td><td>{e(ev['kind'])}</td>"
             f"<td>{e(ev.get('actor') or '')}</td><td>{e(ev['summary'])}</td></tr>"
         )
-    groups: dict[str, list[dict[str, Any]]] = {}
+    # The record keeps every finding of every notebook; the page shows each one once, with the
+    # notebooks that raised it (triage notebooks often see the same fault from several sides).
+    merged: dict[tuple[str, str, str], tuple[dict[str, Any], list[str]]] = {}
     for f in data.get("findings", []):
-        groups.setdefault(f.get("severity", "info"), []).append(f)
+        ident = (f.get("severity", "info"), f["key"], f["summary"])
+        _first, seen_in = merged.setdefault(ident, (f, []))
+        if f.get("notebook") and f["notebook"] not in seen_in:
+            seen_in.append(f["notebook"])
+    groups: dict[str, list[tuple[dict[str, Any], list[str]]]] = {}
+    for (sev, _key, _summary), item in merged.items():
+        groups.setdefault(sev, []).append(item)
     finding_html = []
     for sev in sorted(groups, key=lambda s: _SEV_ORDER.get(s, 9)):
         items = "".join(
             f"<li><b>{e(f['summary'])}</b> <code>{e(f['key'])}</code>"
             + (f" — value {e(str(f.get('value')))}" if f.get("value") is not None else "")
             + (f" (threshold {e(str(f.get('threshold')))})" if f.get("threshold") is not None else "")
-            + (f" <i>{e(f['notebook'])}</i>" if f.get("notebook") else "")
+            + (f" <i>{e(', '.join(seen_in))}</i>" if seen_in else "")
             + "</li>"
-            for f in groups[sev]
+            for f, seen_in in groups[sev]
         )
         finding_html.append(f"<h3 class='sev-{e(sev)}'>{e(sev)} ({len(groups[sev])})</h3><ul>{items}</ul>")
     nb_rows = []

@@ -179,6 +179,18 @@ def test_typed_entries_land_in_timeline_and_index(tmp_path: Path) -> None:
     assert "pool exhausted" in index and "P0" in index and "HighErrorRate" in index
 
 
+def test_index_shows_a_finding_raised_by_several_notebooks_once(tmp_path: Path) -> None:
+    record = IncidentRecord.open("P1", "pool exhausted", outputs=tmp_path)
+    same = {"key": "db.pool_exhaustion", "severity": "critical", "summary": "vcci_app holds 20 of 20 connections"}
+    for notebook in ("01_triage", "03_investigate_database", "03_decision_tree"):
+        record.add_findings([dict(same)], notebook=notebook)
+    assert len(record.data["findings"]) == 3  # the record keeps each notebook's finding
+    index = (record.folder / "index.html").read_text()
+    assert index.count("vcci_app holds 20 of 20 connections</b>") == 1
+    assert "critical (1)" in index
+    assert "01_triage, 03_investigate_database, 03_decision_tree" in index
+
+
 def test_secrets_never_reach_the_record(tmp_path: Path) -> None:
     canary = f"canary-{uuid.uuid4().hex}"
     register_secret(canary)
