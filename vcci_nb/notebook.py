@@ -391,6 +391,15 @@ def _cell_text(value: object) -> object:
     return redact(value) if isinstance(value, str) else value
 
 
+def _number(value: float) -> str:
+    """Numbers as a person reads them: 0.5823, 2383, 21,201,870,000; never 5.823075e-01."""
+    if value != value:  # NaN
+        return ""
+    if abs(value) >= 1e5:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
 def _frame_html(frame: pd.DataFrame, max_rows: int) -> tuple[str, str]:
     shown = frame.head(max_rows).copy()
     for col in shown.columns:
@@ -398,8 +407,10 @@ def _frame_html(frame: pd.DataFrame, max_rows: int) -> tuple[str, str]:
             shown[col] = shown[col].map(_cell_text)
     more = len(frame.index) - len(shown.index)
     note = f"<p><em>{more} more rows not shown (first {max_rows} of {len(frame.index)}).</em></p>" if more > 0 else ""
-    table = shown.to_html(index=False, escape=True, border=0, classes="vcci-table", na_rep="", max_cols=30)
-    text = shown.to_string(index=False, max_cols=30, max_colwidth=60)
+    table = shown.to_html(
+        index=False, escape=True, border=0, classes="vcci-table", na_rep="", max_cols=30, float_format=_number
+    )
+    text = shown.to_string(index=False, max_cols=30, max_colwidth=60, float_format=_number)
     if more > 0:
         text += f"\n… {more} more rows"
     return table + note, text

@@ -253,3 +253,12 @@ def test_charts_draw_offline_in_exported_html_and_findings_read_back(tmp_path: P
     # Control: without the folder's one plotly.js nothing can draw, so the count really is of drawn charts.
     (record / "assets" / "plotly.min.js").unlink()
     assert count_drawn_charts(html) == 0
+
+
+def test_tables_print_numbers_as_a_person_reads_them() -> None:
+    frame = pd.DataFrame({"panel": ["p95 latency", "memory"], "window mean": [0.5823075, 2.120187e10]})
+    _, out = _outputs(show_table, frame, "Window against baseline")
+    html, text = out[0]["text/html"], out[0]["text/plain"]
+    for shown in (html, text):
+        assert "0.5823" in shown and "21,201,870,000" in shown
+        assert "e-01" not in shown and "e+10" not in shown
