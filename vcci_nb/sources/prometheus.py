@@ -152,16 +152,22 @@ def parse_query_response(body: bytes) -> pd.DataFrame:
 
 
 def _frame_from_csv(metrics: list[dict[str, str]], arrays: list[bytes]) -> pd.DataFrame:
+    """Parse the cut-out sample arrays (``t,"v"],[t,"v"...``) with pyarrow.
+
+    One ``"],["`` to newline replacement in Arrow (a C++ pass, about twice as fast as
+    ``bytes.replace``) turns them into CSV whose quoted values Arrow's reader unquotes itself.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    chunks = [a.replace(b"],[", b"\n").translate(None, b'"[]') for a in arrays]
-    counts = np.array([c.count(b"\n") + 1 if c else 0 for c in chunks], dtype=np.int64)
-    buf = b"\n".join(c for c in chunks if c)
-    if not buf:
+    counts = np.array([a.count(b"[") + 1 if a else 0 for a in arrays], dtype=np.int64)
+    joined = b"\n".join(a for a in arrays if a)
+    if not joined:
         return _frame_from_arrays(metrics, counts, np.empty(0), np.empty(0))
+    csv = pc.replace_substring(pa.array([joined], pa.large_binary()), "],[", "\n").buffers()[2]
     table = pacsv.read_csv(
-        pa.py_buffer(buf),
+        pa.BufferReader(csv),
         read_options=pacsv.ReadOptions(column_names=["t", "v"]),
         convert_options=pacsv.ConvertOptions(column_types={"t": pa.float64(), "v": pa.float64()}),
     )
