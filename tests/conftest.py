@@ -59,7 +59,10 @@ def lab() -> Iterator[object]:
 
     atexit.register(stop)  # even if the session dies before its finalizers run
     try:
-        started.up(progress=lambda m: print(f"[lab] {m}", file=sys.stderr))
+        # ... and if it is killed outright, the lab's watchdog stops the servers and removes the folder.
+        started.up(
+            progress=lambda m: print(f"[lab] {m}", file=sys.stderr), stop_with=os.getpid(), remove_dir_on_stop=True
+        )
         _SESSION_LAB.append(started)
         yield started
     finally:

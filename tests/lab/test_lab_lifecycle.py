@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,49 @@ def test_a_busy_port_is_skipped(own_lab: Lab) -> None:
         assert pong.stdout.strip() == "PONG"
     own_lab.down()
     assert not own_lab.status()["up"]
+
+
+def _gone_within(seconds: float, check: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return check()
+
+
+def test_stop_with_stops_the_lab_when_its_owner_is_killed_and_not_before() -> None:
+    """A test session or CI job killed before its clean-up must not leave servers running."""
+    path = _lab_dir()
+    owner = subprocess.Popen(["sleep", "600"])
+    lab = Lab(path)
+    try:
+        # Stopped normally: the watchdog goes with the lab.
+        lab.up(stop_with=owner.pid)
+        watchdog = lab._state.load()["watchdog"]
+        assert _procs.is_ours(watchdog["pid"], watchdog["start_time"])
+        lab.down()
+        assert _gone_within(10, lambda: not _procs.is_ours(watchdog["pid"], watchdog["start_time"]))
+        # Owner killed: the lab stops by itself and its directory is removed.
+        lab.up(stop_with=owner.pid, remove_dir_on_stop=True)
+        pids, ports = _pids_and_ports(lab)
+        assert pids and lab.status()["up"]
+        owner.kill()
+        owner.wait()
+        assert _gone_within(90, lambda: not any(_procs.pid_alive(p) for p in pids) and not path.exists()), (
+            f"still running: {[p for p in pids if _procs.pid_alive(p)]}; dir exists: {path.exists()}"
+        )
+        assert not [port for port in ports if _listening(port)]
+    finally:
+        owner.kill()
+        lab.down()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_stop_with_a_pid_that_does_not_exist_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="no such process"):
+        Lab(tmp_path / "lab").up(stop_with=2**22 + 12345)
+    assert not (tmp_path / "lab" / "state.json").exists() or not Lab(tmp_path / "lab").status()["up"]
 
 
 def test_unknown_fault_lists_the_valid_ones(tmp_path: Path) -> None:

@@ -285,7 +285,7 @@ def quiet_lab(lab_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
     os.chmod(path, 0o711)  # the postgres user must reach its data directory
     own = Lab(path)
     try:
-        own.up()
+        own.up(stop_with=os.getpid(), remove_dir_on_stop=True)
         env = own.env()
         for key, value in env.items():
             monkeypatch.setenv(key, value)

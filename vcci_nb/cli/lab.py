@@ -24,6 +24,12 @@ def register(subparsers: Any) -> None:
     up.add_argument("--webhook", metavar="URL", help="route Alertmanager to this webhook (vcci-nb serve)")
     up.add_argument("--webhook-token-file", metavar="FILE", help="file holding the webhook's bearer token")
     up.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    up.add_argument(
+        "--stop-with",
+        metavar="PID",
+        type=int,
+        help="stop the lab when process PID ends (a CI job or script that may be killed before its clean-up)",
+    )
     up.set_defaults(func=_up)
 
     sub.add_parser("down", help="stop everything up started (no-op when down)").set_defaults(func=_down)
@@ -76,7 +82,7 @@ def _up(args: argparse.Namespace) -> int:
             print(f"  {msg}", file=sys.stderr, flush=True)
 
     print(f"lab in {lab.dir}:", file=sys.stderr)
-    status = lab.up(progress=progress, webhook_url=args.webhook, webhook_token=token)
+    status = lab.up(progress=progress, webhook_url=args.webhook, webhook_token=token, stop_with=args.stop_with)
     if status.get("already_running") and not status.get("started"):
         print("already up; nothing to start.")
     _print_status(status)

@@ -82,14 +82,22 @@ class Lab:
         *,
         webhook_url: str | None = None,
         webhook_token: str | None = None,
+        stop_with: int | None = None,
+        remove_dir_on_stop: bool = False,
     ) -> dict[str, Any]:
         """Start every component that is not already running; return :meth:`status`.
 
         Idempotent: components already running are left alone (and reported). When a component
         fails to start, the ones started by this call are stopped again and a LabError says which
         failed and shows the end of its log.
+
+        With ``stop_with`` (a PID), a watchdog stops the lab when that process ends, however it
+        ends (a test session or CI job killed before its clean-up); ``remove_dir_on_stop`` then
+        also deletes the lab directory.
         """
         say = progress or (lambda _m: None)
+        if stop_with is not None and _procs.pid_start_time(stop_with) is None:
+            raise LabError(f"--stop-with {stop_with}: no such process; give the PID of a running process")
         t0 = time.monotonic()
         with self._state.locked():
             self._prepare_dir()
@@ -164,6 +172,11 @@ class Lab:
             if webhook_url is not None and "alertmanager" in running:
                 self._apply_webhook(state)
             self._after_up(ctx)
+            if stop_with is not None:
+                from vcci_nb.lab import _watchdog
+
+                _watchdog.stop(state.get("watchdog"))
+                state["watchdog"] = _watchdog.start(self.dir, stop_with, remove_dir=remove_dir_on_stop)
             state["up_at"] = _now()
             self._state.save(state)
             result = self.status()
@@ -222,6 +235,9 @@ class Lab:
             for name in [*extra, *reversed(names)]:
                 self._stop_component(state, name)
             state["faults"] = {}
+            from vcci_nb.lab import _watchdog
+
+            _watchdog.stop(state.pop("watchdog", None))
             state["down_at"] = _now()
             self._state.save(state)
             _faults.refresh_flags(self._ctx(state))
