@@ -100,11 +100,14 @@ def test_phase1_and_3_logs(fresh: KubeServer) -> None:
         if "ERROR" in line
     ]
     assert len(errors) >= 6
-    prev = fresh.kubectl("logs", "-n", NS, pod, "--previous", check=False)
-    if prev.returncode != 0:  # the first crash has no earlier run yet; wait for the second
-        time.sleep(6)
-        prev = fresh.kubectl("logs", "-n", NS, pod, "--previous")
+    # As from a kubelet: in CrashLoopBackOff, --previous is lastState.terminated, the run that just
+    # crashed, from the first crash on (the seed's `kubectl logs --previous` check).
+    deadline = time.time() + 15
+    while "CrashLoopBackOff" not in fresh.kubectl("get", "pod", "-n", NS, pod).stdout and time.time() < deadline:
+        time.sleep(0.3)
+    prev = fresh.kubectl("logs", "-n", NS, pod, "--previous")
     assert "ERROR vcci.startup Database connection failed" in prev.stdout
+    assert prev.stdout == fresh.kubectl("logs", "-n", NS, pod).stdout, "both show the last crashed run"
 
 
 def test_phase4_rollout_history_undo_status(fresh: KubeServer) -> None:

@@ -1195,8 +1195,9 @@ class Handler(BaseHTTPRequestHandler):
             if previous:
                 inst = rt.previous
                 if rt.stage == "backoff" and rt.current is not None and rt.current.finished_at is not None:
-                    # in CrashLoopBackOff the last run is "current"; --previous is the one before it
-                    inst = rt.instances[-2] if len(rt.instances) >= 2 else None
+                    # The kubelet answers --previous from lastState.terminated: in CrashLoopBackOff
+                    # that is the run that just crashed (the same one plain `logs` shows).
+                    inst = rt.current
                 if inst is None:
                     raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
             else:
