@@ -391,13 +391,16 @@ def _execute(
     progress: Progress | None,
     actor: str | None,
 ) -> list[NotebookResult]:
-    from vcci_nb.runner import worker
+    from vcci_nb.runner import forkserver, worker
 
-    worker.preload()
     # Kernel sockets live under one folder per run, removed at the end whatever happened to the workers.
     sockets = tempfile.mkdtemp(prefix="vcci-run-")
+    # The kernel fork server boots (imports) while this process does its own preloading.
+    zygote = forkserver.start(sockets) if any(job.warm for job in job_list) else None
+    worker.preload()
     for job in job_list:
         job.sockets_dir = sockets
+        job.zygote = zygote.info if zygote is not None else None
     ctx = mp.get_context("fork")
     jobs_q: Any = ctx.Queue()
     events: Any = ctx.Queue()
@@ -406,7 +409,10 @@ def _execute(
     n_workers = max(1, min(n_jobs, len(job_list)))
     for _ in range(n_workers):
         jobs_q.put(None)
-    procs = [ctx.Process(target=worker.worker_main, args=(jobs_q, events), daemon=True) for _ in range(n_workers)]
+    procs = [
+        ctx.Process(target=worker.worker_main, args=(jobs_q, events, True, os.getpid()), daemon=True)
+        for _ in range(n_workers)
+    ]
     for proc in procs:
         proc.start()
 
@@ -534,6 +540,8 @@ def _execute(
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=2)
+        if zygote is not None:
+            zygote.stop()  # and every kernel it forked (PDEATHSIG)
         shutil.rmtree(sockets, ignore_errors=True)
     return [finished[i] for i in range(total)]
 

@@ -40,6 +40,7 @@ from typing import Any
 from vcci_nb.analysis.model import FINDING_MIME
 from vcci_nb.record import _redact_tree, atomic_write_text, utc_iso
 from vcci_nb.redact import MASK
+from vcci_nb.runner.forkserver import ZygoteInfo
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Job:
     warm: bool = True
     export_html: bool = True
     sockets_dir: str | None = None  # per-run folder for kernel IPC sockets; the parent removes it
+    zygote: ZygoteInfo | None = None  # the run's kernel fork server, if it has one
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,16 +147,42 @@ def preload() -> None:
 # kernels
 
 
+def _kernel_manager_class() -> Any:
+    """AsyncKernelManager whose kernels come from the run's fork server when it can give them."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    from vcci_nb.runner.forkserver import ForkProvisioner
+
+    class ZygoteKernelManager(AsyncKernelManager):
+        zygote: ZygoteInfo | None = None
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            if self.provisioner is None and self.zygote is not None:
+                import uuid
+
+                self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+                provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+                provisioner.zygote = self.zygote
+                self.provisioner = provisioner
+            return await super()._async_pre_start_kernel(**kw)
+
+    return ZygoteKernelManager
+
+
 class Kernel:
-    """A kernel started ahead of its notebook, with that notebook's env and working directory."""
+    """A kernel started ahead of its notebook, with that notebook's env and working directory.
+
+    With a fork server (``job.zygote``) the kernel is forked from it; otherwise, or if the fork
+    server cannot serve this kernel, it is started with Popen as jupyter_client always does.
+    """
 
     def __init__(self, job: Job) -> None:
-        from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
         # IPC sockets: local only (no TCP ports open to other users), and no "unencrypted TCP" warning.
         self.sockets = tempfile.mkdtemp(prefix="vcci-k-", dir=job.sockets_dir)
-        self.km = AsyncKernelManager(kernel_name=job.kernel_name, transport="ipc", ip=f"{self.sockets}/k")
+        self.km = _kernel_manager_class()(kernel_name=job.kernel_name, transport="ipc", ip=f"{self.sockets}/k")
+        self.km.zygote = job.zygote if job.warm else None
         env = dict(os.environ)
         for name in job.unset_env:
             env.pop(name, None)
@@ -165,9 +193,25 @@ class Kernel:
         run_sync(self.km.start_kernel)(env=env, cwd=job.cwd, extra_arguments=extra)
 
     @property
+    def forked(self) -> bool:
+        """True if the fork server gave us this kernel."""
+        return getattr(self.km.provisioner, "forked", None) is not None
+
+    def signal(self, signum: int) -> None:
+        """Signal the kernel process (from any thread); a kernel that is gone is ignored."""
+        forked = getattr(self.km.provisioner, "forked", None)
+        if forked is not None:
+            forked.signal(signum, group=False)
+            return
+        pid = self.pid
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    @property
     def pid(self) -> int | None:
-        process = getattr(self.km.provisioner, "process", None)
-        return getattr(process, "pid", None)
+        pid = getattr(self.km.provisioner, "pid", None)
+        return pid if isinstance(pid, int) else None
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until the kernel answers (errors are left for nbclient to report properly)."""
@@ -321,16 +365,13 @@ def run_one(job: Job, kernel: Kernel | None, events: Any) -> dict[str, Any]:
             kernel = Kernel(job)
         except Exception as exc:
             return _finish(job, None, "failed", f"Could not start a {job.kernel_name} kernel: {exc}", started)
-    kernel_pid = kernel.pid
+    running = kernel
 
     def on_timeout() -> None:
         timed_out.set()
-        if kernel_pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(kernel_pid, signal.SIGINT)
-            time.sleep(INTERRUPT_GRACE)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(kernel_pid, signal.SIGKILL)
+        running.signal(signal.SIGINT)
+        time.sleep(INTERRUPT_GRACE)
+        running.signal(signal.SIGKILL)
 
     watchdog = threading.Timer(job.timeout, on_timeout)
     watchdog.daemon = True
@@ -410,9 +451,19 @@ def _finish(job: Job, nb: Any, status: str, error: str | None, started: float) -
     return result
 
 
-def worker_main(jobs: Any, events: Any, prefetch: bool = True) -> None:
+def worker_main(jobs: Any, events: Any, prefetch: bool = True, parent: int | None = None) -> None:
     """Take jobs until the sentinel; start the next job's kernel while the current one runs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    if parent is not None:
+        # A worker must not outlive its run (it would start more kernels for nobody): die with it.
+        from vcci_nb.runner.forkserver import set_pdeathsig
+
+        try:
+            set_pdeathsig()
+        except OSError as exc:
+            log.debug("no parent-death signal for the worker: %s", exc)
+        if os.getppid() != parent:
+            return
     pending: tuple[Job, Kernel | None] | None = None
     done = False
     while True:
