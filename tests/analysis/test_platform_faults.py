@@ -123,6 +123,22 @@ def test_error_spike_raises_the_5xx_finding(lab: Any, lab_env: dict[str, str]) -
     assert "5xx share of requests" in f[0].summary
 
 
+def test_error_spike_alert_shows_in_triage_before_the_5_minute_panels_move(lab: Any, lab_env: dict[str, str]) -> None:
+    """The lab's rule fires on a 1-minute rate; the finding and the suggested level come from it."""
+    _need(lab_env, "PROMETHEUS_URL")
+    healthy = prometheus.gather_alerts("lab")
+    assert healthy.ok, healthy.message
+    assert "VcciApiHighErrorRate" not in set(healthy.frame.loc[healthy.frame["state"] == "firing", "alertname"])
+    with lab.fault("error-spike"):
+        findings = until("alerts.firing", lambda: {"prometheus.alerts": prometheus.gather_alerts("lab")})
+    f = [x for x in findings if x.key == "alerts.firing"]
+    assert f and "VcciApiHighErrorRate (critical, since" in f[0].summary, [(x.key, x.summary) for x in findings]
+    assert f[0].severity == "critical"
+    severity = suggest({}, findings=f)
+    assert severity.level == "P1"
+    assert any(r.startswith("Alert VcciApiHighErrorRate firing (severity=critical) → P1") for r in severity.reasons)
+
+
 def test_latency_spike_raises_the_latency_finding(lab: Any, lab_env: dict[str, str]) -> None:
     _need(lab_env, "PROMETHEUS_URL")
 

@@ -119,3 +119,52 @@ def test_group_signatures_counts_first_and_last_seen() -> None:
     assert top["pods"] == 2
     assert "timeout after <n>" in top["signature"]
     assert groups.iloc[1]["first_seen"] == base + pd.Timedelta(minutes=5)
+
+
+def _alert(name: str, state: str, severity: str, namespace: str | None, at: str) -> dict[str, object]:
+    labels = {"alertname": name, "severity": severity, "service": "vcci-api"}
+    if namespace is not None:
+        labels["namespace"] = namespace
+    notes = {"summary": f"{name} summary"}
+    return {"labels": labels, "annotations": notes, "state": state, "activeAt": at, "value": "0.3"}
+
+
+def test_alerts_keep_the_namespace_and_unlabelled_ones_and_only_firing_ones_make_a_finding() -> None:
+    from vcci_nb.analysis.findings import find_firing_alerts
+    from vcci_nb.analysis.severity import suggest
+    from vcci_nb.evidence import Evidence
+    from vcci_nb.sources.prometheus import alerts_to_frame
+
+    raw = [
+        _alert("HighLatency", "firing", "warning", "vcci-production", "2026-01-06T14:58:01.5Z"),
+        _alert("NodeDown", "pending", "critical", None, "2026-01-06T14:59:00Z"),
+        _alert("OtherTeam", "firing", "critical", "billing", "2026-01-06T14:50:00Z"),
+    ]
+    frame = alerts_to_frame(raw, "vcci-production")
+    assert list(frame["alertname"]) == ["HighLatency", "NodeDown"]  # firing first, then pending
+    assert str(frame.loc[0, "active_at"]) == "2026-01-06 14:58:01.500000+00:00"
+    assert frame.loc[0, "labels"] == "service=vcci-api" and frame.loc[0, "summary"] == "HighLatency summary"
+    ev = Evidence(name="prometheus.alerts", source="prometheus", query="GET /api/v1/alerts", frame=frame)
+    found = find_firing_alerts(ev)
+    # The pending critical one is not firing yet: it does not count, and OtherTeam's is not ours.
+    assert [(f.key, f.severity, f.value) for f in found] == [("alerts.firing", "medium", 1)]
+    assert found[0].summary == "1 alert(s) firing: HighLatency (warning, since 14:58:01 UTC)."
+    assert suggest({}, findings=found).level == "P2"
+    empty = alerts_to_frame([], "vcci-production")
+    assert empty.empty and "alertname" in empty.columns
+    assert find_firing_alerts(Evidence(name="prometheus.alerts", source="prometheus", query="", frame=empty)) == []
+
+
+def test_alerts_from_a_prometheus_that_is_down_are_unavailable_not_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from vcci_nb.sources.prometheus import gather_alerts
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{port}")
+    ev = gather_alerts("lab", timeout=2)
+    assert ev.status == "unavailable", (ev.status, ev.message)

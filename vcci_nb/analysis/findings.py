@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from vcci_nb.analysis.model import Finding, Severity, sort_findings
+from vcci_nb.analysis.model import SEVERITY_ORDER, Finding, Severity, sort_findings
 from vcci_nb.evidence import Evidence, Window
 
 Thresholds = Mapping[str, float]
@@ -82,6 +82,7 @@ RUNBOOK: dict[str, tuple[str, str]] = {
     "deps.rabbitmq": ("3.1 Check RabbitMQ", "03_investigate_dependencies"),
     "deps.dependency_down": ("4.2 Scenario 5: External API Down", "scenarios/external_api_down"),
     "changes.recent": ("3.3 Check Recent Changes", "03_investigate_changes"),
+    "alerts.firing": ("1.1 Acknowledge the Alert; 3.4 Decision Tree", "03_decision_tree"),
 }  # fmt: skip
 
 
@@ -877,6 +878,54 @@ def find_http_down(health: Evidence) -> list[Finding]:
     ]
 
 
+#: An alert's ``severity`` label to a finding severity (labels outside this list count as "medium").
+ALERT_SEVERITY: dict[str, Severity] = {
+    "critical": "critical",
+    "high": "high",
+    "error": "high",
+    "warning": "medium",
+    "medium": "medium",
+    "low": "low",
+    "info": "low",
+}
+
+
+def find_firing_alerts(alerts: Evidence) -> list[Finding]:
+    """Alerts firing now; the most severe label sets the finding's severity.
+
+    Rules fire from short rate windows, the panels average over five minutes: in the first minutes of
+    a fault, a firing alert may be the only evidence of it, and triage must not read "no impact".
+    """
+    if not _usable(alerts, "alertname", "state"):
+        return []
+    f = alerts.frame[alerts.frame["state"].astype(str) == "firing"]
+    if f.empty:
+        return []
+    levels = [ALERT_SEVERITY.get(str(s).lower(), "medium") for s in f["severity"]]
+    worst = min(levels, key=lambda level: SEVERITY_ORDER[level])
+
+    def since(ts: Any) -> str:
+        return "" if pd.isna(ts) else f", since {pd.Timestamp(ts).strftime('%H:%M:%S')} UTC"
+
+    names = _names(f"{r.alertname} ({r.severity or 'no severity'}{since(r.active_at)})" for r in _rows(f))
+    return [
+        _finding(
+            "alerts.firing",
+            worst,
+            f"{len(f)} alert(s) firing: {names}.",
+            value=len(f),
+            unit="alerts",
+            evidence=[alerts],
+            details={
+                "alerts": [
+                    {"alertname": str(r.alertname), "severity": str(r.severity), "summary": str(r.summary)}
+                    for r in _rows(f)
+                ]
+            },
+        )
+    ]
+
+
 def find_dependency_metric(dependency_up: Evidence) -> list[Finding]:
     """Dependencies the application itself reports as down (``vcci_dependency_up == 0`` recently)."""
     if not _usable(dependency_up, "value", "dependency"):
@@ -1076,6 +1125,8 @@ def find_all(
         out += find_http_down(ev)
     if (ev := p("prometheus.dependency_up")) is not None:
         out += find_dependency_metric(ev)
+    if (ev := p("prometheus.alerts")) is not None:
+        out += find_firing_alerts(ev)
     out += find_rabbitmq(p("rabbitmq.overview"), p("rabbitmq.queues"))
     out += find_recent_changes(p("kubernetes.rollout_history"), p("git.log"), p("postgres.migrations"), window=window)
     out += find_unreachable(evidence)

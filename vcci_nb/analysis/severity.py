@@ -87,6 +87,11 @@ FINDING_LEVELS: dict[str, tuple[str, str]] = {
     "logs.errors": ("P3", "Errors in application logs"),
 }
 
+#: A firing alert's ``severity`` label to the level it supports. ``critical`` supports P1, not P0:
+#: the seed keeps P0 for an outage, a security incident or data at risk, which a rule's label does
+#: not establish (the questions do). Labels not listed support P3.
+ALERT_LEVELS: dict[str, str] = {"critical": "P1", "high": "P1", "error": "P1", "warning": "P2", "medium": "P2"}
+
 
 @dataclass
 class SeveritySuggestion:
@@ -167,8 +172,7 @@ def suggest(
             if _rank(implied) < _rank(level):
                 level = implied
     for f in found:
-        if f.key in FINDING_LEVELS:
-            implied, why = FINDING_LEVELS[f.key]
+        for implied, why in _levels_of(f):
             reasons.append(f"{why} → {implied}")
             if _rank(implied) < _rank(level):
                 level = implied
@@ -177,6 +181,20 @@ def suggest(
     return SeveritySuggestion(
         level=level, reasons=_unique(reasons), answers=merged, answer_reasons=because, title=title, profile=profile
     )
+
+
+def _levels_of(finding: Finding) -> list[tuple[str, str]]:
+    """The levels one finding supports, each with its reason."""
+    if finding.key in FINDING_LEVELS:
+        return [FINDING_LEVELS[finding.key]]
+    if finding.key == "alerts.firing":
+        out = []
+        for alert in finding.details.get("alerts") or []:
+            label = str(alert.get("severity") or "")
+            level = ALERT_LEVELS.get(label.lower(), "P3")
+            out.append((level, f"Alert {alert.get('alertname')} firing (severity={label or 'none'})"))
+        return out
+    return []
 
 
 def _unique(items: list[str]) -> list[str]:

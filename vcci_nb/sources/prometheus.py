@@ -379,6 +379,68 @@ def gather_volumes(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIME
     return collect("prometheus.volumes", SOURCE, query, fetch, timeout=timeout, target=redact_url(base))
 
 
+#: Columns of ``prometheus.alerts``, also when nothing fires (an empty frame keeps its shape).
+ALERT_COLUMNS = ("alertname", "state", "severity", "namespace", "active_at", "value", "summary", "labels")
+
+
+def alerts_to_frame(alerts: list[dict[str, Any]], namespace: str | None = None) -> pd.DataFrame:
+    """``/api/v1/alerts``'s list to a frame, keeping alerts of ``namespace`` and those with none."""
+    rows = []
+    for alert in alerts:
+        labels = dict(alert.get("labels") or {})
+        ns = labels.get("namespace", "")
+        if namespace and ns and ns != namespace:
+            continue
+        notes = alert.get("annotations") or {}
+        rest = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "namespace")}
+        try:
+            value = float(alert.get("value") or "nan")
+        except ValueError:
+            value = float("nan")
+        rows.append(
+            {
+                "alertname": labels.get("alertname", ""),
+                "state": str(alert.get("state", "")),
+                "severity": labels.get("severity", ""),
+                "namespace": ns,
+                "active_at": alert.get("activeAt"),
+                "value": value,
+                "summary": str(notes.get("summary") or notes.get("description") or ""),
+                "labels": ",".join(f"{k}={v}" for k, v in sorted(rest.items())),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(ALERT_COLUMNS))
+    frame["active_at"] = pd.to_datetime(frame["active_at"], utc=True, errors="coerce", format="ISO8601")
+    frame["value"] = frame["value"].astype("float64")
+    return frame.sort_values(["state", "active_at"]).reset_index(drop=True)
+
+
+def gather_alerts(
+    profile: ProfileLike = None, *, namespace: str | None = None, timeout: float = DEFAULT_TIMEOUT_S
+) -> Evidence:
+    """The alerts Prometheus is evaluating now, firing and pending, for ``namespace`` (default:
+    the profile's) and those without a namespace label.
+
+    Alerts fire from short windows while the dashboards' panels average over longer ones, so an
+    alert is often the first and only sign of a fault in the first minutes: triage must show it.
+    """
+    ns = namespace or str(resolve_profile(profile).get("kubernetes.namespace") or "") or None
+    query = "GET /api/v1/alerts" + (f" (namespace {ns} and none)" if ns else "")
+    base = _base_url(profile)
+    if not base:
+        return not_configured("prometheus.alerts", SOURCE, "PROMETHEUS_URL is not set", query=query)
+
+    def fetch() -> pd.DataFrame:
+        resp = requests.get(f"{base}/api/v1/alerts", timeout=(timeout, timeout))
+        resp.raise_for_status()
+        doc = resp.json()
+        if doc.get("status") != "success":
+            raise SourceError(f"Prometheus refused the alerts list: {doc.get('errorType')}: {doc.get('error')}")
+        return alerts_to_frame(list((doc.get("data") or {}).get("alerts") or []), ns)
+
+    return collect("prometheus.alerts", SOURCE, query, fetch, timeout=timeout, target=redact_url(base))
+
+
 def gather_dependency_up(
     profile: ProfileLike, window: Window, *, baseline: bool | Window | None = True, timeout: float = DEFAULT_TIMEOUT_S
 ) -> Evidence:
