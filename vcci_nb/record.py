@@ -673,6 +673,21 @@ def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
             f"<td>{f'<a href={chr(34)}{e(path)}{chr(34)}>notebook</a>' if path else ''}</td>"
             f"<td><pre>{e(nb.get('error') or '')}</pre></td></tr>"
         )
+    group_rows = []
+    for g in data.get("alert_groups") or []:
+        how = "opened the incident" if g.get("role") == "opened" else f"joined: {g.get('reason') or ''}"
+        group_rows.append(
+            f"<tr><td>{e(str(g.get('name') or g.get('group_key')))}</td>"
+            f"<td class='st-{e(str(g.get('status')))}'>{e(str(g.get('status')))}</td>"
+            f"<td>{e(str(g.get('joined_at') or ''))}</td><td>{e(how)}</td>"
+            f"<td><code>{e(str(g.get('group_key')))}</code></td></tr>"
+        )
+    groups_html = (
+        "<h2>Alert groups</h2><table><tr><th>group</th><th>status</th><th>since</th><th>how</th>"
+        f"<th>Alertmanager group key</th></tr>{''.join(group_rows)}</table>"
+        if group_rows
+        else ""
+    )
     script = (
         "<script>(function(){var c=new Date(" + json.dumps(data["created_at"]) + ");"
         "function f(){var s=Math.max(0,Math.floor((Date.now()-c)/1000)),d=Math.floor(s/86400),"
@@ -689,7 +704,7 @@ table{{border-collapse:collapse;width:100%}}
 td,th{{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}}
 .sev{{display:inline-block;padding:.1em .6em;border-radius:.3em;color:#fff;background:#b00}}
 .sev-critical{{color:#b00}}.sev-high{{color:#d60}}.sev-medium{{color:#a80}}.sev-low{{color:#06a}}.sev-info{{color:#666}}
-.st-failed,.st-timed_out{{color:#b00;font-weight:bold}}.st-succeeded{{color:#070}}
+.st-failed,.st-timed_out,.st-firing{{color:#b00;font-weight:bold}}.st-succeeded,.st-resolved{{color:#070}}
 pre{{white-space:pre-wrap;margin:0;font-size:.85em}}
 </style></head><body>
 <h1>{e(data["id"])}: {e(data["title"])}</h1>
@@ -697,6 +712,7 @@ pre{{white-space:pre-wrap;margin:0;font-size:.85em}}
 commander {e(data.get("commander") or "unassigned")} · opened {e(data["created_at"])} ·
 duration <span id="dur">{e(duration)}</span></p>
 {f"<p><b>Resolution:</b> {e(data['resolution'])}</p>" if data.get("resolution") else ""}
+{groups_html}
 <h2>Findings</h2>
 {"".join(finding_html) or "<p>No findings yet.</p>"}
 <h2>Notebooks</h2>

@@ -7,14 +7,29 @@ when the next start takes the batch again:
 
 1. *dedup* (reads only): an alert whose (fingerprint, startsAt, status) is already in ``alerts``
    is a duplicate (Alertmanager's at-least-once delivery, an HA pair's second copy);
-2. *bind*: the Alertmanager group gets its incident: a new one (the group row is marked
-   ``opening`` first, so a crash between allocating the ID and recording it finds the record
-   again by its ``group_key`` instead of opening a second), the open one (new alerts join it), or
-   the resolved one reopened when the group fires again within the reopen window;
-3. *record*: the new alerts, refusals and notes go into ``record.json`` in one locked write that
-   skips anything already there (which is what makes a repeated batch harmless);
-4. *commit* (one transaction): runs are queued (unique per incident, bundle and episode), the
-   alerts' keys are stored and the deliveries marked done.
+2. *bind*: the Alertmanager group gets its incident: the open one it is already in (new alerts
+   join it), the resolved one reopened when the group fires again within the reopen window, the
+   open incident of the same namespace when the group is new (*correlation*, below), or a new
+   one. A new incident is marked ``opening`` on the group row first, and a correlated join
+   ``joining`` (with its incident), so that a crash before the batch is committed finds the same
+   incident again instead of choosing a second;
+3. *record*: the new alerts, the group's entry in ``alert_groups``, refusals, skipped runs and
+   notes go into ``record.json`` in one locked write that skips anything already there (which is
+   what makes a repeated batch harmless);
+4. *commit* (one transaction): runs are queued (unique per incident, bundle, episode and round),
+   the alerts' keys are stored and the deliveries marked done.
+
+Correlation: Alertmanager groups by (alertname, namespace), so one fault fires several groups
+(error rate, pool, the database's connection limit) within seconds; one incident per group paged
+the engineer several times and ran triage several times for one problem. A group that fires for
+the first time (or again after the reopen window) joins the open incident serve opened for the
+same ``correlate_by`` label value (the namespace) if that incident opened or last fired within
+``correlate_window_s``, measured from when the group's notification was received (so a batch
+taken again after a crash decides the same way). The joining group's route still picks its
+bundle; a bundle the incident already has queued, running or finished within the window is not
+run again, and the record says so. The incident resolves only when every group in it has.
+Because one thread ingests, in delivery order, and an incident's row is committed before the
+next batch is looked at, groups arriving together cannot open two incidents.
 
 One fsync per batch on the usual path (joining an open incident): the disk is shared with the
 front's acknowledgements, and every fsync here is one they may wait behind.
@@ -24,7 +39,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +58,9 @@ from vcci_nb.record import DONE_STATUSES, IncidentRecord, list_records, utc_iso
 log = logging.getLogger(__name__)
 
 ACTOR = "vcci-nb serve"
+_ALERTNAME_IN_KEY = re.compile(r'alertname="((?:[^"\\]|\\.)*)"')
+#: The group states in which a group still counts as firing in its incident.
+_ACTIVE_GROUP_STATES = ("open", "opening", "joining")
 
 
 def _event(kind: str, summary: str, data: dict[str, Any] | None, actor: str = ACTOR) -> dict[str, Any]:
@@ -51,6 +71,23 @@ def _alert_key(entry: dict[str, Any]) -> tuple[str, str, str]:
     return (str(entry.get("fingerprint")), str(entry.get("startsAt")), str(entry.get("status")))
 
 
+def group_name(group_key: str, labels: dict[str, str] | None = None) -> str:
+    """A short name for an alert group: its alertname, else its group key."""
+    if labels and labels.get("alertname"):
+        return labels["alertname"]
+    found = _ALERTNAME_IN_KEY.search(group_key)
+    return found.group(1) if found else group_key[:120]
+
+
+def _has_event(d: dict[str, Any], marker: dict[str, Any]) -> bool:
+    """Whether the timeline already holds an event whose data carries every item of ``marker``."""
+    for event in d["timeline"]:
+        data = event.get("data")
+        if isinstance(data, dict) and all(data.get(k) == v for k, v in marker.items()):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class _Delivery:
     """One persisted notification waiting to be ingested."""
@@ -59,6 +96,31 @@ class _Delivery:
     note: Notification
     received_at: float
     state: str
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """The incident a batch belongs to, and how the group came to be in it.
+
+    ``how``: ``opened`` (a new incident), ``member`` (already in it), ``joined`` (correlated into
+    another group's incident), ``reopened`` (it resolved and fired again within the reopen window)
+    or ``refired`` (the group resolved and fires again while its incident is still open).
+    """
+
+    incident_id: str
+    episode: int
+    how: str
+    reason: str = ""
+    correlation: str | None = None
+
+
+@dataclass(frozen=True)
+class _RunChoice:
+    """What to do with one planned bundle: queue it (in ``round``) or skip it, and why."""
+
+    plan: RunPlan
+    round: int | None
+    why: str = ""
 
 
 @dataclass
@@ -91,6 +153,9 @@ class Ingestor:
         self.max_attempts = max_attempts
         self.on_recorded = on_recorded
         self.clock = clock
+        # Correlation relies on one batch at a time (an incident's row is committed before the
+        # next batch looks for one); the back end has one ingest thread, and this makes sure.
+        self._lock = threading.Lock()
 
     # -- the loop body --------------------------------------------------------------------
 
@@ -100,7 +165,12 @@ class Ingestor:
         Consecutive firing notifications of one group are taken together (one record write for
         all of them), which is what keeps a storm cheap; a resolved notification is always taken
         on its own, so the order of firing, resolving and firing again is kept within a group.
+        Batches are processed in the order of their first delivery, one at a time.
         """
+        with self._lock:
+            return self._process_pending(limit)
+
+    def _process_pending(self, limit: int) -> int:
         rows = (
             self.store.connection()
             .execute(
@@ -139,6 +209,7 @@ class Ingestor:
         """Ingest deliveries of one group (several firing ones, or one of any kind); return runs queued."""
         note = batch[0].note
         last = batch[-1].note
+        received = batch[0].received_at
         per_delivery, duplicates = self._new_alerts(batch)
         new = [alert for _, alerts in per_delivery for alert in alerts]
         work = _Work(
@@ -146,30 +217,51 @@ class Ingestor:
             resolved=[a for a in new if a.status == "resolved"],
         )
         group = self._group(note.group_key)
-        incident_id: str | None = None
-        episode = int(group["episode"]) if group else 0
+        binding: _Binding | None = None
         if work.firing:
-            incident_id, episode = self._bind(note, group, work.firing)
-        elif group is not None and group["incident_id"]:
+            binding = self._bind(note, group, work.firing, received)
+        elif group is not None and group["incident_id"] and group["state"] in ("open", "resolved"):
             incident_id = str(group["incident_id"])
+            binding = _Binding(incident_id, int(self._incident(incident_id, group)["episode"]), "member")
         queued = 0
-        if incident_id is None:
+        if binding is None:
             # Only resolved alerts of a group this receiver never saw fire: nothing to attach them to.
             with self.store.transaction() as db:
                 bump(db, "alerts_without_incident", len(new))
                 self._finish(db, batch, per_delivery, duplicates, None)
             return 0
+        incident_id = binding.incident_id
         for item_note, alerts in per_delivery:
             self._plan(item_note, alerts, work)
+        choices = self._choose_runs(binding, work, received)
         bound = self._group(note.group_key)
         resolving = last.status == "resolved" and bound is not None and bound["state"] == "open"
-        self._record(incident_id, note, work, first=bool(group is None or group["incident_id"] != incident_id))
-        if resolving:
-            self._resolve_record(incident_id, last)
+        still_firing = self._other_active_groups(incident_id, note.group_key) if resolving else []
+        self._record(binding, note, work, choices, batch[-1].id, resolving=resolving, still_firing=still_firing)
+        if resolving and not still_firing:
+            self._resolve_record(incident_id, note)
+        fired = any(item.note.status == "firing" for item in batch)
         with self.store.transaction() as db:
             now = self.clock()
-            for plan in work.plans.values():
-                queued += self._queue(db, incident_id, note.group_key, "alert", plan, episode, now)
+            if binding.how == "joined":
+                db.execute(
+                    "UPDATE groups SET incident_id = ?, state = 'open', episode = episode + 1, opened_at = ?, "
+                    "resolved_at = NULL WHERE group_key = ?",
+                    (incident_id, now, note.group_key),
+                )
+                bump(db, "alert_groups_correlated")
+            if fired:
+                db.execute(
+                    "UPDATE incidents SET last_fired_at = max(last_fired_at, ?) WHERE incident_id = ?",
+                    (batch[-1].received_at, incident_id),
+                )
+            for choice in choices:
+                if choice.round is None:
+                    bump(db, "runs_skipped")
+                else:
+                    queued += self._queue(
+                        db, incident_id, note.group_key, "alert", choice.plan, binding.episode, now, choice.round
+                    )
             for plan in work.refusals:
                 db.execute(
                     "INSERT OR IGNORE INTO jobs(incident_id, group_key, kind, bundle, params, profile, route, episode, "
@@ -181,7 +273,7 @@ class Ingestor:
                         plan.bundle,
                         plan.profile,
                         plan.route,
-                        episode,
+                        binding.episode,
                         plan.refusal,
                         now,
                         now,
@@ -192,9 +284,14 @@ class Ingestor:
                     "UPDATE groups SET state = 'resolved', resolved_at = ? WHERE group_key = ?",
                     (now, note.group_key),
                 )
-                if self.routes.resolve_bundle:
-                    plan = RunPlan(route="on_resolve", bundle=self.routes.resolve_bundle, params={}, profile=None)
-                    queued += self._queue(db, incident_id, note.group_key, "resolve", plan, episode, now)
+                if not still_firing:
+                    db.execute(
+                        "UPDATE incidents SET state = 'resolved', resolved_at = ? WHERE incident_id = ?",
+                        (now, incident_id),
+                    )
+                    if self.routes.resolve_bundle:
+                        plan = RunPlan(route="on_resolve", bundle=self.routes.resolve_bundle, params={}, profile=None)
+                        queued += self._queue(db, incident_id, note.group_key, "resolve", plan, binding.episode, now)
             self._finish(db, batch, per_delivery, duplicates, incident_id)
             done = self.clock()
             for item in batch:
@@ -242,46 +339,158 @@ class Ingestor:
         )
         return row
 
-    def _bind(self, note: Notification, group: sqlite3.Row | None, firing: list[Alert]) -> tuple[str, int]:
-        """The incident new firing alerts belong to, opening or reopening one when needed."""
+    def _incident(self, incident_id: str, group: sqlite3.Row | None = None) -> sqlite3.Row:
+        """The incident's row; one is made for an incident opened before the table existed."""
+        db = self.store.connection()
+        row: sqlite3.Row | None = db.execute("SELECT * FROM incidents WHERE incident_id = ?", (incident_id,)).fetchone()
+        if row is not None:
+            return row
+        # Opened by an older receiver: its group's episode was its episode; it takes no part in
+        # correlation (no key), so nothing joins it by surprise.
+        episode = int(group["episode"]) if group is not None else 1
+        state = "resolved" if group is not None and group["state"] == "resolved" else "open"
+        opened = float(group["opened_at"] or 0) if group is not None else 0.0
+        with self.store.transaction() as tx:
+            tx.execute(
+                "INSERT OR IGNORE INTO incidents(incident_id, correlation, state, episode, opened_at, last_fired_at) "
+                "VALUES (?, NULL, ?, ?, ?, ?)",
+                (incident_id, state, max(1, episode), opened, opened),
+            )
+        found: sqlite3.Row = db.execute("SELECT * FROM incidents WHERE incident_id = ?", (incident_id,)).fetchone()
+        return found
+
+    def _correlation(self, note: Notification, firing: list[Alert]) -> str | None:
+        """The correlation key of a group (``namespace=vcci-production``), or None when it has none."""
+        if self.routes.correlate_window_s <= 0:
+            return None
+        label = self.routes.correlate_by
+        value = note.group_labels.get(label) or note.common_labels.get(label)
+        if not value:
+            values = {a.labels.get(label) for a in firing}
+            value = values.pop() if len(values) == 1 else None
+        return f"{label}={value}" if value else None
+
+    def _correlate(self, correlation: str | None, received: float) -> tuple[sqlite3.Row, str] | None:
+        """The open incident a new group with this key joins, and why; None when there is none."""
+        if correlation is None or self.routes.correlate_window_s <= 0:
+            return None
+        window = self.routes.correlate_window_s
+        rows = (
+            self.store.connection()
+            .execute(
+                "SELECT * FROM incidents WHERE correlation = ? AND state = 'open' "
+                "ORDER BY last_fired_at DESC, opened_at DESC",
+                (correlation,),
+            )
+            .fetchall()
+        )
+        for row in rows:
+            opened_ago = max(0.0, received - float(row["opened_at"]))
+            fired_ago = max(0.0, received - float(row["last_fired_at"]))
+            if min(opened_ago, fired_ago) > window:
+                continue
+            if self._record_status(str(row["incident_id"])) in DONE_STATUSES:
+                continue  # resolved or closed by a person: not ours to add to
+            return row, self._join_reason(row, received)
+        return None
+
+    def _join_reason(self, row: sqlite3.Row, received: float) -> str:
+        label, _, value = str(row["correlation"] or "").partition("=")
+        opened_ago = max(0.0, received - float(row["opened_at"]))
+        fired_ago = max(0.0, received - float(row["last_fired_at"]))
+        when = (
+            f"incident opened {opened_ago:.0f} s earlier"
+            if opened_ago <= self.routes.correlate_window_s
+            else f"incident last fired {fired_ago:.0f} s earlier (opened {opened_ago:.0f} s earlier)"
+        )
+        return f"same {label} {value}, {when}" if value else when
+
+    def _bind(self, note: Notification, group: sqlite3.Row | None, firing: list[Alert], received: float) -> _Binding:
+        """The incident new firing alerts belong to: opening, joining or reopening one when needed."""
         now = self.clock()
+        state = str(group["state"]) if group is not None else None
+        current = str(group["incident_id"]) if group is not None and group["incident_id"] else None
         episode = int(group["episode"]) if group else 0
-        if group is not None and group["state"] == "open" and group["incident_id"]:
-            incident_id = str(group["incident_id"])
-            if self._record_status(incident_id) != "closed":
-                return incident_id, episode
+        if state == "open" and current:
+            if self._record_status(current) != "closed":
+                return _Binding(current, int(self._incident(current, group)["episode"]), "member")
             why = "its incident was closed"
-        elif group is not None and group["state"] == "resolved" and group["incident_id"]:
-            incident_id = str(group["incident_id"])
-            within = now - float(group["resolved_at"] or 0) <= self.routes.reopen_window_s
-            if within and self._record_status(incident_id) != "closed":
-                rec = IncidentRecord.load(incident_id, self.outputs)
-                if rec.data["status"] in DONE_STATUSES:
-                    rec.set_status(
-                        "investigating",
-                        note=f"fired again {now - float(group['resolved_at'] or 0):.0f} s after resolving; reopened",
-                        actor=ACTOR,
-                    )
+        elif state == "joining" and current:
+            # Chosen before a crash, not yet committed: finish joining the same incident.
+            if self._record_status(current) != "closed":
+                row = self._incident(current, group)
+                return _Binding(
+                    current, int(row["episode"]), "joined", self._join_reason(row, received), row["correlation"]
+                )
+            why = "the incident it was joining was closed"
+        elif state == "resolved" and current:
+            since = now - float(group["resolved_at"] or 0) if group is not None else 0.0
+            within = since <= self.routes.reopen_window_s
+            status = self._record_status(current)
+            if within and status != "closed":
+                row = self._incident(current, group)
+                if row["state"] == "resolved" or status in DONE_STATUSES:
+                    rec = IncidentRecord.load(current, self.outputs)
+                    if rec.data["status"] in DONE_STATUSES:
+                        rec.set_status(
+                            "investigating", note=f"fired again {since:.0f} s after resolving; reopened", actor=ACTOR
+                        )
+                    with self.store.transaction() as db:
+                        db.execute(
+                            "UPDATE incidents SET state = 'open', episode = episode + 1, resolved_at = NULL, "
+                            "last_fired_at = max(last_fired_at, ?) WHERE incident_id = ?",
+                            (received, current),
+                        )
+                        db.execute(
+                            "UPDATE groups SET state = 'open', episode = episode + 1, resolved_at = NULL "
+                            "WHERE group_key = ?",
+                            (note.group_key,),
+                        )
+                        bump(db, "incidents_reopened")
+                    return _Binding(current, int(row["episode"]) + 1, "reopened")
+                # Its incident never resolved (other groups in it still fire): same incident, same episode.
                 with self.store.transaction() as db:
                     db.execute(
                         "UPDATE groups SET state = 'open', episode = episode + 1, resolved_at = NULL "
                         "WHERE group_key = ?",
                         (note.group_key,),
                     )
-                    bump(db, "incidents_reopened")
-                return incident_id, episode + 1
+                return _Binding(
+                    current,
+                    int(row["episode"]),
+                    "refired",
+                    f"fires again {since:.0f} s after resolving; {current} was still open",
+                    row["correlation"],
+                )
             why = "it fired again after the reopen window"
         else:
             why = "first alert of this group"
-        # A new incident. Mark the intent first so that a crash after the ID is allocated finds it.
-        previous = group["incident_id"] if group is not None and group["state"] != "opening" else None
-        if group is not None and group["state"] == "opening":
-            previous = group["previous_incident_id"]
+        correlation = self._correlation(note, firing)
+        if state == "opening":
+            # A crash while opening: the record made for this group, if any, is its incident.
+            previous = group["previous_incident_id"] if group is not None else None
             found = self._find_opened(note.group_key, previous)
             if found:
-                self._bound(note.group_key, found)
-                return found, episode + 1
+                self._bound(note.group_key, found, correlation, received)
+                return _Binding(found, int(self._incident(found)["episode"]), "opened")
         else:
+            previous = group["previous_incident_id"] if group is not None and state == "joining" else current
+            target = self._correlate(correlation, received)
+            if target is not None:
+                row, reason = target
+                incident_id = str(row["incident_id"])
+                # Remember the choice before the record says so, so a crash cannot choose another.
+                with self.store.transaction() as db:
+                    db.execute(
+                        "INSERT INTO groups(group_key, incident_id, previous_incident_id, state, episode) "
+                        "VALUES (?, ?, ?, 'joining', ?) ON CONFLICT(group_key) DO UPDATE SET "
+                        "incident_id = excluded.incident_id, previous_incident_id = excluded.previous_incident_id, "
+                        "state = 'joining'",
+                        (note.group_key, incident_id, previous, episode),
+                    )
+                log.info("alert group %s joined %s (%s)", note.group_key, incident_id, reason)
+                return _Binding(incident_id, int(row["episode"]), "joined", reason, correlation)
+            # A new incident. Mark the intent first so that a crash after the ID is allocated finds it.
             with self.store.transaction() as db:
                 db.execute(
                     "INSERT INTO groups(group_key, incident_id, previous_incident_id, state, episode) "
@@ -299,15 +508,20 @@ class Ingestor:
             actor=ACTOR,
         )
         log.info("opened %s for alert group %s (%s)", rec.id, note.group_key, why)
-        self._bound(note.group_key, rec.id)
-        return rec.id, episode + 1
+        self._bound(note.group_key, rec.id, correlation, received)
+        return _Binding(rec.id, 1, "opened", correlation=correlation)
 
-    def _bound(self, group_key: str, incident_id: str) -> None:
+    def _bound(self, group_key: str, incident_id: str, correlation: str | None, received: float) -> None:
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE groups SET incident_id = ?, state = 'open', episode = episode + 1, opened_at = ?, "
                 "resolved_at = NULL WHERE group_key = ?",
                 (incident_id, self.clock(), group_key),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO incidents(incident_id, correlation, state, episode, opened_at, last_fired_at) "
+                "VALUES (?, ?, 'open', 1, ?, ?)",
+                (incident_id, correlation, received, received),
             )
             bump(db, "incidents_opened")
 
@@ -317,6 +531,54 @@ class Ingestor:
             if data.get("group_key") == group_key and data.get("id") != previous:
                 return str(data["id"])
         return None
+
+    def _other_active_groups(self, incident_id: str, group_key: str) -> list[str]:
+        """The other groups of the incident that still fire (it resolves only when none does)."""
+        marks = ", ".join("?" for _ in _ACTIVE_GROUP_STATES)
+        rows = (
+            self.store.connection()
+            .execute(
+                f"SELECT group_key FROM groups WHERE incident_id = ? AND group_key != ? AND state IN ({marks}) "
+                "ORDER BY group_key",
+                (incident_id, group_key, *_ACTIVE_GROUP_STATES),
+            )
+            .fetchall()
+        )
+        return [str(r["group_key"]) for r in rows]
+
+    def _choose_runs(self, binding: _Binding, work: _Work, received: float) -> list[_RunChoice]:
+        """Which planned bundles to queue.
+
+        A bundle the incident already has in this episode is not queued again. For a group that
+        joined (or fires again into the incident), that is said in the record, and a bundle that
+        last finished longer ago than the correlation window runs again (a new round).
+        """
+        db = self.store.connection()
+        window = self.routes.correlate_window_s
+        out: list[_RunChoice] = []
+        for plan in work.plans.values():
+            latest = db.execute(
+                "SELECT * FROM jobs WHERE incident_id = ? AND kind = 'alert' AND bundle = ? AND episode = ? "
+                "ORDER BY round DESC LIMIT 1",
+                (binding.incident_id, plan.bundle, binding.episode),
+            ).fetchone()
+            if latest is None:
+                out.append(_RunChoice(plan, 0))
+                continue
+            if binding.how not in ("joined", "refired"):
+                continue  # same bundle, same episode: the group's own new alerts do not run it again
+            state = str(latest["state"])
+            if state in ("queued", "running"):
+                out.append(_RunChoice(plan, None, f"it is already {state} for this incident"))
+                continue
+            finished = float(latest["finished_at"] or latest["created_at"])
+            ago = max(0.0, received - finished)
+            if ago <= window:
+                out.append(_RunChoice(plan, None, f"it already {state} for this incident {ago:.0f} s earlier"))
+            else:
+                why = f"it last {state} {ago:.0f} s earlier, longer ago than the {window:.0f} s correlation window"
+                out.append(_RunChoice(plan, int(latest["round"]) + 1, why))
+        return out
 
     def _record_status(self, incident_id: str) -> str | None:
         try:
@@ -354,12 +616,61 @@ class Ingestor:
                 "see the Alertmanager UI for the whole group"
             )
 
-    def _record(self, incident_id: str, note: Notification, work: _Work, *, first: bool) -> None:
-        """Write this delivery's alerts, refusals and notes into the record in one locked update."""
+    def _record(
+        self,
+        binding: _Binding,
+        note: Notification,
+        work: _Work,
+        choices: list[_RunChoice],
+        delivery_id: int,
+        *,
+        resolving: bool,
+        still_firing: list[str],
+    ) -> None:
+        """Write this batch's alerts, group, runs, refusals and notes into the record in one locked update.
+
+        Everything written here is skipped when it is already there (alerts by key, events by
+        the delivery that caused them), so a batch taken again after a crash adds nothing twice.
+        """
+        incident_id = binding.incident_id
         severity = self._severity(work.firing) if work.firing else None
+        name = group_name(note.group_key, note.group_labels or note.common_labels)
+        first = binding.how in ("opened", "joined")
         rec = IncidentRecord.load(incident_id, self.outputs)
 
         def change(d: dict[str, Any]) -> None:
+            groups = self._alert_groups(d)
+            entry = next((g for g in groups if g.get("group_key") == note.group_key), None)
+            if entry is None:
+                entry = {
+                    "group_key": note.group_key,
+                    "name": name,
+                    "labels": dict(note.group_labels),
+                    "role": "opened" if binding.how == "opened" else "joined",
+                    "joined_at": utc_iso(),
+                    "reason": binding.reason or None,
+                    "status": "firing",
+                    "resolved_at": None,
+                }
+                groups.append(entry)
+            else:
+                if not entry.get("labels") and note.group_labels:  # started from the record's group_key
+                    entry["labels"] = dict(note.group_labels)
+                    entry["name"] = name
+                if work.firing and entry.get("status") != "firing":
+                    entry["status"] = "firing"
+                    entry["resolved_at"] = None
+            here = {"group_key": note.group_key, "delivery": delivery_id}
+            if binding.how == "joined" and not _has_event(d, {**here, "joined": incident_id}):
+                d["timeline"].append(
+                    _event(
+                        "alert",
+                        f"alert group {name} joined {incident_id}: {binding.reason}",
+                        {**here, "joined": incident_id, "correlation": binding.correlation},
+                    )
+                )
+            elif binding.how == "refired" and not _has_event(d, {**here, "refired": True}):
+                d["timeline"].append(_event("alert", f"alert group {name} {binding.reason}", {**here, "refired": True}))
             have_alerts = {_alert_key(a) for a in d["alerts"]}
             have_events = {
                 _alert_key(e["data"])
@@ -368,26 +679,40 @@ class Ingestor:
             }
             summaries = {e.get("summary") for e in d["timeline"]}
             for alert in work.firing:
-                entry = {**alert.to_dict(), "at": utc_iso(), "group_key": note.group_key}
-                if _alert_key(entry) in have_alerts:
+                entry_alert = {**alert.to_dict(), "at": utc_iso(), "group_key": note.group_key}
+                if _alert_key(entry_alert) in have_alerts:
                     continue
-                d["alerts"].append(entry)
+                d["alerts"].append(entry_alert)
                 text = alert.annotations.get("summary") or alert.annotations.get("description") or ""
                 summary = f"Alert {alert.name} firing" + (f": {text}" if text else "")
-                data = {k: entry[k] for k in ("fingerprint", "startsAt", "status", "labels")}
+                data = {k: entry_alert[k] for k in ("fingerprint", "startsAt", "status", "labels")}
                 d["timeline"].append(_event("alert", summary, data, actor="alertmanager"))
                 if first and alert.starts_at < (d.get("detected_at") or "9999"):
                     d["detected_at"] = alert.starts_at
             for alert in work.resolved:
-                entry = alert.to_dict()
-                if _alert_key(entry) in have_events:
+                resolved = alert.to_dict()
+                if _alert_key(resolved) in have_events:
                     continue
                 for existing in d["alerts"]:
                     if (existing.get("fingerprint"), existing.get("startsAt")) == alert.key:
                         existing["status"] = "resolved"
                         existing["endsAt"] = alert.ends_at
-                data = {k: entry[k] for k in ("fingerprint", "startsAt", "status", "endsAt", "labels")}
+                data = {k: resolved[k] for k in ("fingerprint", "startsAt", "status", "endsAt", "labels")}
                 d["timeline"].append(_event("alert", f"Alert {alert.name} resolved", data, actor="alertmanager"))
+            for choice in choices:
+                bundle = choice.plan.bundle
+                marker = {**here, "bundle": bundle}
+                if choice.round is None:
+                    summary = f"Bundle {bundle!r} not queued again for alert group {name}: {choice.why}"
+                    data = {**marker, "skipped": True, "episode": binding.episode}
+                elif binding.how in ("joined", "refired"):
+                    summary = f"Bundle {bundle!r} queued for alert group {name} (route {choice.plan.route})"
+                    summary += f": {choice.why}" if choice.why else ""
+                    data = {**marker, "queued": True, "episode": binding.episode, "round": choice.round}
+                else:
+                    continue  # the opening group's runs: the worker's "Started bundle" entries say it
+                if not _has_event(d, marker):
+                    d["timeline"].append(_event("run", summary, data))
             for plan in work.refusals:
                 summary = f"Refused to run bundle {plan.bundle!r}: {plan.refusal}"
                 if summary not in summaries:
@@ -398,19 +723,74 @@ class Ingestor:
                 if text not in summaries:
                     d["timeline"].append(_event("note", text, None))
             if severity and SEVERITIES.index(severity) < SEVERITIES.index(d["severity"]):
+                label = self.routes.severity_label
+                values = sorted({a.labels.get(label, "") for a in work.firing if self._severity([a]) == severity})
+                shown = f"{label}={values[0]}" if len(values) == 1 and values[0] else severity
+                if binding.how == "joined":
+                    reason = f"alert group {name} joined with {shown}"
+                else:
+                    reason = f"a new alert in alert group {name} has {shown}"
                 d["timeline"].append(
-                    _event("note", f"Severity raised {d['severity']} → {severity} by a new alert in the group", None)
+                    _event(
+                        "note",
+                        f"Severity raised {d['severity']} → {severity}: {reason}",
+                        {"from": d["severity"], "to": severity, "reason": reason, "group_key": note.group_key},
+                    )
                 )
                 d["severity"] = severity
+            if resolving:
+                entry["status"] = "resolved"
+                entry["resolved_at"] = utc_iso()
+                if still_firing and not _has_event(d, {**here, "group_resolved": True}):
+                    names = {str(g.get("group_key")): str(g.get("name")) for g in groups}
+                    firing = [names.get(key) or group_name(key) for key in still_firing]
+                    d["timeline"].append(
+                        _event(
+                            "alert",
+                            f"alert group {name} resolved; {incident_id} stays open while "
+                            f"{len(firing)} other alert group{'s' if len(firing) != 1 else ''} "
+                            f"{'fire' if len(firing) != 1 else 'fires'}: {', '.join(firing)}",
+                            {**here, "group_resolved": True, "still_firing": still_firing},
+                        )
+                    )
 
         rec.update(change)
+
+    @staticmethod
+    def _alert_groups(d: dict[str, Any]) -> list[dict[str, Any]]:
+        """The record's ``alert_groups``, started with the opening group for a record made before it existed."""
+        groups = d.get("alert_groups")
+        if not isinstance(groups, list):
+            groups = []
+            if d.get("group_key"):
+                key = str(d["group_key"])
+                groups.append(
+                    {
+                        "group_key": key,
+                        "name": group_name(key),
+                        "labels": {},
+                        "role": "opened",
+                        "joined_at": d.get("created_at"),
+                        "reason": None,
+                        "status": "resolved" if d.get("status") in DONE_STATUSES else "firing",
+                        "resolved_at": None,
+                    }
+                )
+            d["alert_groups"] = groups
+        return groups
 
     def _resolve_record(self, incident_id: str, note: Notification) -> None:
         rec = IncidentRecord.load(incident_id, self.outputs)
         status = rec.data.get("status")
         if status in ("closed", self.routes.resolve_status):
             return
-        rec.set_status(self.routes.resolve_status, note=f"all alerts of group {note.group_key} resolved", actor=ACTOR)
+        groups = rec.data.get("alert_groups") or []
+        if len(groups) > 1:
+            names = ", ".join(str(g.get("name") or g.get("group_key")) for g in groups)
+            why = f"every alert group of the incident resolved ({names})"
+        else:
+            why = f"all alerts of group {note.group_key} resolved"
+        rec.set_status(self.routes.resolve_status, note=why, actor=ACTOR)
 
     def _queue(
         self,
@@ -421,10 +801,11 @@ class Ingestor:
         plan: RunPlan,
         episode: int,
         now: float,
+        round_: int = 0,
     ) -> int:
         cur = db.execute(
-            "INSERT OR IGNORE INTO jobs(incident_id, group_key, kind, bundle, params, profile, route, episode, state, "
-            "max_attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            "INSERT OR IGNORE INTO jobs(incident_id, group_key, kind, bundle, params, profile, route, episode, round, "
+            "state, max_attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
             (
                 incident_id,
                 group_key,
@@ -434,6 +815,7 @@ class Ingestor:
                 plan.profile,
                 plan.route,
                 episode,
+                round_,
                 self.max_attempts,
                 now,
             ),

@@ -137,6 +137,16 @@ class Metrics:
                 "Resolved incidents reopened because their group fired again.",
                 counters.get("incidents_reopened", 0),
             )
+            counter(
+                "vcci_nb_serve_alert_groups_correlated_total",
+                "Alert groups that joined an open incident of the same namespace instead of opening one.",
+                counters.get("alert_groups_correlated", 0),
+            )
+            counter(
+                "vcci_nb_serve_runs_skipped_total",
+                "Bundles a correlated group asked for that its incident already had queued, running or done.",
+                counters.get("runs_skipped", 0),
+            )
             lines += ["# HELP vcci_nb_serve_queue_depth Work waiting.", "# TYPE vcci_nb_serve_queue_depth gauge"]
             states = store.job_states()
             lines.append(f'vcci_nb_serve_queue_depth{{queue="notifications"}} {store.pending_deliveries()}')

@@ -28,6 +28,7 @@ DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+,=-]{0,127}$")
 _INTEGER = re.compile(r"^-?[0-9]{1,12}$")
 _BUNDLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_PROM_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KINDS = ("dns1123", "dns1123_subdomain", "text", "int")
 #: Parameters that name Kubernetes objects get the strict check without being told.
@@ -154,7 +155,12 @@ def known_bundles(path: Path | None = None) -> set[str] | None:
 
 
 class Routes:
-    """The parsed routes.yaml: routes, severity mapping, and the incident lifecycle settings."""
+    """The parsed routes.yaml: routes, severity mapping, and the incident lifecycle settings.
+
+    ``correlate_window_s`` and ``correlate_by``: a new alert group joins the open incident of the
+    same ``correlate_by`` label value (the namespace) opened or last fired within the window,
+    instead of opening its own (0 turns this off: one incident per Alertmanager group).
+    """
 
     def __init__(self, data: dict[str, Any], *, source: str = "routes.yaml", bundles: set[str] | None = None) -> None:
         self.source = source
@@ -184,6 +190,17 @@ class Routes:
             self.reopen_window_s = float(incidents.get("reopen_window_s", 3600))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: incidents.reopen_window_s must be a number of seconds") from exc
+        try:
+            self.correlate_window_s = float(incidents.get("correlate_window_s", 900))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{source}: incidents.correlate_window_s must be a number of seconds (0 turns correlation off)"
+            ) from exc
+        if self.correlate_window_s < 0:
+            raise ConfigError(f"{source}: incidents.correlate_window_s must not be negative (0 turns correlation off)")
+        self.correlate_by = str(incidents.get("correlate_by") or "namespace")
+        if not _PROM_LABEL.match(self.correlate_by):
+            raise ConfigError(f"{source}: incidents.correlate_by must be one alert label name, like namespace")
         on_resolve = incidents.get("on_resolve") or {}
         if not isinstance(on_resolve, dict):
             raise ConfigError(f"{source}: incidents.on_resolve must be a mapping")

@@ -11,8 +11,11 @@ Tables:
 - ``deliveries``: every accepted webhook body, in arrival order, ``pending`` until the ingest
   loop has written it into an incident (``done``);
 - ``alerts``: one row per (fingerprint, startsAt, status): the deduplication key;
-- ``groups``: Alertmanager group key → current incident, its state and episode (a re-fire after
-  resolution starts a new episode);
+- ``groups``: Alertmanager group key → current incident, its state (``opening``/``joining`` while
+  its incident is being chosen, then ``open`` or ``resolved``) and episode;
+- ``incidents``: every incident serve opened: its correlation key (``namespace=…``), whether it
+  is open, its episode (a reopen starts a new one; runs are unique per incident, bundle and
+  episode) and when it opened and last fired (what correlation measures its window against);
 - ``jobs``: the run queue: ``queued`` → ``running`` (leased, with the child's pid) →
   ``succeeded``/``failed``/``timeout``, or ``interrupted`` when a restart found it running and it
   had no attempts left, or ``refused`` when a label failed its check; ``announced`` says the
@@ -93,9 +96,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     exit_code INTEGER,
     announced INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (incident_id, kind, bundle, episode)
+    round INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (incident_id, kind, bundle, episode, round)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE TABLE IF NOT EXISTS incidents (
+    incident_id TEXT PRIMARY KEY,
+    correlation TEXT,
+    state TEXT NOT NULL,
+    episode INTEGER NOT NULL DEFAULT 1,
+    opened_at REAL NOT NULL,
+    last_fired_at REAL NOT NULL,
+    resolved_at REAL
+);
+CREATE INDEX IF NOT EXISTS incidents_correlation ON incidents(correlation, state);
 CREATE TABLE IF NOT EXISTS attempts (
     job_id INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
@@ -112,6 +126,9 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 """
+
+#: The schema's version (``PRAGMA user_version``); :func:`_migrate` brings older databases up to it.
+SCHEMA_VERSION = 2
 
 #: Job states after which nothing more happens to a job.
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted", "refused")
@@ -195,6 +212,9 @@ class Store:
             conn.execute("PRAGMA busy_timeout=30000")  # the other process may be writing right now
             conn.executescript(SCHEMA)  # executescript commits by itself
             conn.execute("PRAGMA busy_timeout=0")
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                with self.transaction() as db:
+                    _migrate(db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot set up the state database {self.path}: {exc}") from exc
 
@@ -374,6 +394,34 @@ class Store:
 
     def groups(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.connection().execute("SELECT * FROM groups ORDER BY group_key").fetchall()]
+
+
+_JOB_COLUMNS = (
+    "id, incident_id, group_key, kind, bundle, params, profile, route, episode, state, reason, attempts, "
+    "max_attempts, lease_owner, lease_expires, pid, created_at, started_at, finished_at, exit_code, announced"
+)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a state database written by an older receiver up to :data:`SCHEMA_VERSION`, in one transaction.
+
+    Version 2 added ``jobs.round`` to the unique key, so that a bundle that last ran longer ago
+    than the correlation window can run again in the same episode. SQLite cannot change a
+    table's constraints, so the table is copied. Both processes call this at start; the first
+    one's transaction does it and the second finds the version already set.
+    """
+    if int(db.execute("PRAGMA user_version").fetchone()[0]) >= SCHEMA_VERSION:
+        return
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(jobs)")}
+    if "round" not in columns:
+        create = SCHEMA.split("CREATE TABLE IF NOT EXISTS jobs", 1)[1].split(");", 1)[0]
+        db.execute("ALTER TABLE jobs RENAME TO jobs_v1")
+        db.execute("DROP INDEX IF EXISTS jobs_state")
+        db.execute(f"CREATE TABLE jobs{create});")
+        db.execute(f"INSERT INTO jobs({_JOB_COLUMNS}) SELECT {_JOB_COLUMNS} FROM jobs_v1")
+        db.execute("DROP TABLE jobs_v1")
+        db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id)")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def bump(db: sqlite3.Connection, name: str, by: int = 1) -> None:
