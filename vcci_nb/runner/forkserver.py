@@ -168,7 +168,7 @@ def kernel_prefix(kernel_name: str = "python3") -> tuple[str, ...] | None:
         return None
     if argv[0] in ("python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
         argv[0] = sys.executable  # jupyter_client's format_kernel_cmd does the same
-    if not os.path.isabs(argv[0]) or os.path.abspath(argv[0]) != os.path.abspath(sys.executable):
+    if not _same_interpreter(argv[0], sys.executable):
         return None
     m = argv.index("-m")
     opts = argv[1:m]
@@ -177,6 +177,17 @@ def kernel_prefix(kernel_name: str = "python3") -> tuple[str, ...] | None:
     if any(not o.startswith("-X") and o not in ("-E", "-s", "-B", "-O", "-OO", "-u") for o in opts):
         return None
     return (argv[0], *opts, "-m", "ipykernel_launcher")
+
+
+def _same_interpreter(exe: str, ours: str) -> bool:
+    """``exe`` is this interpreter: the same file, in the same folder (a venv is known by its folder)."""
+    if not os.path.isabs(exe):
+        return False
+    a, b = os.path.abspath(exe), os.path.abspath(ours)
+    try:
+        return os.path.dirname(a) == os.path.dirname(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def start(sockets_dir: str, kernel_name: str = "python3") -> Zygote | None:
@@ -588,7 +599,7 @@ class _Server:
             os.environ.clear()
             os.environ.update(request["env"])
             if self.path0 is not None and sys.path and sys.path[0] == self.path0:
-                sys.path[0] = os.getcwd()  # what ``python -m ipykernel_launcher`` puts first, in the kernel's cwd
+                del sys.path[0]  # as ipykernel_launcher does with the cwd entry (IPython adds its own)
             _refresh_env_defaults()
             argv = [str(a) for a in request["argv"]]
             sys.argv = [_launcher_path(), *argv]
