@@ -144,6 +144,56 @@ def test_real_alertmanager_ha_pair_opens_one_incident_and_resolves_it(
     assert len(serve.records()) == 1
 
 
+def test_real_alertmanager_two_groups_of_one_fault_make_one_incident(
+    ha_pair: tuple[Serve, list[Alertmanager]],
+) -> None:
+    """The seed's example incident fires a pool alert and an error-rate alert: one incident, each bundle once."""
+    serve, pair = ha_pair
+    start = (datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)).isoformat().replace("+00:00", "Z")
+
+    def rule(name: str, severity: str, bundle: str) -> dict[str, Any]:
+        labels = {"alertname": name, "severity": severity, "namespace": "vcci-production", "bundle": bundle}
+        return {"labels": labels, "annotations": {"summary": name}, "startsAt": start}
+
+    pool = rule("VcciDbPoolNearlyExhausted", "high", "connection_pool_exhausted")
+    errors = rule("VcciApiHighErrorRate", "critical", "triage")
+    for am in pair:
+        am.post_alerts([pool])
+    wait_for(lambda: serve.records(), what="the incident")
+    for am in pair:
+        am.post_alerts([errors])
+    wait_for(
+        lambda: serve.settled() and len(serve.runs()) == 2 and len(serve.records()[0].get("alert_groups", [])) == 2,
+        timeout=60,
+        what="both groups and both runs",
+    )
+    [record] = serve.records()
+    assert [(g["name"], g["role"]) for g in record["alert_groups"]] == [
+        ("VcciDbPoolNearlyExhausted", "opened"),
+        ("VcciApiHighErrorRate", "joined"),
+    ]
+    assert record["severity"] == "P0"  # raised from P1 by the error-rate group
+    assert sorted(r["bundle"] for r in serve.runs()) == ["connection_pool_exhausted", "triage"]
+
+    # The pool recovers first: the incident stays open; then the errors stop: it resolves, once.
+    ended = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    for am in pair:
+        am.post_alerts([dict(pool, endsAt=ended)])
+    wait_for(
+        lambda: [g["status"] for g in serve.records()[0]["alert_groups"]] == ["resolved", "firing"],
+        timeout=60,
+        what="the pool group's resolution",
+    )
+    assert serve.records()[0]["status"] == "investigating"
+    for am in pair:
+        am.post_alerts([dict(errors, endsAt=datetime.now(UTC).isoformat().replace("+00:00", "Z"))])
+    wait_for(lambda: serve.records()[0]["status"] == "resolved", timeout=60, what="the incident's resolution")
+    wait_for(lambda: serve.settled() and len(serve.runs()) == 3, timeout=60, what="the resolve run")
+    [record] = serve.records()
+    assert sorted(r["bundle"] for r in serve.runs()) == ["connection_pool_exhausted", "resolve", "triage"]
+    assert [h["status"] for h in record["status_history"]] == ["investigating", "resolved"]
+
+
 def test_alertmanager_with_a_wrong_token_is_refused(make_serve: Any, tmp_path: Path) -> None:
     serve = make_serve()
     token_file = tmp_path / "wrong-token"

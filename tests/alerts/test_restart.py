@@ -68,18 +68,22 @@ def test_sigkill_with_no_attempts_left_marks_the_run_interrupted(make_serve: Any
 
 def test_sigkill_right_after_acknowledging_loses_no_alert(make_serve: Any) -> None:
     serve = make_serve("--concurrency", "2", sleep=0.2)
-    total, groups = 300, 10
+    total, groups, namespaces = 300, 10, 2
     for i in range(total):
+        g = i % groups
+        ns = f"vcci-ns{g % namespaces}"
         body = notification(
-            [alert(name=f"Kill{i % groups}", fingerprint=f"{i:016x}")],
-            group_key=f'{{}}:{{alertname="Kill{i % groups}"}}',
+            [alert(name=f"Kill{g}", fingerprint=f"{i:016x}", namespace=ns)],
+            group_key=f'{{}}:{{alertname="Kill{g}", namespace="{ns}"}}',
         )
         assert serve.post(body).status_code == 200
     serve.kill()  # every one of them was acknowledged, most not yet written into an incident
     serve.start()
-    wait_for(lambda: serve.settled() and len(serve.runs()) >= groups, timeout=120, what="recovery")
+    wait_for(lambda: serve.settled() and len(serve.runs()) >= namespaces, timeout=120, what="recovery")
     records = serve.records()
-    assert len(records) == groups
+    # The 10 groups fall in 2 namespaces: one incident each, whatever the kill interrupted.
+    assert len(records) == namespaces
+    assert sorted(len(r["alert_groups"]) for r in records) == [groups // namespaces] * namespaces
     fingerprints = [a["fingerprint"] for r in records for a in r["alerts"]]
     assert sorted(fingerprints) == [f"{i:016x}" for i in range(total)]  # all there, none twice
     done = serve.runs()

@@ -1,4 +1,8 @@
-"""A storm: 1,000 alerts in 10 s over 20 alert groups, all persisted, grouped and run within the bound."""
+"""A storm: 1,000 alerts in 10 s over 20 alert groups, all persisted, grouped and run within the bound.
+
+The 20 groups fall in 5 namespaces (so 5 incidents, each holding 4 correlated groups), and each
+group's rule names one of 4 bundles, so every incident runs 4 bundles: 20 runs, 3 at a time.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from tests.alerts._support import alert, notification, wait_for
 
 ALERTS = 1000
 GROUPS = 20
+NAMESPACES = 5
+BUNDLES = ("triage", "investigate", "memory_leak", "disk_full")
 CONCURRENCY = 3
 
 
@@ -21,9 +27,11 @@ def test_storm_of_1000_alerts_loses_nothing_and_respects_the_bound(make_serve: A
 
     def send(i: int) -> int:
         group = i % GROUPS
+        ns = f"vcci-ns{group % NAMESPACES}"
+        labels = {"pod": f"vcci-api-{i}", "namespace": ns, "bundle": BUNDLES[group // NAMESPACES]}
         body = notification(
-            [alert(name=f"Storm{group}", fingerprint=f"{i:016x}", pod=f"vcci-api-{i}")],
-            group_key=f'{{}}:{{alertname="Storm{group}"}}',
+            [alert(name=f"Storm{group}", fingerprint=f"{i:016x}", **labels)],
+            group_key=f'{{}}:{{alertname="Storm{group}", namespace="{ns}"}}',
         )
         return serve.post(body).status_code
 
@@ -42,12 +50,14 @@ def test_storm_of_1000_alerts_loses_nothing_and_respects_the_bound(make_serve: A
 
     wait_for(lambda: serve.settled() and len(serve.runs()) >= GROUPS, timeout=240, what="the storm to be worked off")
     records = serve.records()
-    assert len(records) == GROUPS
+    assert len(records) == NAMESPACES
+    assert [len(r["alert_groups"]) for r in records] == [GROUPS // NAMESPACES] * NAMESPACES
     assert sum(len(r["alerts"]) for r in records) == ALERTS
     assert {a["fingerprint"] for r in records for a in r["alerts"]} == {f"{i:016x}" for i in range(ALERTS)}
     runs = serve.runs()
-    assert len(runs) == GROUPS  # one triage per incident
-    assert sorted(r["incident"] for r in runs) == sorted(r["id"] for r in records)
+    assert len(runs) == GROUPS  # each incident runs each of its 4 bundles once
+    for record in records:
+        assert sorted(r["bundle"] for r in runs if r["incident"] == record["id"]) == sorted(BUNDLES)
     # Never more than CONCURRENCY runs at once.
     edges = sorted([(r["started"], 1) for r in runs] + [(r["finished"], -1) for r in runs])
     running = peak = 0
