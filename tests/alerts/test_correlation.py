@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.alerts._support import Serve, alert, notification, wait_for
 
@@ -281,3 +284,67 @@ def test_an_older_state_database_is_migrated(tmp_path: Path) -> None:
     finally:
         store.close()
     Store(state).close()  # opening it again changes nothing
+
+
+class _Crash(BaseException):
+    """Stands for SIGKILL: nothing after the point where it is raised happens (transactions roll back)."""
+
+
+@pytest.mark.parametrize("step", ["bind", "record", "commit"])
+def test_a_crash_while_a_group_joins_ends_in_one_incident_with_everything_once(tmp_path: Path, step: str) -> None:
+    """The ingest step killed between each of its steps while a group joins, then started again.
+
+    In-process (the receiver's own SQLite and records, no HTTP) so that the kill lands exactly
+    between two steps; the HTTP restart tests kill the real process at a random point.
+    """
+    from vcci_nb.alerts.incidents import Ingestor
+    from vcci_nb.alerts.routing import Routes
+    from vcci_nb.alerts.store import Store
+
+    class Crashing(Ingestor):
+        armed = True
+
+        def _crash(self, here: str, note: Any) -> None:
+            if self.armed and step == here and "DatabaseConnectionsHigh" in note.group_key:
+                self.armed = False
+                raise _Crash(here)
+
+        def _bind(self, note: Any, *args: Any) -> Any:
+            found = super()._bind(note, *args)
+            self._crash("bind", note)
+            return found
+
+        def _record(self, binding: Any, note: Any, *args: Any, **kw: Any) -> None:
+            super()._record(binding, note, *args, **kw)
+            self._crash("record", note)
+
+        def _finish(self, db: Any, batch: Any, *args: Any) -> None:
+            super()._finish(db, batch, *args)
+            self._crash("commit", batch[0].note)
+
+    outputs = tmp_path / "outputs"
+    store = Store(tmp_path / "state")
+    try:
+        for body in (group("HighErrorRate"), group("DatabaseConnectionsHigh"), group("VcciApiHighLatency")):
+            raw = json.dumps(body).encode()
+            store.add_delivery(group_key=body["groupKey"], status="firing", n_alerts=1, truncated=0, body=raw)
+        routes = Routes.load()
+        with pytest.raises(_Crash):
+            Crashing(store, routes, outputs=outputs).process_pending()
+        Ingestor(store, routes, outputs=outputs).process_pending()  # the next start takes the batch again
+        assert store.pending_deliveries() == 0
+        [folder] = sorted(outputs.glob("INC-*"))
+        record = json.loads((folder / "record.json").read_text())
+        assert [(g["name"], g["role"]) for g in record["alert_groups"]] == [
+            ("HighErrorRate", "opened"),
+            ("DatabaseConnectionsHigh", "joined"),
+            ("VcciApiHighLatency", "joined"),
+        ]
+        assert len(record["alerts"]) == 3
+        assert len([s for s in _summaries(record) if " joined " in s]) == 2
+        assert len([s for s in _summaries(record) if "not queued again" in s]) == 1
+        jobs = sorted((j["bundle"], j["state"]) for j in store.jobs())
+        assert jobs == [("connection_pool_exhausted", "queued"), ("triage", "queued")]
+        assert {g["state"] for g in store.groups()} == {"open"}
+    finally:
+        store.close()

@@ -237,12 +237,17 @@ class Ingestor:
         bound = self._group(note.group_key)
         resolving = last.status == "resolved" and bound is not None and bound["state"] == "open"
         still_firing = self._other_active_groups(incident_id, note.group_key) if resolving else []
-        self._record(binding, note, work, choices, batch[-1].id, resolving=resolving, still_firing=still_firing)
+        self._record(binding, note, work, choices, batch[0].id, resolving=resolving, still_firing=still_firing)
         if resolving and not still_firing:
             self._resolve_record(incident_id, note)
         fired = any(item.note.status == "firing" for item in batch)
         with self.store.transaction() as db:
             now = self.clock()
+            if binding.how == "refired":
+                db.execute(
+                    "UPDATE groups SET state = 'open', episode = episode + 1, resolved_at = NULL WHERE group_key = ?",
+                    (note.group_key,),
+                )
             if binding.how == "joined":
                 db.execute(
                     "UPDATE groups SET incident_id = ?, state = 'open', episode = episode + 1, opened_at = ?, "
@@ -448,13 +453,9 @@ class Ingestor:
                         )
                         bump(db, "incidents_reopened")
                     return _Binding(current, int(row["episode"]) + 1, "reopened")
-                # Its incident never resolved (other groups in it still fire): same incident, same episode.
-                with self.store.transaction() as db:
-                    db.execute(
-                        "UPDATE groups SET state = 'open', episode = episode + 1, resolved_at = NULL "
-                        "WHERE group_key = ?",
-                        (note.group_key,),
-                    )
+                # Its incident never resolved (other groups in it still fire): same incident, same
+                # episode. The group row changes with the batch's commit, so a crash before that
+                # decides the same way again.
                 return _Binding(
                     current,
                     int(row["episode"]),

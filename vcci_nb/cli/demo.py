@@ -115,8 +115,11 @@ def _demo(args: argparse.Namespace) -> int:
         lab.inject(args.fault)
         folders = _wait_for_record(base, outputs, before, args.timeout, serve)
         t_done = time.monotonic()
-        for folder in folders:
-            _report(folder)
+        groups = sum(_report(folder) for folder in folders)
+        print(
+            f"\nincidents opened: {len(folders)} (for {groups} alert group{'s' if groups != 1 else ''}; "
+            "groups of one namespace within incidents.correlate_window_s share one incident)"
+        )
         print(f"fault to finished records: {t_done - t_fault:.0f}s (demo total {t_done - t0:.0f}s)")
         print(f"open: {folders[0] / 'index.html'}")
     finally:
@@ -168,12 +171,19 @@ def _wait_for_record(
     )
 
 
-def _report(folder: Path) -> None:
+def _report(folder: Path) -> int:
+    """Print one incident's summary; return how many alert groups it holds."""
     record = json.loads((folder / "record.json").read_text())
     print()
     print(f"Incident {record['id']}  {record['severity']}  {record['status']}  {record['title']}")
     alerts = sorted({a.get("labels", {}).get("alertname", "?") for a in record.get("alerts", [])})
     print(f"  alerts:    {', '.join(alerts) or 'none'}")
+    groups = record.get("alert_groups") or []
+    for g in groups:
+        print(f"  group:     {g.get('name')} ({g.get('role')}, {g.get('status')})")
+    for ev in record.get("timeline", []):
+        if ev.get("kind") == "run" and "not queued again" in ev.get("summary", ""):
+            print(f"  skipped:   {ev['summary']}")
     for nb in record.get("notebooks", []):
         print(f"  notebook:  {nb.get('status', '?'):<10} {nb.get('name')}")
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -184,3 +194,4 @@ def _report(folder: Path) -> None:
     if len(findings) > 8:
         print(f"  ... and {len(findings) - 8} more findings")
     print(f"  record:    {folder / 'index.html'}")
+    return max(1, len(groups))
