@@ -736,10 +736,18 @@ def main(argv: list[str]) -> int:
             print(f"fork server: import {name} failed: {exc}", file=sys.stderr, flush=True)
     pio = sys.modules.get("plotly.io")
     if pio is not None:
-        # Setting the renderer imports nbformat and jsonschema (~1.5 s, a grammar is built at import):
-        # a kernel importing Plotly pays that at its first import; pay it here once for all kernels.
+        # Plotly's renderers module imports nbformat, hence jsonschema, on a kernel's first
+        # ``fig.show()``; pay that here once for every kernel. jsonschema would import
+        # rfc3987_syntax, which builds a grammar at import (1.4 s quiet, 5 s loaded) for the "iri"
+        # format checker; like vcci_nb.record, go without it (forked kernels' jsonschema has no
+        # "iri" format check; ``import rfc3987_syntax`` in a notebook still works).
+        blocked = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
+        if blocked:
+            sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
         with contextlib.suppress(Exception):
             pio.renderers.default = plotly_kernel_renderer(os.environ)
+        if blocked and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
     import gc
 
     gc.collect()

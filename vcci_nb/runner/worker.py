@@ -80,6 +80,7 @@ class Job:
 
 class _Live:
     nb: Any = None
+    kc: Any = None  # a kernel client already connected and ready (Kernel.wait_ready), for nbclient
 
 
 def _register_engine() -> None:
@@ -116,6 +117,10 @@ def _register_engine() -> None:
                 stderr_file=stderr_file,
             )
             client = PapermillNotebookClient(nb_man, **final_kwargs)
+            if _Live.kc is not None:
+                # nbclient skips its own connect-and-wait (~0.2 s: see Kernel.wait_ready) when given one.
+                client.kc, _Live.kc = _Live.kc, None
+                client.kc.allow_stdin = False
             try:
                 return client.execute()
             finally:
@@ -166,7 +171,35 @@ def _kernel_manager_class() -> Any:
                 self.provisioner = provisioner
             return await super()._async_pre_start_kernel(**kw)
 
+        async def _async_wait(self, pollinterval: float = 0.005) -> None:
+            # After a kill, notice the exit within milliseconds (jupyter_client polls every 0.1 s).
+            await super()._async_wait(pollinterval=pollinterval)
+
     return ZygoteKernelManager
+
+
+async def _until_ready(kc: Any, km: Any, timeout: float) -> None:
+    """IOPub delivers a message (the kernel is subscribed to us), then shell answers kernel_info."""
+    from queue import Empty
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await kc.iopub_channel.get_msg(timeout=0.5)
+            break
+        except Empty:
+            if not await km.is_alive():
+                raise RuntimeError("the kernel died before it was ready") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the kernel was not ready after {timeout:g} s") from None
+            kc.kernel_info()  # a kernel without iopub_welcome still publishes a status for this
+    msg_id = kc.kernel_info()
+    while True:
+        reply = await kc.shell_channel.get_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if reply["msg_type"] == "kernel_info_reply":
+            kc._handle_kernel_info_reply(reply)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return
 
 
 class Kernel:
@@ -183,6 +216,7 @@ class Kernel:
         self.sockets = tempfile.mkdtemp(prefix="vcci-k-", dir=job.sockets_dir)
         self.km = _kernel_manager_class()(kernel_name=job.kernel_name, transport="ipc", ip=f"{self.sockets}/k")
         self.km.zygote = job.zygote if job.warm else None
+        self.kc: Any = None
         env = dict(os.environ)
         for name in job.unset_env:
             env.pop(name, None)
@@ -214,22 +248,42 @@ class Kernel:
         return pid if isinstance(pid, int) else None
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Block until the kernel answers (errors are left for nbclient to report properly)."""
+        """Block until the kernel answers, and keep that connected client for papermill.
+
+        jupyter_client's ``wait_for_ready`` costs ~0.2 s even on an idle, ready kernel: it reads
+        IOPub only after the shell reply, and zmq.asyncio misses the messages that arrived
+        meanwhile, so its 0.2 s IOPub check times out once. Waiting on IOPub first (for the
+        kernel's ``iopub_welcome``, or the status of a ``kernel_info`` nudge) takes milliseconds.
+        Errors are left for nbclient to report properly.
+        """
         from jupyter_core.utils import run_sync
 
+        if self.kc is not None:
+            return
         kc = self.km.client()
         try:
             kc.start_channels()
-            run_sync(kc.wait_for_ready)(timeout=timeout)
+            run_sync(_until_ready)(kc, self.km, timeout)
         except Exception as exc:
             log.debug("kernel not ready: %s", exc)
-        finally:
             with contextlib.suppress(Exception):
                 kc.stop_channels()
+            return
+        self.kc = kc
+
+    def take_client(self) -> Any:
+        """The ready client from :meth:`wait_ready` (once), or None."""
+        kc, self.kc = self.kc, None
+        return kc
 
     def kill(self) -> None:
         """Kill at once: a finished kernel holds nothing we need (the notebook has the outputs)."""
         from jupyter_core.utils import run_sync
+
+        kc = self.take_client()
+        if kc is not None:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
 
         with contextlib.suppress(Exception):
             run_sync(self.km.shutdown_kernel)(now=True)
@@ -349,7 +403,7 @@ def _failed_cell(nb: Any) -> int | None:
     return None
 
 
-def run_one(job: Job, kernel: Kernel | None, events: Any) -> dict[str, Any]:
+def run_one(job: Job, kernel: Kernel | None, events: Any, waited: float | None = None) -> dict[str, Any]:
     """Run ``job`` to completion or failure; always writes the (partial) notebook. Returns the result event."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -366,6 +420,9 @@ def run_one(job: Job, kernel: Kernel | None, events: Any) -> dict[str, Any]:
         except Exception as exc:
             return _finish(job, None, "failed", f"Could not start a {job.kernel_name} kernel: {exc}", started)
     running = kernel
+    timing: dict[str, float] = {"forked": float(kernel.forked)}
+    if waited is not None:
+        timing["kernel_wait"] = round(waited, 3)
 
     def on_timeout() -> None:
         timed_out.set()
@@ -376,6 +433,8 @@ def run_one(job: Job, kernel: Kernel | None, events: Any) -> dict[str, Any]:
     watchdog = threading.Timer(job.timeout, on_timeout)
     watchdog.daemon = True
     watchdog.start()
+    mark = time.monotonic()
+    _Live.kc = kernel.take_client()
     try:
         pm.execute_notebook(
             job.source,
@@ -403,15 +462,24 @@ def run_one(job: Job, kernel: Kernel | None, events: Any) -> dict[str, Any]:
             error = f"{name}{where}: {exc}"
             log.debug("run of %s failed:\n%s", job.name, traceback.format_exc())
     finally:
+        if _Live.kc is not None:  # papermill failed before it took the client
+            with contextlib.suppress(Exception):
+                _Live.kc.stop_channels()
+            _Live.kc = None
         watchdog.cancel()
+        timing["execute"] = round(time.monotonic() - mark, 3)
+        mark = time.monotonic()
         kernel.kill()
+        timing["kill"] = round(time.monotonic() - mark, 3)
     if timed_out.is_set():
         status = "timed_out"
         error = f"Timed out after {job.timeout:g} s and was stopped; raise --timeout if it needs longer. ({error})"
-    return _finish(job, _Live.nb, status, error, started)
+    return _finish(job, _Live.nb, status, error, started, timing)
 
 
-def _finish(job: Job, nb: Any, status: str, error: str | None, started: float) -> dict[str, Any]:
+def _finish(
+    job: Job, nb: Any, status: str, error: str | None, started: float, timing: dict[str, float] | None = None
+) -> dict[str, Any]:
     """Write the notebook (partial or whole) and its HTML; build the result event."""
     output = Path(job.output)
     result: dict[str, Any] = {
@@ -432,7 +500,10 @@ def _finish(job: Job, nb: Any, status: str, error: str | None, started: float) -
     ):
         _banner(nb, error or status)
     try:
+        mark = time.monotonic()
         clean = write_notebook(nb, output)
+        timing = dict(timing or {}, write=round(time.monotonic() - mark, 3))
+        mark = time.monotonic()
         result["findings"] = collect_findings(clean, job.name)
         if job.export_html:
             from vcci_nb.runner.html import export_html
@@ -443,10 +514,13 @@ def _finish(job: Job, nb: Any, status: str, error: str | None, started: float) -
             except Exception as exc:  # the notebook is the record; the HTML is a convenience
                 log.warning("HTML export of %s failed: %s", job.name, exc)
                 result["html_error"] = f"HTML export failed: {exc}"
+            timing["html"] = round(time.monotonic() - mark, 3)
     except Exception as exc:
         result["status"] = "failed"
         result["error"] = f"{error + '; ' if error else ''}could not write the notebook: {exc}"
     result["seconds"] = round(time.monotonic() - started, 3)
+    if timing:
+        result["timing"] = timing  # where the time went (benchmarks read it; the record does not)
     result["at"] = utc_iso()
     return result
 
@@ -476,9 +550,12 @@ def worker_main(jobs: Any, events: Any, prefetch: bool = True, parent: int | Non
             current: tuple[Job, Kernel | None] = (job, _start(job, events))
         else:
             current, pending = pending, None
+        waited: float | None = None
         if prefetch and not done and current[1] is not None:
             # Let this kernel finish booting before the next one competes with it for the CPU.
+            mark = time.monotonic()
             current[1].wait_ready()
+            waited = time.monotonic() - mark
         if prefetch and not done:
             # Empty only means the parent's queue feeder is behind: no prefetch this time, not the end.
             try:
@@ -489,7 +566,7 @@ def worker_main(jobs: Any, events: Any, prefetch: bool = True, parent: int | Non
                 done = True
             elif nxt is not False:
                 pending = (nxt, _start(nxt, events))
-        result = run_one(current[0], current[1], events)
+        result = run_one(current[0], current[1], events, waited)
         events.put(result)
         if pending is None and done:
             break
