@@ -8,9 +8,10 @@ that are running. The zygote pays those imports once per run; each kernel is the
 How it fits together:
 
 - :func:`start` (in the run's parent, :func:`vcci_nb.runner.core._execute`) spawns
-  ``python -m vcci_nb.runner.forkserver SOCKET PARENT_PID`` with the same interpreter options as
+  ``python -c "…forkserver.main()" SOCKET PARENT_PID`` with the same interpreter options as
   the ``python3`` kernelspec. The zygote imports :data:`ZYGOTE_MODULES`, runs the Plotly
   warm-up, and only then renames its unix socket into place: the socket existing means "ready".
+  While idle it then imports :data:`ZYGOTE_LATER` (the rest of vcci_nb the notebooks use).
 - A worker's kernel manager uses :class:`ForkProvisioner` (a jupyter_client kernel provisioner),
   which sends the kernel command, environment, working directory and the worker's stdio file
   descriptors over the socket (``SOCK_SEQPACKET``; fds via ``SCM_RIGHTS``). The zygote forks; the
@@ -73,6 +74,10 @@ ZYGOTE_MODULES: tuple[str, ...] = (
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
     "vcci_nb.runner.warm",  # pandas, Plotly (+ its first-figure warm-up) and vcci_nb
+)
+#: Imported after the zygote is ready, while it waits for requests (kept off the first kernel's
+#: critical path; a kernel forked before they are in imports what it needs itself).
+ZYGOTE_LATER: tuple[str, ...] = (
     "vcci_nb.charts",
     "vcci_nb.analysis.findings",
     "vcci_nb.analysis.severity",
@@ -486,12 +491,18 @@ class _Server:
         self.listener.bind(tmp)
         self.listener.listen(16)
         os.replace(tmp, self.path)  # ready
+        later = list(ZYGOTE_LATER)
         while True:
             if os.getppid() != self.parent:
                 return
             pidfds = {fd: pid for pid, (_, fd) in self.kernels.items() if fd is not None}
             watched: list[Any] = [self.listener, *self.conns, *pidfds]
-            ready, _, _ = select.select(watched, [], [], 1.0)
+            ready, _, _ = select.select(watched, [], [], 0 if later else 1.0)
+            if not ready and later:
+                _import(later.pop(0))
+                if not later:
+                    _freeze()
+                continue
             for item in ready:
                 if item is self.listener:
                     conn, _ = self.listener.accept()
@@ -720,38 +731,38 @@ def plotly_kernel_renderer(env: Any) -> str:
     return "plotly_mimetype"
 
 
+def _import(name: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # the notebook's own import will report it
+        print(f"fork server: import {name} failed: {exc}", file=sys.stderr, flush=True)
+
+
+def _freeze() -> None:
+    """Keep what is imported so far out of the kernels' garbage collections (pages stay shared)."""
+    import gc
+
+    gc.freeze()
+
+
 def main(argv: list[str]) -> int:
-    """``python -m vcci_nb.runner.forkserver SOCKET PARENT_PID``."""
+    """The zygote's entry point: ``SOCKET PARENT_PID`` (see :data:`_BOOT`)."""
     path, parent = argv[0], int(argv[1])
     set_pdeathsig()
     if os.getppid() != parent:
         return 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; kernels get theirs back
-    import importlib
-
     for name in ZYGOTE_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # the notebook's own import will report it
-            print(f"fork server: import {name} failed: {exc}", file=sys.stderr, flush=True)
+        _import(name)
     pio = sys.modules.get("plotly.io")
     if pio is not None:
-        # Plotly's renderers module imports nbformat, hence jsonschema, on a kernel's first
-        # ``fig.show()``; pay that here once for every kernel. jsonschema would import
-        # rfc3987_syntax, which builds a grammar at import (1.4 s quiet, 5 s loaded) for the "iri"
-        # format checker; like vcci_nb.record, go without it (forked kernels' jsonschema has no
-        # "iri" format check; ``import rfc3987_syntax`` in a notebook still works).
-        blocked = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
-        if blocked:
-            sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+        # warm.py imported Plotly's renderers here, outside a kernel: that default ("browser") is
+        # not what kernels get; each child sets its own (_reset_state), this sets the likely one.
         with contextlib.suppress(Exception):
             pio.renderers.default = plotly_kernel_renderer(os.environ)
-        if blocked and sys.modules.get("rfc3987_syntax", 0) is None:
-            del sys.modules["rfc3987_syntax"]
-    import gc
-
-    gc.collect()
-    gc.freeze()  # keep the imported objects' pages shared with every kernel (copy-on-write)
+    _freeze()
     unsafe = _fork_safe()
     if unsafe:
         print(f"fork server: not serving, forking would be unsafe: {unsafe}", file=sys.stderr, flush=True)
@@ -767,6 +778,7 @@ def main(argv: list[str]) -> int:
 
 __all__ = [
     "READY_WAIT",
+    "ZYGOTE_LATER",
     "ZYGOTE_MODULES",
     "ForkProvisioner",
     "ForkedKernel",
