@@ -251,3 +251,18 @@ def test_full_disk_keeps_previous_record_and_says_so(small_fs: Path) -> None:
     with pytest.raises(RecordError):
         IncidentRecord.open("P1", "t" * 20000, outputs=small_fs)
     assert [p.name for p in small_fs.iterdir() if p.name.startswith("INC-")] == [record.id]
+
+
+def test_show_lists_the_alert_groups_an_incident_holds(tmp_path: Path) -> None:
+    record = IncidentRecord.open("P1", "pool exhausted", outputs=tmp_path)
+    groups = [
+        {"group_key": "{}:{alertname=\"PoolLow\"}", "name": "PoolLow", "role": "opened", "status": "resolved",
+         "joined_at": "2026-11-28T03:00:00Z", "reason": "first alert of this group"},
+        {"group_key": "{}:{alertname=\"HighErrors\"}", "name": "HighErrors", "role": "joined", "status": "firing",
+         "joined_at": "2026-11-28T03:00:04Z", "reason": "same namespace vcci-production, incident opened 4 s earlier"},
+    ]  # fmt: skip
+    record.update(lambda d: d.__setitem__("alert_groups", groups))
+    shown = _cli(["incident", "show", record.id], tmp_path).stdout
+    assert "Alert groups (2, 1 firing):" in shown
+    assert "resolved  opened  PoolLow  since 2026-11-28T03:00:00Z" in shown
+    assert "firing    joined  HighErrors  since 2026-11-28T03:00:04Z  — same namespace vcci-production" in shown

@@ -173,6 +173,17 @@ def _show(args: argparse.Namespace) -> int:
     ]
     if data.get("resolution"):
         out.append(f"  resolution: {data['resolution']}")
+    groups = data.get("alert_groups") or []
+    if groups:
+        firing = sum(1 for g in groups if g.get("status") == "firing")
+        out.append(f"\nAlert groups ({len(groups)}, {firing} firing):")
+        for g in groups:
+            line = f"  {g.get('status', '?'):<9} {g.get('role', '?'):<7} {g.get('name') or g['group_key']}"
+            if g.get("joined_at"):
+                line += f"  since {g['joined_at']}"
+            if g.get("role") == "joined" and g.get("reason"):
+                line += f"  — {g['reason']}"
+            out.append(line)
     findings = sorted(data["findings"], key=lambda f: SEVERITY_ORDER.get(f.get("severity", "info"), 9))
     if findings:
         out.append(f"\nFindings ({len(findings)}):")
