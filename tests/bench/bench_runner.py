@@ -75,18 +75,41 @@ def _project(root: Path, k: int) -> Path:
     return root / "parameters" / "bundles.yaml"
 
 
-def _papermill_seq(paths: list[Path], out: Path, **kw: Any) -> float:
+def _papermill_seq(paths: list[Path], out: Path, per_nb: dict[str, list[float]] | None = None, **kw: Any) -> float:
     t = time.perf_counter()
     for i, p in enumerate(paths):
+        t_nb = time.perf_counter()
         pm.execute_notebook(str(p), str(out / f"pm{i}.ipynb"), progress_bar=False, **kw)
+        if per_nb is not None:
+            per_nb.setdefault(p.stem, []).append(time.perf_counter() - t_nb)
     return time.perf_counter() - t
 
 
-def _runner(target: str, outputs: Path, bundles: Path, **kw: Any) -> tuple[float, Any]:
+#: Per-notebook phases the runner's workers report (see vcci_nb.runner.worker.run_one).
+PHASES = ("kernel_wait", "execute", "kill", "write", "html", "seconds")
+
+
+def _runner(
+    target: str, outputs: Path, bundles: Path | None, phases: dict[str, dict[str, list[float]]] | None = None, **kw: Any
+) -> tuple[float, Any]:
     incident = IncidentRecord.open("P3", "bench", outputs=outputs).id
+
+    def progress(event: dict[str, Any]) -> None:
+        if phases is not None and event.get("type") == "finished":
+            timing = dict(event.get("timing") or {}, seconds=event.get("seconds") or 0.0)
+            mine = phases.setdefault(event["name"], {})
+            for key in PHASES:
+                if key in timing:
+                    mine.setdefault(key, []).append(float(timing[key]))
+            mine.setdefault("forked", []).append(float(timing.get("forked", 0.0)))
+
     t = time.perf_counter()
-    result = run(target, incident, outputs=outputs, bundles=bundles, **kw)
+    result = run(target, incident, outputs=outputs, bundles=bundles, progress=progress, **kw)
     return time.perf_counter() - t, result
+
+
+def _medians(per: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    return {nb: {k: round(statistics.median(v), 3) for k, v in phases.items()} for nb, phases in sorted(per.items())}
 
 
 def _finish_intervals(result: Any, record_folder: Path) -> list[float]:
@@ -113,6 +136,7 @@ def main() -> int:
     pmout.mkdir()
     paths = {name: resolve_target(name, bundles)[0] for name in ("bench-empty", "bench-small", "bench-large")}
     res: dict[str, Any] = {"cores": os.cpu_count(), "k": args.k, "default_jobs": default_jobs(args.k)}
+    res["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
     R = args.repeat
 
     # warm-up: imports, kernelspec lookup, first kernel
@@ -122,10 +146,11 @@ def main() -> int:
     # 1. fixed cost
     pm_empty = [_papermill_seq([p], pmout) for p in (paths["bench-empty"] * R)[: max(R, 5)]]
     ours_default, ours_seq, ours_single = [], [], []
+    fixed_phases: dict[str, dict[str, list[float]]] = {}
     for _ in range(R):
         wall, result = _runner("bench-empty", outputs, bundles)
         ours_default.append(wall / args.k)
-        wall, result = _runner("bench-empty", outputs, bundles, jobs=1)
+        wall, result = _runner("bench-empty", outputs, bundles, fixed_phases, jobs=1)
         ours_seq.append(statistics.median(_finish_intervals(result, Path(result.notebooks[0].path).parent)))
         wall, _ = _runner(str(paths["bench-empty"][0]), outputs, bundles)
         ours_single.append(wall)
@@ -134,18 +159,29 @@ def main() -> int:
         "runner_per_nb_default_jobs_s": statistics.median(ours_default),
         "runner_per_nb_jobs1_steady_s": statistics.median(ours_seq),
         "runner_single_nb_run_s": statistics.median(ours_single),
+        # every empty notebook of the --jobs 1 runs pooled: where a notebook's time goes
+        "jobs1_phases_s": {
+            key: round(statistics.median([v for ph in fixed_phases.values() for v in ph.get(key, [])]), 3)
+            for key in (*PHASES, "forked")
+            if any(key in ph for ph in fixed_phases.values())
+        },
     }
 
     # 2. bundle speed
-    def bundle_speed(target: str, nbs: list[Path], params: dict[str, str]) -> dict[str, float]:
+    def bundle_speed(target: str, nbs: list[Path], params: dict[str, str]) -> dict[str, Any]:
         seq, ours = [], []
+        pm_nb: dict[str, list[float]] = {}
+        phases: dict[str, dict[str, list[float]]] = {}
         for _ in range(R):
-            seq.append(_papermill_seq(nbs, pmout, parameters=_typed(nbs, params)))
-            ours.append(_runner(target, outputs, bundles if target.startswith("bench-") else None, params=params)[0])
+            seq.append(_papermill_seq(nbs, pmout, pm_nb, parameters=_typed(nbs, params)))
+            where = bundles if target.startswith("bench-") else None
+            ours.append(_runner(target, outputs, where, phases, params=params)[0])
         return {
             "papermill_sequential_s": statistics.median(seq),
             "runner_default_jobs_s": statistics.median(ours),
             "ratio": statistics.median(ours) / statistics.median(seq),
+            "papermill_per_notebook_s": {k: round(statistics.median(v), 3) for k, v in pm_nb.items()},
+            "runner_per_notebook_phases_s": _medians(phases),
         }
 
     res["bundle_small"] = bundle_speed("bench-small", paths["bench-small"], {})
@@ -167,6 +203,7 @@ def main() -> int:
         "notebook_mb": round((pmout / "pm0.ipynb").stat().st_size / 1e6, 2),
     }
 
+    res["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(res, indent=2))
     f = res["fixed"]
     print(
@@ -181,6 +218,7 @@ def main() -> int:
             f"{key}: runner {b['runner_default_jobs_s']:.1f}s vs papermill sequential "
             f"{b['papermill_sequential_s']:.1f}s = {b['ratio']:.2f}x"
         )
+    print(f"load average (1, 5, 15 min): start {res['loadavg_start']}, end {res['loadavg_end']}")
     lg = res["large"]
     print(
         f"large outputs: papermill save-every-cell {lg['papermill_save_every_cell_s']:.1f}s, "
