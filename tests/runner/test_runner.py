@@ -92,6 +92,8 @@ def _files(folder: Path) -> set[str]:
         (["notebooks/params.ipynb", "--evidence-from", "/nonexistent/evidence"], "no such folder"),
         (["notebooks/params.ipynb", "--profile", "nowhere"], "unknown profile 'nowhere'"),
         (["notebooks/params.ipynb", "--timeout", "0"], "--timeout must be a positive number"),
+        (["good", "--skip", "03_fails"], "--skip 03_fails: not in 'good', which runs params, findings"),
+        (["good", "--skip", "params", "--skip", "notebooks/findings.ipynb"], "--skip leaves nothing of 'good'"),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(
@@ -112,6 +114,22 @@ def test_bad_input_is_refused_before_anything_runs(
     assert "Traceback" not in r.stderr
     assert _files(record.folder) == before_files
     assert record.data["timeline"] == before["timeline"]
+
+
+def test_skip_leaves_out_what_another_bundle_already_ran_and_says_why(project: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "out"
+    record = _open(outputs)
+    why = "already run by bundle 'investigate' of this incident"
+    r = _cli(
+        ["run", "good", "--incident", record.id, "--skip", "findings", "--skip-reason", why],
+        _env(project, outputs),
+        project,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [nb["name"] for nb in record.data["notebooks"]] == ["01_params"]
+    started = next(ev for ev in record.data["timeline"] if ev["summary"].startswith("Run "))
+    assert f"not run: findings ({why})" in started["summary"]
+    assert started["data"]["skipped"] == ["findings"]
 
 
 def test_unknown_incident_is_refused(project: Path, tmp_path: Path) -> None:

@@ -25,6 +25,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=None, help="seconds each notebook may take (default 600)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML copies")
     p.add_argument("--cold", action="store_true", help="do not pre-import pandas/plotly/vcci_nb in kernels")
+    p.add_argument(
+        "--skip", action="append", default=[], metavar="NOTEBOOK", help="a notebook of the bundle not to run (repeat)"
+    )
+    p.add_argument("--skip-reason", default="", metavar="TEXT", help="why, for the timeline")
     p.set_defaults(func=_run)
 
 
@@ -66,6 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         progress=progress,
         warm=not args.cold,
         export_html=not args.no_html,
+        skip=args.skip,
+        skip_reason=args.skip_reason,
     )
     good = sum(1 for nb in result.notebooks if nb.status == "succeeded")
     print(

@@ -242,12 +242,20 @@ def run(
     actor: str | None = None,
     warm: bool = True,
     export_html: bool = True,
+    skip: Sequence[str] = (),
+    skip_reason: str = "",
 ) -> RunResult:
-    """Run ``target`` (notebook or bundle) for incident ``incident``; see the module docstring."""
+    """Run ``target`` (notebook or bundle) for incident ``incident``; see the module docstring.
+
+    ``skip`` names notebooks of a bundle not to run (by name, ``03_investigate_system``, or
+    path): ``serve`` passes those another bundle of the incident has already run, with
+    ``skip_reason`` saying so in the timeline.
+    """
     t0 = time.monotonic()
     register_env_secrets()
     record = IncidentRecord.load(incident, outputs)
     notebooks, is_bundle = resolve_target(target, Path(bundles) if bundles else None)
+    notebooks, skipped = _without(notebooks, skip, target)
     given: dict[str, tuple[Any, bool]] = {}
     for file in param_files:
         given.update({k: (v, False) for k, v in read_param_file(file).items()})
@@ -301,12 +309,14 @@ def run(
                 }
             )
         mode = f" on evidence from {replay}" if replay else ""
+        if skipped:
+            mode += f"; not run: {', '.join(skipped)}" + (f" ({skip_reason})" if skip_reason else "")
         d["timeline"].append(
             IncidentRecord._event(
                 "run",
                 f"Run {run_id} started: {target} ({len(planned)} notebook{'s' if len(planned) != 1 else ''}){mode}",
                 who,
-                {"run_id": run_id, "target": target, "notebooks": list(reserved), "jobs": n_jobs},
+                {"run_id": run_id, "target": target, "notebooks": list(reserved), "jobs": n_jobs, "skipped": skipped},
                 None,
             )
         )
@@ -362,6 +372,27 @@ def run(
         data={"run_id": run_id, "target": target, "ok": ok, "seconds": round(time.monotonic() - t0, 3)},
     )
     return RunResult(record.id, target, run_id, results, round(time.monotonic() - t0, 3))
+
+
+def _without(notebooks: list[Path], skip: Sequence[str], target: str) -> tuple[list[Path], list[str]]:
+    """``notebooks`` less those ``skip`` names; an unknown name, or skipping them all, is an error."""
+    if not skip:
+        return notebooks, []
+
+    def key(name: str) -> str:
+        return Path(name).name.removesuffix(".ipynb")
+
+    wanted = {key(s) for s in skip}
+    unknown = sorted(wanted - {p.stem for p in notebooks})
+    if unknown:
+        raise ParameterError(
+            f"--skip {', '.join(unknown)}: not in {target!r}, which runs "
+            f"{', '.join(p.stem for p in notebooks)}. Nothing was run."
+        )
+    kept = [p for p in notebooks if p.stem not in wanted]
+    if not kept:
+        raise ParameterError(f"--skip leaves nothing of {target!r} to run. Nothing was run.")
+    return kept, [p.stem for p in notebooks if p.stem in wanted]
 
 
 def _display_path(path: Path) -> str:
