@@ -185,6 +185,24 @@ class Serve:
         return pending == 0 and busy == 0
 
 
+def skipped(argv: list[str]) -> list[str]:
+    """The notebooks a run was told to leave out (``--skip NOTEBOOK`` …), in order."""
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--skip"]
+
+
+def notebooks_run(runs: list[dict[str, Any]], incident: str) -> list[str]:
+    """Every notebook the incident's runs (fake runner markers) ran: each bundle's, less what it skipped."""
+    from vcci_nb.runner.bundles import load_bundles
+
+    bundles = load_bundles()
+    out: list[str] = []
+    for run in runs:
+        if run["incident"] == incident:
+            left_out = set(skipped(run["argv"]))
+            out += [Path(nb).stem for nb in bundles[run["bundle"]].notebooks if Path(nb).stem not in left_out]
+    return out
+
+
 def start_serve(
     base: Path,
     *args: str,

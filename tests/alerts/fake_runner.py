@@ -2,7 +2,9 @@
 
 Usage (as the receiver calls the runner): fake_runner.py BUNDLE --incident ID [-p k=v ...] [--profile P]
 It writes markers/start-<incident>-<bundle>-<pid>.json when it starts and done-….json when it
-finishes (after FAKE_RUNNER_SLEEP seconds), then exits with FAKE_RUNNER_EXIT.
+finishes (after FAKE_RUNNER_SLEEP seconds), then exits with FAKE_RUNNER_EXIT, or with 1 when
+the bundle is one of FAKE_RUNNER_FAIL_BUNDLES (comma-separated). The receiver's --skip and
+--skip-reason arguments are kept in the markers' argv.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def main() -> int:
         record.upsert_notebook({**entry, "status": "succeeded", "finished_at": utc_iso()})
     info["finished"] = time.time()
     (markers / f"done-{name}").write_text(json.dumps(info))
+    if bundle in os.environ.get("FAKE_RUNNER_FAIL_BUNDLES", "").split(","):
+        return 1
     return int(os.environ.get("FAKE_RUNNER_EXIT", "0"))
 
 

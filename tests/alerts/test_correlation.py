@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.alerts._support import Serve, alert, notification, wait_for
+from tests.alerts._support import Serve, alert, notebooks_run, notification, wait_for
 
 NS = "vcci-production"
 
@@ -233,16 +233,21 @@ def test_many_groups_of_one_namespace_posted_at_once_make_one_incident(make_serv
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         codes = list(pool.map(lambda b: serve.post(b).status_code, bodies))
     assert codes == [200] * len(bodies)
-    runs = _settle(serve, 4)
+    # Which bundles run depends on which group was ingested first (investigate is triage without
+    # 01_triage): 2 or 3 in production, and every notebook of them once.
+    runs = _settle(serve, 3)
     records = serve.records()
     assert len(records) == 2
     [prod] = [r for r in records if r["alert_groups"][0]["labels"]["namespace"] == NS]
     [staging] = [r for r in records if r["id"] != prod["id"]]
     assert len(prod["alert_groups"]) == 30 and len(staging["alert_groups"]) == 5
     assert len(prod["alerts"]) == 30
-    assert sorted(r["bundle"] for r in runs if r["incident"] == prod["id"]) == sorted(bundles)
+    prod_bundles = [r["bundle"] for r in runs if r["incident"] == prod["id"]]
+    assert len(prod_bundles) == len(set(prod_bundles)) and set(prod_bundles) <= set(bundles)
+    ran = notebooks_run(runs, prod["id"])
+    assert sorted(ran) == sorted(set(notebooks_run([{"incident": "x", "bundle": b, "argv": []} for b in bundles], "x")))
     assert [r["bundle"] for r in runs if r["incident"] == staging["id"]] == ["triage"]
-    assert len(serve.runs("start")) == 4
+    assert len(serve.runs("start")) == len(prod_bundles) + 1
 
 
 def test_an_older_state_database_is_migrated(tmp_path: Path) -> None:
@@ -343,8 +348,12 @@ def test_a_crash_while_a_group_joins_ends_in_one_incident_with_everything_once(t
         assert len(record["alerts"]) == 3
         assert len([s for s in _summaries(record) if " joined " in s]) == 2
         assert len([s for s in _summaries(record) if "not queued again" in s]) == 1
-        jobs = sorted((j["bundle"], j["state"]) for j in store.jobs())
-        assert jobs == [("connection_pool_exhausted", "queued"), ("triage", "queued")]
+        jobs = sorted((j["bundle"], j["state"], j["skip"]) for j in store.jobs())
+        assert jobs == [
+            # its two 03_ notebooks are in the triage queued before it, whichever step the crash hit
+            ("connection_pool_exhausted", "queued", ["03_investigate_database", "03_investigate_metrics"]),
+            ("triage", "queued", []),
+        ]
         assert {g["state"] for g in store.groups()} == {"open"}
     finally:
         store.close()

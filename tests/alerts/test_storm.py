@@ -1,7 +1,9 @@
 """A storm: 1,000 alerts in 10 s over 20 alert groups, all persisted, grouped and run within the bound.
 
 The 20 groups fall in 5 namespaces (so 5 incidents, each holding 4 correlated groups), and each
-group's rule names one of 4 bundles, so every incident runs 4 bundles: 20 runs, 3 at a time.
+group's rule names one of 4 bundles, so every incident runs 4 bundles: 20 runs, 3 at a time. Each
+bundle has a notebook none of the others has, so none is skipped whole for overlapping the others
+(whatever order its incident's groups arrive in); their shared notebooks run once per incident.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.alerts._support import alert, notification, wait_for
+from tests.alerts._support import alert, notebooks_run, notification, wait_for
 
 ALERTS = 1000
 GROUPS = 20
 NAMESPACES = 5
-BUNDLES = ("triage", "investigate", "memory_leak", "disk_full")
+BUNDLES = ("triage", "connection_pool_exhausted", "memory_leak", "disk_full")
 CONCURRENCY = 3
 
 
@@ -56,8 +58,10 @@ def test_storm_of_1000_alerts_loses_nothing_and_respects_the_bound(make_serve: A
     assert {a["fingerprint"] for r in records for a in r["alerts"]} == {f"{i:016x}" for i in range(ALERTS)}
     runs = serve.runs()
     assert len(runs) == GROUPS  # each incident runs each of its 4 bundles once
+    everything = sorted(set(notebooks_run([{"incident": "-", "bundle": b, "argv": []} for b in BUNDLES], "-")))
     for record in records:
         assert sorted(r["bundle"] for r in runs if r["incident"] == record["id"]) == sorted(BUNDLES)
+        assert sorted(notebooks_run(runs, record["id"])) == everything  # each notebook once
     # Never more than CONCURRENCY runs at once.
     edges = sorted([(r["started"], 1) for r in runs] + [(r["finished"], -1) for r in runs])
     running = peak = 0

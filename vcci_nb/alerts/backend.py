@@ -92,6 +92,10 @@ class Backend:
         # grammar when imported): pay that now, not between the first alert and its incident.
         import jsonschema  # noqa: F401
 
+        # Likewise the bundles (the runner's module, which imports more than itself): the first
+        # alert's bundle is compared with what its incident already runs.
+        self.ingestor.bundle_notebooks()
+
         self.worker.recover()
         self._spawn("vcci-nb-ingest", self._ingest_loop)
         self.worker.start()

@@ -28,6 +28,17 @@ same ``correlate_by`` label value (the namespace) if that incident opened or las
 taken again after a crash decides the same way). The joining group's route still picks its
 bundle; a bundle the incident already has queued, running or finished within the window is not
 run again, and the record says so. The incident resolves only when every group in it has.
+
+Overlapping bundles: bundles share notebooks (``investigate`` is ``triage`` without
+``01_triage``), so a second bundle of one incident used to run most notebooks a second time. A
+notebook is *covered* when a job of the incident in this episode that lists it (per
+``parameters/bundles.yaml``, less what that job itself skipped) is queued or running, or
+succeeded within ``correlate_window_s`` of the notification; a failed, timed-out or interrupted
+job covers nothing. A planned bundle whose notebooks are all covered is not queued (and the
+record says which bundles run them); one with some covered is queued with those notebooks in
+``jobs.skip``, which the worker passes as ``vcci-nb run --skip``. Only what is already queued
+counts, so the order decides: ``triage`` then ``investigate`` skips investigate; the other way
+round, triage runs only ``01_triage``. Bundles planned by one batch count in their order.
 Because one thread ingests, in delivery order, and an incident's row is committed before the
 next batch is looked at, groups arriving together cannot open two incidents.
 
@@ -52,7 +63,7 @@ from vcci_nb.alerts.metrics import RECORD_BUCKETS, RECORD_HISTOGRAM, observe
 from vcci_nb.alerts.payload import Alert, Notification, PayloadError, parse_notification
 from vcci_nb.alerts.routing import SEVERITIES, Routes, RunPlan
 from vcci_nb.alerts.store import Store, bump
-from vcci_nb.errors import RecordError
+from vcci_nb.errors import RecordError, VcciNbError
 from vcci_nb.record import DONE_STATUSES, IncidentRecord, list_records, utc_iso
 
 log = logging.getLogger(__name__)
@@ -116,11 +127,31 @@ class _Binding:
 
 @dataclass(frozen=True)
 class _RunChoice:
-    """What to do with one planned bundle: queue it (in ``round``) or skip it, and why."""
+    """What to do with one planned bundle: queue it (in ``round``) or skip it, and why.
+
+    ``skip``: its notebooks the incident already covers (see the module docstring), run by the
+    bundles in ``covered_by``; when they are all of its ``total`` notebooks, ``round`` is None.
+    """
 
     plan: RunPlan
     round: int | None
     why: str = ""
+    skip: tuple[str, ...] = ()
+    covered_by: tuple[str, ...] = ()
+    total: int = 0
+
+    @property
+    def skip_reason(self) -> str:
+        """Why the notebooks are skipped, for the runner's timeline entry."""
+        return f"already run in {_bundles_phrase(self.covered_by)} of this incident" if self.skip else ""
+
+
+def _bundles_phrase(names: tuple[str, ...]) -> str:
+    """``bundle 'triage'``, ``bundles 'triage' and 'memory_leak'``."""
+    quoted = [repr(n) for n in names]
+    if len(quoted) == 1:
+        return f"bundle {quoted[0]}"
+    return f"bundles {', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 @dataclass
@@ -156,6 +187,7 @@ class Ingestor:
         # Correlation relies on one batch at a time (an incident's row is committed before the
         # next batch looks for one); the back end has one ingest thread, and this makes sure.
         self._lock = threading.Lock()
+        self._bundles: tuple[tuple[Path, int], dict[str, tuple[str, ...]]] | None = None
 
     # -- the loop body --------------------------------------------------------------------
 
@@ -263,10 +295,22 @@ class Ingestor:
             for choice in choices:
                 if choice.round is None:
                     bump(db, "runs_skipped")
-                else:
-                    queued += self._queue(
-                        db, incident_id, note.group_key, "alert", choice.plan, binding.episode, now, choice.round
-                    )
+                    continue
+                added = self._queue(
+                    db,
+                    incident_id,
+                    note.group_key,
+                    "alert",
+                    choice.plan,
+                    binding.episode,
+                    now,
+                    choice.round,
+                    skip=choice.skip,
+                    skip_reason=choice.skip_reason,
+                )
+                queued += added
+                if added and choice.skip:
+                    bump(db, "notebooks_skipped", len(choice.skip))
             for plan in work.refusals:
                 db.execute(
                     "INSERT OR IGNORE INTO jobs(incident_id, group_key, kind, bundle, params, profile, route, episode, "
@@ -548,14 +592,18 @@ class Ingestor:
         return [str(r["group_key"]) for r in rows]
 
     def _choose_runs(self, binding: _Binding, work: _Work, received: float) -> list[_RunChoice]:
-        """Which planned bundles to queue.
+        """Which planned bundles to queue, and which of their notebooks to leave out.
 
         A bundle the incident already has in this episode is not queued again. For a group that
         joined (or fires again into the incident), that is said in the record, and a bundle that
-        last finished longer ago than the correlation window runs again (a new round).
+        last finished longer ago than the correlation window runs again (a new round). Then the
+        notebooks the incident already covers (module docstring) are left out of the bundle, or
+        the whole bundle when that is all of them.
         """
         db = self.store.connection()
         window = self.routes.correlate_window_s
+        notebooks = self.bundle_notebooks() if work.plans else {}
+        covered = self._covered(binding, received, notebooks)
         out: list[_RunChoice] = []
         for plan in work.plans.values():
             latest = db.execute(
@@ -563,23 +611,91 @@ class Ingestor:
                 "ORDER BY round DESC LIMIT 1",
                 (binding.incident_id, plan.bundle, binding.episode),
             ).fetchone()
-            if latest is None:
-                out.append(_RunChoice(plan, 0))
-                continue
-            if binding.how not in ("joined", "refired"):
-                continue  # same bundle, same episode: the group's own new alerts do not run it again
-            state = str(latest["state"])
-            if state in ("queued", "running"):
-                out.append(_RunChoice(plan, None, f"it is already {state} for this incident"))
-                continue
-            finished = float(latest["finished_at"] or latest["created_at"])
-            ago = max(0.0, received - finished)
-            if ago <= window:
-                out.append(_RunChoice(plan, None, f"it already {state} for this incident {ago:.0f} s earlier"))
-            else:
+            round_, why = 0, ""
+            if latest is not None:
+                if binding.how not in ("joined", "refired"):
+                    continue  # same bundle, same episode: the group's own new alerts do not run it again
+                state = str(latest["state"])
+                if state in ("queued", "running"):
+                    out.append(_RunChoice(plan, None, f"it is already {state} for this incident"))
+                    continue
+                finished = float(latest["finished_at"] or latest["created_at"])
+                ago = max(0.0, received - finished)
+                if ago <= window:
+                    out.append(_RunChoice(plan, None, f"it already {state} for this incident {ago:.0f} s earlier"))
+                    continue
+                round_ = int(latest["round"]) + 1
                 why = f"it last {state} {ago:.0f} s earlier, longer ago than the {window:.0f} s correlation window"
-                out.append(_RunChoice(plan, int(latest["round"]) + 1, why))
+            stems = notebooks.get(plan.bundle)
+            if not stems:  # not in bundles.yaml (the runner will say so): nothing to compare
+                out.append(_RunChoice(plan, round_, why))
+                continue
+            skip = tuple(stem for stem in stems if stem in covered)
+            by = tuple(dict.fromkeys(covered[stem] for stem in skip))
+            if len(skip) == len(stems):
+                n = len(stems)
+                its = f"its {n} notebooks already run" if n > 1 else f"its one notebook ({stems[0]}) already runs"
+                whole = f"{its} in {_bundles_phrase(by)} of this incident"
+                out.append(_RunChoice(plan, None, whole, skip, by, n))
+                continue
+            out.append(_RunChoice(plan, round_, why, skip, by, len(stems)))
+            for stem in stems:  # a later bundle of this batch counts what this one runs
+                covered.setdefault(stem, plan.bundle)
         return out
+
+    def bundle_notebooks(self) -> dict[str, tuple[str, ...]]:
+        """Each bundle's notebooks by stem (``03_investigate_system``), from the runner's bundles file.
+
+        The file the runner reads (``$VCCI_NB_BUNDLES`` or ``parameters/bundles.yaml``), so that a
+        skipped stem is one the runner knows; read again when it changes. A missing or broken file
+        gives nothing (bundles are then compared by name only, as before) and a warning.
+        """
+        from vcci_nb.runner.bundles import bundles_file, load_bundles
+
+        path = bundles_file()
+        try:
+            stamp = (path, path.stat().st_mtime_ns)
+        except OSError:
+            return {}
+        if self._bundles is not None and self._bundles[0] == stamp:
+            return self._bundles[1]
+        try:
+            loaded = load_bundles(path)
+        except VcciNbError as exc:
+            log.warning("cannot read the bundles to compare their notebooks (%s); overlaps are not skipped", exc)
+            return {}
+        found = {name: tuple(dict.fromkeys(Path(nb).stem for nb in b.notebooks)) for name, b in loaded.items()}
+        self._bundles = (stamp, found)
+        return found
+
+    def _covered(self, binding: _Binding, received: float, notebooks: dict[str, tuple[str, ...]]) -> dict[str, str]:
+        """The notebooks this episode of the incident already runs: stem → the bundle that runs it.
+
+        From jobs queued or running, or succeeded within the correlation window of ``received``;
+        less what each of them skipped itself. A failed job covers nothing: its notebooks run again.
+        """
+        if not notebooks:
+            return {}
+        rows = (
+            self.store.connection()
+            .execute(
+                "SELECT bundle, state, created_at, finished_at, skip FROM jobs WHERE incident_id = ? AND episode = ? "
+                "AND state IN ('queued', 'running', 'succeeded') ORDER BY id",
+                (binding.incident_id, binding.episode),
+            )
+            .fetchall()
+        )
+        covered: dict[str, str] = {}
+        for row in rows:
+            if row["state"] == "succeeded":
+                finished = float(row["finished_at"] or row["created_at"])
+                if max(0.0, received - finished) > self.routes.correlate_window_s:
+                    continue
+            skipped = set(json.loads(row["skip"] or "[]"))
+            for stem in notebooks.get(str(row["bundle"]), ()):
+                if stem not in skipped:
+                    covered.setdefault(stem, str(row["bundle"]))
+        return covered
 
     def _record_status(self, incident_id: str) -> str | None:
         try:
@@ -703,9 +819,33 @@ class Ingestor:
             for choice in choices:
                 bundle = choice.plan.bundle
                 marker = {**here, "bundle": bundle}
-                if choice.round is None:
+                if choice.round is None and choice.skip:
+                    summary = f"Bundle {bundle!r} not queued for alert group {name}: {choice.why}"
+                    data = {
+                        **marker,
+                        "skipped": True,
+                        "episode": binding.episode,
+                        "notebooks": list(choice.skip),
+                        "covered_by": list(choice.covered_by),
+                    }
+                elif choice.round is None:
                     summary = f"Bundle {bundle!r} not queued again for alert group {name}: {choice.why}"
                     data = {**marker, "skipped": True, "episode": binding.episode}
+                elif choice.skip:
+                    summary = (
+                        f"Bundle {bundle!r} queued for alert group {name} (route {choice.plan.route}) without "
+                        f"{len(choice.skip)} of its {choice.total} notebooks, {choice.skip_reason}: "
+                        f"{', '.join(choice.skip)}"
+                    )
+                    summary += f"; {choice.why}" if choice.why else ""
+                    data = {
+                        **marker,
+                        "queued": True,
+                        "episode": binding.episode,
+                        "round": choice.round,
+                        "skip": list(choice.skip),
+                        "covered_by": list(choice.covered_by),
+                    }
                 elif binding.how in ("joined", "refired"):
                     summary = f"Bundle {bundle!r} queued for alert group {name} (route {choice.plan.route})"
                     summary += f": {choice.why}" if choice.why else ""
@@ -803,10 +943,15 @@ class Ingestor:
         episode: int,
         now: float,
         round_: int = 0,
+        *,
+        skip: tuple[str, ...] = (),
+        skip_reason: str = "",
     ) -> int:
+        """Insert the job (its skip list in the same row, so a restart runs exactly this); 1 if it is new."""
         cur = db.execute(
             "INSERT OR IGNORE INTO jobs(incident_id, group_key, kind, bundle, params, profile, route, episode, round, "
-            "state, max_attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            "state, max_attempts, created_at, skip, skip_reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
             (
                 incident_id,
                 group_key,
@@ -819,6 +964,8 @@ class Ingestor:
                 round_,
                 self.max_attempts,
                 now,
+                json.dumps(list(skip)),
+                skip_reason or None,
             ),
         )
         return cur.rowcount

@@ -144,8 +144,14 @@ class Metrics:
             )
             counter(
                 "vcci_nb_serve_runs_skipped_total",
-                "Bundles a correlated group asked for that its incident already had queued, running or done.",
+                "Bundles not queued because the incident already had them, or every notebook of them, "
+                "queued, running or done.",
                 counters.get("runs_skipped", 0),
+            )
+            counter(
+                "vcci_nb_serve_notebooks_skipped_total",
+                "Notebooks left out of queued bundles (run --skip) because another bundle of the incident runs them.",
+                counters.get("notebooks_skipped", 0),
             )
             lines += ["# HELP vcci_nb_serve_queue_depth Work waiting.", "# TYPE vcci_nb_serve_queue_depth gauge"]
             states = store.job_states()

@@ -19,7 +19,10 @@ Tables:
 - ``jobs``: the run queue: ``queued`` → ``running`` (leased, with the child's pid) →
   ``succeeded``/``failed``/``timeout``, or ``interrupted`` when a restart found it running and it
   had no attempts left, or ``refused`` when a label failed its check; ``announced`` says the
-  outcome is in the incident's timeline (a restart writes the ones that are not);
+  outcome is in the incident's timeline (a restart writes the ones that are not); ``skip`` (a
+  JSON list of notebook stems) and ``skip_reason``: notebooks of the bundle that another bundle
+  of the incident already runs, left out with ``vcci-nb run --skip``; written with the job's row
+  in one statement, so a restart runs the job with the same list;
 - ``attempts``: every start of a job, with how it ended (so an interrupted attempt stays visible);
 - ``counters``: totals for /metrics that must survive a restart.
 """
@@ -97,6 +100,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     exit_code INTEGER,
     announced INTEGER NOT NULL DEFAULT 0,
     round INTEGER NOT NULL DEFAULT 0,
+    skip TEXT NOT NULL DEFAULT '[]',
+    skip_reason TEXT,
     UNIQUE (incident_id, kind, bundle, episode, round)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
@@ -128,7 +133,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 #: The schema's version (``PRAGMA user_version``); :func:`_migrate` brings older databases up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Job states after which nothing more happens to a job.
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted", "refused")
@@ -155,6 +160,10 @@ class Job:
     attempts: int
     max_attempts: int
     pid: int | None
+    #: Notebook stems of the bundle not to run (another bundle of the incident runs them).
+    skip: tuple[str, ...] = ()
+    #: Why, for the runner's timeline entry ("already run in bundle 'investigate' of this incident").
+    skip_reason: str = ""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -172,6 +181,8 @@ class Job:
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
             pid=row["pid"],
+            skip=tuple(str(s) for s in json.loads(row["skip"] or "[]")),
+            skip_reason=str(row["skip_reason"] or ""),
         )
 
 
@@ -381,6 +392,7 @@ class Store:
         for row in rows:
             item = dict(row)
             item["params"] = json.loads(item["params"])
+            item["skip"] = json.loads(item["skip"] or "[]")
             out.append(item)
         return out
 
@@ -407,8 +419,10 @@ def _migrate(db: sqlite3.Connection) -> None:
 
     Version 2 added ``jobs.round`` to the unique key, so that a bundle that last ran longer ago
     than the correlation window can run again in the same episode. SQLite cannot change a
-    table's constraints, so the table is copied. Both processes call this at start; the first
-    one's transaction does it and the second finds the version already set.
+    table's constraints, so the table is copied. Version 3 added ``jobs.skip`` and
+    ``jobs.skip_reason`` (notebooks another bundle of the incident already runs); a job written
+    before has none to skip. Both processes call this at start; the first one's transaction
+    does it and the second finds the version already set.
     """
     if int(db.execute("PRAGMA user_version").fetchone()[0]) >= SCHEMA_VERSION:
         return
@@ -421,6 +435,11 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute(f"INSERT INTO jobs({_JOB_COLUMNS}) SELECT {_JOB_COLUMNS} FROM jobs_v1")
         db.execute("DROP TABLE jobs_v1")
         db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id)")
+        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(jobs)")}
+    if "skip" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN skip TEXT NOT NULL DEFAULT '[]'")
+    if "skip_reason" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN skip_reason TEXT")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -1,8 +1,9 @@
 """Running queued bundles as subprocesses, a bounded number at a time, safely across restarts.
 
 A run is ``python -m vcci_nb run BUNDLE --incident ID -p k=v … --profile P`` in its own process
-session: the receiver never imports the runner or papermill, and a notebook never runs inside
-a request. Why the care:
+session (plus ``--skip NOTEBOOK … --skip-reason TEXT`` for the notebooks another bundle of the
+incident already runs): the receiver never runs the runner or papermill in its own process, and a
+notebook never runs inside a request. Why the care:
 
 - *bounded*: a storm of alerts must not start a storm of kernels, so ``concurrency`` threads
   each claim one job at a time from SQLite;
@@ -258,6 +259,10 @@ class Worker:
         profile = job.profile or self.default_profile
         if profile:
             args += ["--profile", profile]
+        for stem in job.skip:
+            args += ["--skip", stem]
+        if job.skip:
+            args += ["--skip-reason", job.skip_reason or "already run by another bundle of this incident"]
         return args
 
     def run(self, job: Job) -> str:
@@ -269,10 +274,17 @@ class Worker:
             env["VCCI_NB_OUTPUTS"] = str(self.outputs)
         log_path = self.logs / f"job-{job.id}-attempt-{job.attempts}.log"
         started = time.monotonic()
+        without = f"; without {len(job.skip)} notebook{'s' if len(job.skip) != 1 else ''}" if job.skip else ""
         self._event(
             job,
-            f"Started bundle {job.bundle!r} (attempt {job.attempts}, route {job.route})",
-            {"job": job.id, "attempt": job.attempts, "bundle": job.bundle, "params": job.params},
+            f"Started bundle {job.bundle!r} (attempt {job.attempts}, route {job.route}{without})",
+            {
+                "job": job.id,
+                "attempt": job.attempts,
+                "bundle": job.bundle,
+                "params": job.params,
+                "skip": list(job.skip),
+            },
         )
         try:
             with open(log_path, "wb") as out:

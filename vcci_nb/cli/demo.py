@@ -115,11 +115,14 @@ def _demo(args: argparse.Namespace) -> int:
         lab.inject(args.fault)
         folders = _wait_for_record(base, outputs, before, args.timeout, serve)
         t_done = time.monotonic()
-        groups = sum(_report(folder) for folder in folders)
+        reports = [_report(folder) for folder in folders]
+        groups = sum(g for g, _ in reports)
+        left_out = sum(n for _, n in reports)
         print(
             f"\nincidents opened: {len(folders)} (for {groups} alert group{'s' if groups != 1 else ''}; "
             "groups of one namespace within incidents.correlate_window_s share one incident)"
         )
+        print(f"notebooks not run twice: {left_out} (another bundle of the same incident ran them)")
         print(f"fault to finished records: {t_done - t_fault:.0f}s (demo total {t_done - t0:.0f}s)")
         print(f"open: {folders[0] / 'index.html'}")
     finally:
@@ -171,8 +174,8 @@ def _wait_for_record(
     )
 
 
-def _report(folder: Path) -> int:
-    """Print one incident's summary; return how many alert groups it holds."""
+def _report(folder: Path) -> tuple[int, int]:
+    """Print one incident's summary; return how many alert groups it holds and how many notebooks runs left out."""
     record = json.loads((folder / "record.json").read_text())
     print()
     print(f"Incident {record['id']}  {record['severity']}  {record['status']}  {record['title']}")
@@ -181,9 +184,24 @@ def _report(folder: Path) -> int:
     groups = record.get("alert_groups") or []
     for g in groups:
         print(f"  group:     {g.get('name')} ({g.get('role')}, {g.get('status')})")
+    left_out = 0
     for ev in record.get("timeline", []):
-        if ev.get("kind") == "run" and "not queued again" in ev.get("summary", ""):
-            print(f"  skipped:   {ev['summary']}")
+        summary = str(ev.get("summary", ""))
+        data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
+        if ev.get("kind") != "run":
+            continue
+        if " not queued " in summary:
+            print(f"  skipped:   {summary}")
+            left_out += len(data.get("notebooks") or [])  # a bundle whose every notebook another one ran
+        elif summary.startswith("Run ") and "run_id" in data:  # the runner's own entry for one bundle run
+            ran, skipped = data.get("notebooks") or [], data.get("skipped") or []
+            line = f"  run:       {data.get('target')}: {len(ran)} notebook{'s' if len(ran) != 1 else ''}"
+            if skipped:
+                left_out += len(skipped)
+                line += f", not run: {', '.join(skipped)}"
+                reason = summary.rpartition(" (")[2].rstrip(")") if summary.endswith(")") else ""
+                line += f" ({reason})" if reason else ""
+            print(line)
     for nb in record.get("notebooks", []):
         print(f"  notebook:  {nb.get('status', '?'):<10} {nb.get('name')}")
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -194,4 +212,4 @@ def _report(folder: Path) -> int:
     if len(findings) > 8:
         print(f"  ... and {len(findings) - 8} more findings")
     print(f"  record:    {folder / 'index.html'}")
-    return max(1, len(groups))
+    return max(1, len(groups)), left_out
