@@ -259,20 +259,27 @@ class ForkedKernel:
         self.pid = pid
         self.pidfd = pidfd
         self.returncode: int | None = None
+        self._lock = threading.Lock()
 
     def _take_exit(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.conn], [], [], timeout)
-        if not ready:
-            return False
-        try:
-            data = self.conn.recv(_MAX_MESSAGE)
-        except OSError:
-            data = b""
-        if data:
-            self.returncode = int(json.loads(data).get("exit", -signal.SIGKILL))
-        else:  # the zygote died; its kernels die with it (PDEATHSIG)
-            self.returncode = -signal.SIGKILL
-        return True
+        # The worker's watchdog thread polls too: one reader at a time, and never a blocking recv.
+        with self._lock:
+            if self.returncode is not None:
+                return True
+            ready, _, _ = select.select([self.conn], [], [], timeout)
+            if not ready:
+                return False
+            try:
+                data = self.conn.recv(_MAX_MESSAGE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return False
+            except OSError:
+                data = b""
+            if data:
+                self.returncode = int(json.loads(data).get("exit", -signal.SIGKILL))
+            else:  # the zygote died; its kernels die with it (PDEATHSIG)
+                self.returncode = -signal.SIGKILL
+            return True
 
     def poll(self) -> int | None:
         """The return code if the kernel has exited (negative: killed by that signal), else None."""

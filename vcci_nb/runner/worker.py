@@ -23,6 +23,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -152,6 +153,7 @@ def preload() -> None:
 # kernels
 
 
+@functools.cache
 def _kernel_manager_class() -> Any:
     """AsyncKernelManager whose kernels come from the run's fork server when it can give them."""
     from jupyter_client.manager import AsyncKernelManager
@@ -232,15 +234,18 @@ class Kernel:
         return getattr(self.km.provisioner, "forked", None) is not None
 
     def signal(self, signum: int) -> None:
-        """Signal the kernel process (from any thread); a kernel that is gone is ignored."""
-        forked = getattr(self.km.provisioner, "forked", None)
-        if forked is not None:
-            forked.signal(signum, group=False)
+        """Signal the kernel process (from any thread); a kernel that is gone (or reaped) is ignored."""
+        provisioner = self.km.provisioner
+        if provisioner is None or not provisioner.has_process:
             return
-        pid = self.pid
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed under us by kill()
+            forked = getattr(provisioner, "forked", None)
+            if forked is not None:
+                forked.signal(signum, group=False)
+                return
+            process = getattr(provisioner, "process", None)
+            if process is not None:
+                process.send_signal(signum)  # Popen: never signals a reaped (maybe reused) pid
 
     @property
     def pid(self) -> int | None:
