@@ -193,7 +193,7 @@ def _report(folder: Path) -> tuple[int, int]:
         if " not queued " in summary:
             print(f"  skipped:   {summary}")
             left_out += len(data.get("notebooks") or [])  # a bundle whose every notebook another one ran
-        elif summary.startswith("Run ") and "run_id" in data:  # the runner's own entry for one bundle run
+        elif summary.startswith("Run ") and " started: " in summary:  # the runner's entry for one bundle run
             ran, skipped = data.get("notebooks") or [], data.get("skipped") or []
             line = f"  run:       {data.get('target')}: {len(ran)} notebook{'s' if len(ran) != 1 else ''}"
             if skipped:
