@@ -364,7 +364,8 @@ def test_kernels_and_fork_server_die_with_a_killed_run(project: Path, tmp_path: 
     cells = [
         "import os, json, time\n"
         f"open(os.path.join({str(marker)!r}, str(os.getpid())), 'w').write(json.dumps("
-        "{'pid': os.getpid(), 'ppid': os.getppid(), 'worker': int(os.environ['JPY_PARENT_PID'])}))",
+        "{'pid': os.getpid(), 'ppid': os.getppid(), 'worker': int(os.environ['JPY_PARENT_PID']),"
+        " 'zygote': open(f'/proc/{os.getppid()}/cmdline').read().split(chr(0))}))",
         "time.sleep(120)",
     ]
     for name in ("s1", "s2"):
@@ -391,9 +392,12 @@ def test_kernels_and_fork_server_die_with_a_killed_run(project: Path, tmp_path: 
         zygotes = {s["ppid"] for s in seen}
         assert len(zygotes) == 1  # both kernels were forked by the run's one fork server
         assert all(_alive(p) for p in pids)
+        sockets = Path(next(a for a in seen[0]["zygote"] if a.endswith(forkserver.SOCKET_NAME))).parent
+        assert sockets.is_dir()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert _wait_gone(pids) == []
+        assert not sockets.exists()  # the fork server cleaned up the run's kernel sockets
     finally:
         if proc.poll() is None:
             proc.kill()

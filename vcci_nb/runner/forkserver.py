@@ -453,10 +453,10 @@ class ForkProvisioner(LocalProvisioner):
 # the zygote
 
 
-def set_pdeathsig() -> None:
-    """Have the kernel SIGKILL this process when its parent (thread) dies (Linux prctl)."""
+def set_pdeathsig(signum: int = signal.SIGKILL) -> None:
+    """Have the kernel send ``signum`` to this process when its parent (thread) dies (Linux prctl)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
@@ -755,11 +755,40 @@ def _freeze() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """The zygote's entry point: ``SOCKET PARENT_PID`` (see :data:`_BOOT`)."""
+    """The zygote's entry point: ``SOCKET PARENT_PID`` (see :data:`_BOOT`).
+
+    The run's parent kills the zygote with SIGKILL when it is done (and removes the sockets
+    folder). If the parent dies first, PDEATHSIG sends SIGTERM: the zygote then removes the
+    run's sockets folder itself (nobody else will) and exits; its kernels die with it.
+    """
     path, parent = argv[0], int(argv[1])
-    set_pdeathsig()
-    if os.getppid() != parent:
-        return 1
+    set_pdeathsig(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        if os.getppid() != parent:
+            return 1
+        return _boot_and_serve(path, parent)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if _TERMINATED:  # PDEATHSIG arrives before the kernel reparents us: wait for that
+            deadline = time.monotonic() + 1.0
+            while os.getppid() == parent and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if os.getppid() != parent:
+            import shutil
+
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+_TERMINATED: list[int] = []
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    _TERMINATED.append(signum)
+    raise SystemExit(0)
+
+
+def _boot_and_serve(path: str, parent: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; kernels get theirs back
     for name in ZYGOTE_MODULES:
         _import(name)
