@@ -103,3 +103,36 @@ def test_the_webhook_token_stays_out_of_the_alertmanager_config(lab: Any, receiv
     assert TOKEN not in config
     token_file = lab.dir / "alertmanager" / "webhook-token"
     assert token_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_lab_brought_up_again_sends_the_same_alert_again() -> None:
+    """Alertmanager starts with no notification log, as Prometheus starts with fresh history.
+
+    A kept nflog remembered the group as notified and, within repeat_interval (1 h), sent nothing
+    when the same alert fired after `down` and `up`: a second `./dev demo` then waited in vain.
+    """
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from vcci_nb.lab import Lab
+
+    path = Path(tempfile.mkdtemp(prefix="vcci-nb-am-again-"))
+    os.chmod(path, 0o711)
+    own = Lab(path)
+    try:
+        for attempt in (1, 2):
+            rec = Receiver()
+            try:
+                own.up(stop_with=os.getpid())
+                own.set_webhook(rec.url, TOKEN)
+                with own.fault("error-spike"):
+                    rec.wait_for("VcciApiHighErrorRate", "firing", timeout=90)
+            finally:
+                rec.server.shutdown()
+            if attempt == 1:
+                own.down()
+    finally:
+        own.down()
+        shutil.rmtree(path, ignore_errors=True)

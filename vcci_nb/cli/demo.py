@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,6 +84,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     state = lab.dir / "serve"
     state.mkdir(parents=True, exist_ok=True)
+    # Each demo is a new story: a queue left by an earlier demo would still hold that demo's open
+    # incident, and this fault's alerts would join it instead of opening their own.
+    shutil.rmtree(state / "queue", ignore_errors=True)
     token_file = state / "token"
     token_file.write_text(secrets.token_urlsafe(24))
     token_file.chmod(0o600)

@@ -377,6 +377,10 @@ def write_alertmanager_config(am_dir: Path, webhook: dict[str, str] | None) -> P
 
 def start_alertmanager(am_dir: Path, port: int, log_path: Path, webhook: dict[str, str] | None) -> Any:
     conf = write_alertmanager_config(am_dir, webhook)
+    # Start with no notification log or silences, as Prometheus starts from fresh history: an nflog
+    # kept from an earlier run remembers its groups as notified and, within repeat_interval, sends
+    # nothing when the same alerts fire again (a second `./dev demo` then waited in vain).
+    shutil.rmtree(am_dir / "data", ignore_errors=True)
     argv = [
         _procs.find_binary("prometheus-alertmanager"),
         f"--config.file={conf}",
