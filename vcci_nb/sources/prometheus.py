@@ -99,15 +99,10 @@ def vector_to_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
     return _frame_from_arrays(metrics, counts, ts, vals)
 
 
-def _split_values(body: bytes) -> tuple[bytes, list[memoryview]]:
-    """Cut every ``"values":[[t,"v"],...]`` array out of a compact Prometheus answer.
-
-    The arrays come back as views into ``body`` (no copy: at 36 MB, every copy costs page faults);
-    the rest, with each array left empty, is small JSON for ``json.loads``.
-    """
-    view = memoryview(body)
-    pieces: list[memoryview] = []
-    arrays: list[memoryview] = []
+def _split_values(body: bytes) -> tuple[bytes, list[bytes]]:
+    """Cut every ``"values":[[t,"v"],...]`` array out of a compact Prometheus answer."""
+    pieces: list[bytes] = []
+    arrays: list[bytes] = []
     pos = 0
     while True:
         i = body.find(_VALUES_KEY, pos)
@@ -115,17 +110,17 @@ def _split_values(body: bytes) -> tuple[bytes, list[memoryview]]:
             break
         start = i + len(_VALUES_KEY)
         if body[start : start + 1] == b"]":
-            arrays.append(view[start:start])
-            pieces.append(view[pos:start])
+            arrays.append(b"")
+            pieces.append(body[pos:start])
             pos = start
             continue
         j = body.find(b"]]", start)
         if j < 0:
             raise SourceError("Prometheus answer is truncated: a values array never closes")
-        arrays.append(view[start + 1 : j])
-        pieces.append(view[pos:start])
+        arrays.append(body[start + 1 : j])
+        pieces.append(body[pos:start])
         pos = j + 1
-    pieces.append(view[pos:])
+    pieces.append(body[pos:])
     return b"".join(pieces), arrays
 
 
@@ -156,31 +151,21 @@ def parse_query_response(body: bytes) -> pd.DataFrame:
     return _frame_from_csv(metrics, arrays)
 
 
-def _frame_from_csv(metrics: list[dict[str, str]], arrays: list[memoryview]) -> pd.DataFrame:
-    """Parse the cut-out sample arrays (``t,"v"],[t,"v"...``) with pyarrow, in three C++ passes.
+def _frame_from_csv(metrics: list[dict[str, str]], arrays: list[bytes]) -> pd.DataFrame:
+    """Parse the cut-out sample arrays (``t,"v"],[t,"v"...``) with pyarrow.
 
-    The non-empty arrays are joined with newlines (the only copy made here) and seen by Arrow as
-    one binary array per series, without copying. Arrow then counts each series' samples and
-    replaces ``"],["`` with a newline, which makes CSV whose quoted values its reader unquotes.
+    One ``"],["`` to newline replacement in Arrow (a C++ pass, about twice as fast as
+    ``bytes.replace``) turns them into CSV whose quoted values Arrow's reader unquotes itself.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-    counts = np.zeros(len(arrays), dtype=np.int64)
-    present = lengths > 0
-    if not present.any():
+    counts = np.array([a.count(b"[") + 1 if a else 0 for a in arrays], dtype=np.int64)
+    joined = b"\n".join(a for a in arrays if a)
+    if not joined:
         return _frame_from_arrays(metrics, counts, np.empty(0), np.empty(0))
-    joined = b"\n".join(a for a in arrays if len(a))
-    offsets = np.zeros(int(present.sum()) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(lengths[present] + 1)  # each series keeps the newline after it...
-    offsets[-1] = len(joined)  # ...but the last, which has none
-    series = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(joined)]
-    )
-    counts[present] = pc.count_substring(series, "],[").to_numpy(zero_copy_only=False) + 1
-    csv = pc.replace_substring(series, "],[", "\n").buffers()[2]
+    csv = pc.replace_substring(pa.array([joined], pa.large_binary()), "],[", "\n").buffers()[2]
     table = pacsv.read_csv(
         pa.BufferReader(csv),
         read_options=pacsv.ReadOptions(column_names=["t", "v"]),
