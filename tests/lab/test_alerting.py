@@ -112,16 +112,10 @@ def test_a_lab_brought_up_again_sends_the_same_alert_again() -> None:
     when the same alert fired after `down` and `up`: a second `./dev demo` then waited in vain.
     """
     import os
-    import shutil
-    import tempfile
-    from pathlib import Path
 
-    from vcci_nb.lab import Lab
+    from tests.labs import own_lab
 
-    path = Path(tempfile.mkdtemp(prefix="vcci-nb-am-again-"))
-    os.chmod(path, 0o711)
-    own = Lab(path)
-    try:
+    with own_lab("vcci-nb-am-again-", up=False) as own:
         for attempt in (1, 2):
             rec = Receiver()
             try:
@@ -133,6 +127,3 @@ def test_a_lab_brought_up_again_sends_the_same_alert_again() -> None:
                 rec.server.shutdown()
             if attempt == 1:
                 own.down()
-    finally:
-        own.down()
-        shutil.rmtree(path, ignore_errors=True)

@@ -12,14 +12,14 @@ to drain cost more than starting a second lab (about 5 s from the warm template)
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _nbtools import RunNb, run_notebook, settle_metrics
+
+from tests.labs import own_lab
 
 
 @pytest.fixture
@@ -49,17 +49,8 @@ def healthy_lab(lab: Any) -> Iterator[Any]:
     if os.environ.get("VCCI_NB_TEST_LAB_DIR"):
         yield lab
         return
-    from vcci_nb.lab import Lab
-
-    path = Path(tempfile.mkdtemp(prefix="vcci-nb-healthy-lab-"))
-    os.chmod(path, 0o711)  # the postgres user must reach its data directory
-    own = Lab(path)
-    try:
-        own.up(stop_with=os.getpid(), remove_dir_on_stop=True)
+    with own_lab("vcci-nb-healthy-lab-") as own:
         yield own
-    finally:
-        own.down()
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ executed notebook's finding outputs — and what a reader sees (banners, verdict
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -277,22 +275,13 @@ def quiet_lab(lab_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
     A second lab (about 5 s to start from the warm template) is much cheaper than that wait.
     It takes ``lab_env`` only to be set up after it, so that its variables win in ``os.environ``.
     """
-    import tempfile
+    from tests.labs import own_lab
 
-    from vcci_nb.lab import Lab
-
-    path = Path(tempfile.mkdtemp(prefix="vcci-nb-quiet-lab-"))
-    os.chmod(path, 0o711)  # the postgres user must reach its data directory
-    own = Lab(path)
-    try:
-        own.up(stop_with=os.getpid(), remove_dir_on_stop=True)
+    with own_lab("vcci-nb-quiet-lab-") as own:
         env = own.env()
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         yield own, env
-    finally:
-        own.down()
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_resolve_says_not_yet_during_a_fault_and_resolved_after_heal(
