@@ -65,9 +65,24 @@ _RECORD_LOCK = ".record.lock"
 # small helpers
 
 
+def project_dir() -> Path | None:
+    """The checkout this ``vcci_nb`` runs from (the folder holding ``notebooks/`` and ``pyproject.toml``), if any."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
+
+
 def outputs_dir() -> Path:
-    """Where incident folders live: ``$VCCI_NB_OUTPUTS`` or ``./outputs``."""
-    return Path(os.environ.get("VCCI_NB_OUTPUTS") or "outputs")
+    """Where incident folders live: ``$VCCI_NB_OUTPUTS``, else the project's ``outputs/``.
+
+    Never relative to the working folder of a kernel (JupyterLab starts them in ``notebooks/``,
+    papermill wherever it was called): every run of one checkout finds the same records. Only an
+    installation without a checkout (a wheel in site-packages) falls back to ``./outputs``.
+    """
+    env = os.environ.get("VCCI_NB_OUTPUTS")
+    if env:
+        return Path(env)
+    root = project_dir()
+    return root / "outputs" if root is not None else Path("outputs").resolve()
 
 
 def utc_iso(at: datetime | str | None = None) -> str:

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
         q.add_argument("--incident", required=True, help="the open incident this is for (INC-YYYYMMDD-NNN)")
         q.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="action parameter")
         q.add_argument("--profile", help="environment profile (default: $VCCI_NB_PROFILE or lab)")
-        q.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS or ./outputs)")
+        q.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS, else the project's outputs/)")
         q.add_argument("--json", action="store_true", help="print the audit entry as JSON")
         if name == "run":
             q.add_argument("--confirm", help="the incident ID again: the confirmation that lets the action run")

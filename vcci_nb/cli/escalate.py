@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--flag", choices=sorted(FLAGS), help="record an escalation trigger first")
     p.add_argument("--send", action="store_true", help="really page/notify (default: dry run)")
     p.add_argument("--profile", help="environment profile")
-    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS or ./outputs)")
+    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS, else the project's outputs/)")
     p.set_defaults(func=handle)
 
 

@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("incident", help="incident ID")
     p.add_argument("--profile", help="environment profile")
-    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS or ./outputs)")
+    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS, else the project's outputs/)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=handle)
 

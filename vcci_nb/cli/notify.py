@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--impact", help="the impact line (default: the top finding or the last status note)")
     p.add_argument("--send", action="store_true", help="really send (default: dry run, recorded as such)")
     p.add_argument("--profile", help="environment profile (default: $VCCI_NB_PROFILE or lab)")
-    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS or ./outputs)")
+    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS, else the project's outputs/)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=handle)
 

@@ -15,7 +15,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("incident", help="incident ID")
     p.add_argument("--prometheus-url", help="Prometheus base URL (default: the profile's, e.g. $PROMETHEUS_URL)")
     p.add_argument("--profile", help="environment profile")
-    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS or ./outputs)")
+    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS, else the project's outputs/)")
     p.set_defaults(func=handle)
 
 

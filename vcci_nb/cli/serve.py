@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
         help="where the durable queue lives (default $VCCI_NB_STATE_DIR or ./.vcci-nb-serve)",
     )
     parser.add_argument(
-        "--outputs", default=None, help="incident records folder (default $VCCI_NB_OUTPUTS or ./outputs)"
+        "--outputs", default=None, help="incident records (default $VCCI_NB_OUTPUTS, else the project's outputs/)"
     )
     parser.add_argument("--routes", default=None, help="routes file (default parameters/routes.yaml)")
     parser.add_argument(
