@@ -309,7 +309,7 @@ def _status(data: dict[str, Any], now: datetime, profile: Profile | str | None) 
 
 
 def status_report(record: Any, now: datetime | None = None, profile: Profile | str | None = None) -> str:
-    """A plain-text report for ``vcci-nb status ID``: next update due or overdue; escalations due and done."""
+    """A plain-text report for ``vcci-nb incident status ID``: next update due or overdue; escalations due and done."""
     return status(record, now, profile).report
 
 

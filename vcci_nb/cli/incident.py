@@ -2,7 +2,8 @@
 
 ``incident update ID … --notify CHANNELS`` records the change and tells people in the same step
 (dry run unless ``--send``); ``incident status ID`` says when the next update is due and which
-escalations are due or done (the same report as the older top-level ``vcci-nb status``).
+escalations are due or done. It is the one status command: the top-level ``vcci-nb status`` that
+printed the same report was removed (``vcci-nb lab status`` is about the lab, not an incident).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("status", help="when the next update is due, and which escalations are due or done")
     p.add_argument("id")
     p.add_argument("--profile", default=None, help="environment profile (default: $VCCI_NB_PROFILE or lab)")
+    p.add_argument("--outputs", help="incident folders (default: $VCCI_NB_OUTPUTS, else the project's outputs/)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_status)
 
@@ -131,7 +133,7 @@ def _status(args: argparse.Namespace) -> int:
     from vcci_nb import escalation
     from vcci_nb.record import IncidentRecord
 
-    record = IncidentRecord.load(args.id)
+    record = IncidentRecord.load(args.id, args.outputs)
     if args.json:
         print(json.dumps(escalation.status(record, profile=args.profile), indent=2, default=str))
     else:
