@@ -126,7 +126,7 @@ def test_skip_leaves_out_what_another_bundle_already_ran_and_says_why(project: P
         project,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert [nb["name"] for nb in record.data["notebooks"]] == ["01_params"]
+    assert [nb["name"] for nb in record.data["notebooks"]] == ["params"]
     started = next(ev for ev in record.data["timeline"] if ev["summary"].startswith("Run "))
     assert f"not run: findings ({why})" in started["summary"]
     assert started["data"]["skipped"] == ["findings"]
@@ -162,38 +162,38 @@ def test_bundle_keeps_failures_and_collects_findings(project: Path, tmp_path: Pa
         project,
     )
     assert r.returncode == 1, r.stdout + r.stderr
-    for name in ("01_params", "02_findings", "03_fails", "04_killed"):
+    for name in ("params", "findings", "fails", "killed"):
         assert f"{name}" in r.stderr  # progress per notebook
     data = record.data
     status = {nb["name"]: nb for nb in data["notebooks"]}
-    assert status["01_params"]["status"] == "succeeded"
-    assert status["02_findings"]["status"] == "succeeded"
-    assert status["03_fails"]["status"] == "failed"
-    assert "RuntimeError: the database said no" in status["03_fails"]["error"]
-    assert status["04_killed"]["status"] == "failed"
-    assert "kernel died" in status["04_killed"]["error"]
+    assert status["params"]["status"] == "succeeded"
+    assert status["findings"]["status"] == "succeeded"
+    assert status["fails"]["status"] == "failed"
+    assert "RuntimeError: the database said no" in status["fails"]["error"]
+    assert status["killed"]["status"] == "failed"
+    assert "kernel died" in status["killed"]["error"]
 
     # parameters reached the notebook, coerced; the incident ID was filled in; evidence dir set
-    params_nb = nbformat.read(record.folder / "01_params.ipynb", as_version=4)
+    params_nb = nbformat.read(record.folder / "params.ipynb", as_version=4)
     printed = json.loads(params_nb.cells[-1].outputs[0]["text"])
     assert printed["namespace"] == "kube-system" and printed["window_minutes"] == 15
     assert printed["incident_id"] == record.id == printed["env_incident"]
-    assert printed["evidence_dir"] == str((record.folder / "evidence" / "01_params").resolve())
+    assert printed["evidence_dir"] == str((record.folder / "evidence" / "params").resolve())
     assert params_nb.metadata.papermill.parameters["window_minutes"] == 15
 
     # the failed notebook is kept, its error visible, later cells not run
-    failed_nb = nbformat.read(record.folder / "03_fails.ipynb", as_version=4)
+    failed_nb = nbformat.read(record.folder / "fails.ipynb", as_version=4)
     text = json.dumps(failed_nb)
     assert "before the failure" in text and "the database said no" in text and "never" not in _outputs(failed_nb)
 
     # the dead kernel's notebook is kept up to the cell that killed it
-    killed_nb = nbformat.read(record.folder / "04_killed.ipynb", as_version=4)
+    killed_nb = nbformat.read(record.folder / "killed.ipynb", as_version=4)
     assert "partial output before the kernel dies" in _outputs(killed_nb)
     assert "did not finish" in killed_nb.cells[0].source
 
     # findings collected into record.json and the timeline
     keys = {(f["key"], f["severity"], f["notebook"]) for f in data["findings"]}
-    assert keys == {("db.pool_exhaustion", "high", "02_findings"), ("api.error_rate", "medium", "02_findings")}
+    assert keys == {("db.pool_exhaustion", "high", "findings"), ("api.error_rate", "medium", "findings")}
     kinds = [e["kind"] for e in data["timeline"]]
     assert kinds.count("finding") == 2 and kinds.count("run") == 6
 
@@ -223,10 +223,10 @@ def test_timeout_stops_one_notebook_only(project: Path, tmp_path: Path) -> None:
     r = _cli(["run", "slow", "--incident", record.id, "--timeout", "8"], _env(project, outputs), project)
     assert r.returncode == 1
     status = {nb["name"]: nb for nb in record.data["notebooks"]}
-    assert status["01_sleeps"]["status"] == "timed_out"
-    assert "Timed out after 8 s" in status["01_sleeps"]["error"]
-    assert status["02_params"]["status"] == "succeeded"
-    kept = nbformat.read(record.folder / "01_sleeps.ipynb", as_version=4)
+    assert status["sleeps"]["status"] == "timed_out"
+    assert "Timed out after 8 s" in status["sleeps"]["error"]
+    assert status["params"]["status"] == "succeeded"
+    kept = nbformat.read(record.folder / "sleeps.ipynb", as_version=4)
     assert "sleeping" in _outputs(kept) and "woke" not in _outputs(kept)
 
 
@@ -252,7 +252,8 @@ def test_two_runs_of_one_incident_at_once_both_land(project: Path, tmp_path: Pat
     runs = [e for e in data["timeline"] if e["kind"] == "run" and "started" in e["summary"]]
     assert len(runs) == 2 and runs[0]["data"]["run_id"] != runs[1]["data"]["run_id"]
     names = sorted(nb["name"] for nb in data["notebooks"])
-    assert names == ["01_params", "01_params_2", "02_findings", "02_findings_2"]
+    assert names == ["findings", "findings_2", "params", "params_2"]  # each keeps its own name
+    assert any("repeated runs write params_2 (again: params ran before)" in e["summary"] for e in runs)
     assert all(nb["status"] == "succeeded" for nb in data["notebooks"])
     assert len(data["findings"]) == 4
     for name in names:
@@ -265,13 +266,13 @@ def test_evidence_from_replays_without_live_sources(project: Path, tmp_path: Pat
     first = _cli(["run", "notebooks/params.ipynb", "--incident", record.id], _env(project, outputs), project)
     assert first.returncode == 0, first.stderr
     evidence = record.folder / "evidence"
-    (evidence / "01_params" / "marker.json").write_text("{}")
+    (evidence / "params" / "marker.json").write_text("{}")
     replay = _open(outputs)
     env = _env(project, outputs, DATABASE_URL="postgresql://diag:pw@127.0.0.1:1/x", KUBECONFIG="/nonexistent")
     r = _cli(["run", "notebooks/params.ipynb", "--incident", replay.id, "--evidence-from", str(evidence)], env, project)
     assert r.returncode == 0, r.stderr
-    printed = json.loads(nbformat.read(replay.folder / "01_params.ipynb", as_version=4).cells[-1].outputs[0]["text"])
-    assert printed["evidence_from"] == str((evidence / "01_params").resolve())
+    printed = json.loads(nbformat.read(replay.folder / "params.ipynb", as_version=4).cells[-1].outputs[0]["text"])
+    assert printed["evidence_from"] == str((evidence / "params").resolve())
     assert printed["evidence_dir"] is None
     started = next(e for e in replay.data["timeline"] if "started" in e["summary"])
     assert "on evidence from" in started["summary"]
@@ -325,7 +326,7 @@ def test_no_canary_secret_reaches_any_file(project: Path, tmp_path: Path) -> Non
         project,
     )
     assert r.returncode == 1  # the connection fails, as it should
-    written = record.folder / "01_secrets.ipynb"
+    written = record.folder / "secrets.ipynb"
     assert "connection failed" in written.read_text()
     assert "***" in written.read_text()
     leaks = []
@@ -354,7 +355,7 @@ def test_html_chart_draws_offline_in_a_copied_folder(project: Path, tmp_path: Pa
     assert r.returncode == 0, r.stderr
     copy = tmp_path / "elsewhere" / record.id
     shutil.copytree(record.folder, copy)
-    html = copy / "01_findings.html"
+    html = copy / "findings.html"
     assert 'src="assets/plotly.min.js"' in html.read_text()
     dom = subprocess.run(
         [

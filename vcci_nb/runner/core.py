@@ -67,7 +67,6 @@ LIVE_SOURCE_ENV = (
     "PGSERVICE",
 )
 _SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIALS?)(_FILE)?$", re.I)
-_NUMBERED = re.compile(r"^\d{2}_")
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -213,9 +212,11 @@ def plan(
 
 
 def _output_names(planned: list[_Planned], taken: set[str]) -> list[str]:
+    """Each notebook's files keep the notebook's own name (``01_triage``, ``connection_pool_exhausted``)
+    in every record, whatever its place in the bundle; a repeated run adds ``_2``, ``_3``…"""
     names: list[str] = []
-    for position, p in enumerate(planned, start=1):
-        stem = p.source.stem if _NUMBERED.match(p.source.stem) else f"{position:02d}_{p.source.stem}"
+    for p in planned:
+        stem = p.source.stem
         name, n = stem, 1
         while name in taken:
             n += 1
@@ -309,6 +310,13 @@ def run(
                 }
             )
         mode = f" on evidence from {replay}" if replay else ""
+        again = [
+            f"{name} (again: {p.source.stem} ran before)"
+            for name, p in zip(reserved, planned, strict=True)
+            if name != p.source.stem
+        ]
+        if again:
+            mode += "; repeated runs write " + ", ".join(again)
         if skipped:
             mode += f"; not run: {', '.join(skipped)}" + (f" ({skip_reason})" if skip_reason else "")
         d["timeline"].append(
@@ -402,7 +410,7 @@ def _display_path(path: Path) -> str:
 
 
 def _replay_dir(replay: Path, name: str, stem: str) -> Path:
-    """Per-notebook evidence in an earlier record (``evidence/NN_name/``), else the folder itself."""
+    """Per-notebook evidence in an earlier record (``evidence/name/``), else the folder itself."""
     for candidate in (replay / name, replay / "evidence" / name):
         if candidate.is_dir():
             return candidate

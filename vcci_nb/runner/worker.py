@@ -57,10 +57,10 @@ class Job:
     """Everything a worker needs to run one notebook (picklable)."""
 
     index: int
-    name: str  # NN_name, the stem of the files in the record folder
+    name: str  # the notebook's own name (name_2 when run again), the stem of the files in the record folder
     source: str  # the notebook to run
-    output: str  # record_folder/NN_name.ipynb
-    html: str  # record_folder/NN_name.html
+    output: str  # record_folder/name.ipynb
+    html: str  # record_folder/name.html
     record_folder: str
     parameters: dict[str, Any]
     env: dict[str, str]
