@@ -1,6 +1,6 @@
 """Shared fixtures: the lab (real servers on 127.0.0.1, started once per pytest session).
 
-``lab`` is a started :class:`vcci_nb.lab.Lab` in a temporary directory, stopped at the end of the
+``lab`` is a started :class:`vcci_lab.Lab` in a temporary directory, stopped at the end of the
 session even when tests fail or the run is interrupted. ``lab_env`` is ``lab.env()``, also put in
 ``os.environ`` for the test. A test that changes the lab heals what it injected:
 ``with lab.fault("pool-exhaustion"): ...``.
@@ -28,7 +28,7 @@ _SESSION_LAB: list[object] = []
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[object]:
-    from vcci_nb.lab import Lab
+    from vcci_lab import Lab
 
     reuse = os.environ.get("VCCI_NB_TEST_LAB_DIR")
     if reuse:

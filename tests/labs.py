@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vcci_nb.lab import Lab
+from vcci_lab import Lab
 
 
 @contextmanager

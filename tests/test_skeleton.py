@@ -80,3 +80,41 @@ def test_cli_help_lists_commands() -> None:
     out = subprocess.run([sys.executable, "-m", "vcci_nb", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "vcci-nb" in out.stdout
+
+
+def test_the_product_package_never_imports_the_lab() -> None:
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "vcci_nb").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "vcci_lab"]
+    assert offenders == []
+
+
+def test_lab_commands_come_from_the_lab_s_entry_points() -> None:
+    out = subprocess.run([sys.executable, "-m", "vcci_nb", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "start, inspect, break and stop the local VCCI platform" in out.stdout
+    assert "drive an incident through it" in out.stdout
+
+
+def test_a_missing_lab_says_to_install_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    from vcci_nb.cli import main
+
+    broken = importlib.metadata.EntryPoint("demo", "vcci_lab_gone.cli:register", "vcci_nb.commands")
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group: [broken] if group == "vcci_nb.commands" else []
+    )
+    assert main(["lab", "--dir", "somewhere", "up", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "`vcci-nb lab` is not available: the lab (package vcci_lab) is not installed" in err
+    assert "./dev setup" in err
+    assert main(["demo", "--keep"]) == 2
+    err = capsys.readouterr().err
+    assert "`vcci-nb demo` is not available: its package cannot be imported" in err and "vcci_lab_gone" in err

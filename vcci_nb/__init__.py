@@ -3,7 +3,7 @@
 Layering (see DESIGN.md): sources → evidence → analysis/charts → notebooks; state changes only
 through ``vcci_nb.actions``; the runner and the alert receiver never reach into sources.
 
-Names are imported lazily: ``import vcci_nb.lab.kube`` or ``vcci-nb --help`` must not pay for
+Names are imported lazily: ``import vcci_nb.errors`` or ``vcci-nb --help`` must not pay for
 pandas, which ``Evidence`` needs.
 """
 

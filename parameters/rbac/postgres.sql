@@ -1,7 +1,7 @@
 -- Least-privilege PostgreSQL roles for vcci-nb. Run as a superuser (or the RDS master user) in
 -- the application database. Idempotent: safe to run again. Set the passwords separately:
 --   ALTER ROLE vcci_diag PASSWORD '...';  ALTER ROLE vcci_mitigate PASSWORD '...';
--- The lab creates the same roles in vcci_nb/lab/schema.sql; this file is the one to use elsewhere.
+-- The lab creates the same roles in vcci_lab/schema.sql; this file is the one to use elsewhere.
 --
 --   vcci_diag      diagnostics: pg_monitor (pg_stat_activity with every query, pg_locks,
 --                  pg_stat_statements, pg_settings) and SELECT on the tables. No writes.

@@ -28,12 +28,12 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 def _missing_piece() -> str | None:
     try:
-        from vcci_nb.lab import FAULTS, Lab
+        from vcci_lab import FAULTS, Lab
     except ImportError:
-        return "the lab (vcci_nb.lab) is not there yet"
+        return "the lab (vcci_lab) is not there yet"
     if not hasattr(Lab, "set_webhook"):
         return "the lab cannot route its Alertmanager to a webhook yet (Lab.set_webhook)"
-    from vcci_nb.lab import PRESETS
+    from vcci_lab import PRESETS
 
     if "example_incident" not in PRESETS or not set(PRESETS["example_incident"]) <= set(FAULTS):
         return "the lab has no example_incident preset"

@@ -13,7 +13,7 @@ Run as a script (not collected by pytest)::
    separately because the bytes path does not need most of it.
 2. **Listing and analysing 5,000 pods from the emulator**: ``gather_workload`` (pods, containers and
    OOMKilled from one list) + the pod findings, through the emulator the lab runs
-   (``python -m vcci_nb.lab.kube --pods N``).
+   (``python -m vcci_lab.kube --pods N``).
    Baseline: the official client's typed ``list_namespaced_pod`` (model objects) and the same frame
    built from the models.
 3. **Grouping 100,000 log lines into signatures**: ``parse_lines`` + ``group_signatures`` (pyarrow
@@ -116,10 +116,10 @@ def bench_prometheus(runs: int) -> dict[str, Any]:
 def _start_emulator(pods: int, tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
     import requests
 
-    from vcci_nb.lab.kube import write_kubeconfig
+    from vcci_lab.kube import write_kubeconfig
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vcci_nb.lab.kube", "--port", "0", "--pods", str(pods), "--dir", str(tmp / "k")],
+        [sys.executable, "-m", "vcci_lab.kube", "--port", "0", "--pods", str(pods), "--dir", str(tmp / "k")],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )

@@ -4,7 +4,7 @@ Run as a script (not collected by pytest)::
 
     .venv/bin/python tests/bench/bench_kube.py [--pods 5000] [--runs 15]
 
-It starts two emulators the way the lab does (``python -m vcci_nb.lab.kube``, one with 12 pods in
+It starts two emulators the way the lab does (``python -m vcci_lab.kube``, one with 12 pods in
 vcci-production, one with ``--pods``), then times, for each, the requests the runbook's commands make:
 a full pod list (JSON), a label-selector list, a field-selector list, the Table that ``kubectl get pods``
 asks for, a pod-metrics list (``kubectl top pods``), and ``kubectl get pods`` itself end to end. It
@@ -33,7 +33,7 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 def start(pods: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vcci_nb.lab.kube", "--port", "0", "--pods", str(pods), "--dir", str(tmp / f"k{pods}")],
+        [sys.executable, "-m", "vcci_lab.kube", "--port", "0", "--pods", str(pods), "--dir", str(tmp / f"k{pods}")],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
@@ -91,7 +91,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from vcci_nb.lab.kube import write_kubeconfig
+    from vcci_lab.kube import write_kubeconfig
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from vcci_nb.lab import (  # noqa: E402
+from vcci_lab import (  # noqa: E402
     Lab,
     _procs,
     _rabbitmq,
 )
-from vcci_nb.lab._state import ensure_secrets  # noqa: E402
+from vcci_lab._state import ensure_secrets  # noqa: E402
 
 
 def _fresh_dir(prefix: str) -> Path:

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the executed notebooks (printed path)")
     args = parser.parse_args(argv)
 
-    from vcci_nb.lab import Lab
+    from vcci_lab import Lab
 
     work = Path(tempfile.mkdtemp(prefix="vcci-nb-bench-"))
     own_lab = not args.lab_dir

@@ -1,6 +1,6 @@
 """Fixtures for the Kubernetes emulator's own tests.
 
-The emulator runs as the lab runs it (``python -m vcci_nb.lab.kube`` in a subprocess, with a tokens
+The emulator runs as the lab runs it (``python -m vcci_lab.kube`` in a subprocess, with a tokens
 file), on a free port, independent of the lab fixture. Tests that change the cluster start from a
 fresh one (``POST /_lab/reset``).
 """

@@ -1,7 +1,7 @@
 """Start and stop the lab's Kubernetes API emulator on a free port, as the lab runs it.
 
 Shared by the emulator's own tests (``tests/kube``) and the data layer's (``tests/sources``):
-``python -m vcci_nb.lab.kube`` in a subprocess with a tokens file (a view and an admin token),
+``python -m vcci_lab.kube`` in a subprocess with a tokens file (a view and an admin token),
 ready when ``/readyz`` answers, with a kubeconfig written by ``write_kubeconfig``.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from vcci_nb.lab.kube import write_kubeconfig
+from vcci_lab.kube import write_kubeconfig
 
 
 @dataclass
@@ -34,7 +34,7 @@ def start_emulator(tmp: Path, pods: int = 12) -> Started:
     view, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     tokens = tmp / "tokens.json"
     tokens.write_text(json.dumps({view: "view", admin: "admin"}))
-    argv = [sys.executable, "-m", "vcci_nb.lab.kube", "--host", "127.0.0.1", "--port", "0"]
+    argv = [sys.executable, "-m", "vcci_lab.kube", "--host", "127.0.0.1", "--port", "0"]
     argv += ["--dir", str(tmp / "kube"), "--pods", str(pods), "--tokens-file", str(tokens)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=(tmp / "kube.log").open("wb"))
     assert proc.stdout is not None

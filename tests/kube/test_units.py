@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from vcci_nb.lab.kube import _logs
-from vcci_nb.lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
-from vcci_nb.lab.kube._patch import PatchError, json_patch, merge_patch, strategic_merge
-from vcci_nb.lab.kube._selectors import parse_field_selector, parse_label_selector
-from vcci_nb.lab.kube._tables import human_duration, pod_row
-from vcci_nb.lab.kube._util import ApiError, parse_quantity
+from vcci_lab.kube import _logs
+from vcci_lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
+from vcci_lab.kube._patch import PatchError, json_patch, merge_patch, strategic_merge
+from vcci_lab.kube._selectors import parse_field_selector, parse_label_selector
+from vcci_lab.kube._tables import human_duration, pod_row
+from vcci_lab.kube._util import ApiError, parse_quantity
 
 DEPLOY = {
     "metadata": {"annotations": {"a": "1"}},

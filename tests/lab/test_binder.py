@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vcci_nb.lab import Lab
+from vcci_lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

@@ -316,7 +316,7 @@ def test_external_down_only_fails_the_external_health(lab: Any, lab_env: dict[st
 
 
 def test_a_preset_injects_and_heals_all_its_faults(lab: Any, lab_env: dict[str, str]) -> None:
-    from vcci_nb.lab import PRESETS
+    from vcci_lab import PRESETS
 
     with lab.fault("connection_pool_exhausted"):
         assert set(lab.faults()) >= set(PRESETS["connection_pool_exhausted"])

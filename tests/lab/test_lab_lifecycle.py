@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from vcci_lab import FAULTS, PRESETS, Lab, _procs
 from vcci_nb.errors import LabError
-from vcci_nb.lab import FAULTS, PRESETS, Lab, _procs
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

@@ -70,7 +70,7 @@ def require(env: dict[str, str], *names: str) -> None:
 
 
 def require_fault(env: dict[str, str], fault: str) -> None:
-    from vcci_nb.lab import FAULTS, PRESETS
+    from vcci_lab import FAULTS, PRESETS
 
     names = list(PRESETS.get(fault, (fault,)))
     unknown = [n for n in names if n not in FAULTS]

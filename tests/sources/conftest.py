@@ -49,7 +49,7 @@ class KubeEmu:
 
     def kubeconfig_with_token(self, token: str, name: str) -> Path:
         """A kubeconfig like the lab's whose view context carries ``token`` instead."""
-        from vcci_nb.lab.kube import write_kubeconfig
+        from vcci_lab.kube import write_kubeconfig
 
         return write_kubeconfig(self.dir / name, self.url, token, self.admin_token)
 

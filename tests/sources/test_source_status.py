@@ -52,7 +52,7 @@ def test_prometheus_and_rabbitmq_down_are_unavailable(monkeypatch: pytest.Monkey
 def test_kubernetes_down_is_unavailable(
     monkeypatch: pytest.MonkeyPatch, kube_emu: object, closed_port: int, tmp_path: Path
 ) -> None:
-    from vcci_nb.lab.kube import write_kubeconfig
+    from vcci_lab.kube import write_kubeconfig
 
     kc = write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{closed_port}", "view-token", "admin-token", ca_pem=b"")
     monkeypatch.setenv("KUBECONFIG", str(kc))
@@ -88,7 +88,7 @@ def test_a_hung_server_is_timeout_within_the_timeout(
         monkeypatch.setenv("RABBITMQ_URL", f"http://vcci:pw@{url}")
         call = lambda: rabbitmq.gather_queues("lab", timeout=TIMEOUT)  # noqa: E731
     else:
-        from vcci_nb.lab.kube import write_kubeconfig
+        from vcci_lab.kube import write_kubeconfig
 
         kc = write_kubeconfig(tmp_path / "kc", f"http://{url}", "view-token", "admin-token", ca_pem=b"")
         monkeypatch.setenv("KUBECONFIG", str(kc))

@@ -7,8 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from vcci_lab import _procs
 from vcci_nb.errors import LabError
-from vcci_nb.lab import _procs
 
 _DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment

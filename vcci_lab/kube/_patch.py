@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcci_nb.lab.kube._store import copy_json
+from vcci_lab.kube._store import copy_json
 
 
 class PatchError(Exception):

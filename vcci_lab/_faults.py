@@ -1,7 +1,7 @@
 """Faults: each produces the real symptom in a real server, and its heal removes it.
 
 A fault that must stay alive (held connections, locks, sleeping queries, repeated slow commands)
-is kept by a holder process (:mod:`vcci_nb.lab._holder`) whose PID is recorded in the lab's state,
+is kept by a holder process (:mod:`vcci_lab._holder`) whose PID is recorded in the lab's state,
 so ``heal`` and ``down`` can end it. Faults of the Kubernetes API go through the emulator's
 lab-only admin endpoints. The fake vcci-api reads ``<lab>/run/faults.json`` to change its live
 metrics and health.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vcci_lab import _procs, _redis
+from vcci_lab._components import Ctx
 from vcci_nb.errors import LabError
-from vcci_nb.lab import _procs, _redis
-from vcci_nb.lab._components import Ctx
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _pg_url(ctx: Ctx, role: str) -> str:
 
 
 def _admin(ctx: Ctx) -> Any:
-    from vcci_nb.lab import _postgres
+    from vcci_lab import _postgres
 
     return _postgres.admin_connect(Path(ctx.state["pg_root"]), ctx.ports["postgres"])
 
@@ -221,7 +221,7 @@ def _redis_slow_heal(ctx: Ctx, info: Info) -> None:
 
 
 def _stop_component(ctx: Ctx, name: str) -> Info:
-    from vcci_nb.lab import _components
+    from vcci_lab import _components
 
     spec = next(s for s in _components.specs() if s.name == name)
     entry = ctx.state["components"].pop(name, {})
@@ -231,7 +231,7 @@ def _stop_component(ctx: Ctx, name: str) -> Info:
 
 
 def _start_component(ctx: Ctx, name: str) -> None:
-    from vcci_nb.lab import _components
+    from vcci_lab import _components
 
     if _procs.is_ours(ctx.entry(name).get("pid"), ctx.entry(name).get("start_time")):
         return
@@ -258,7 +258,7 @@ def _dependency_inject(ctx: Ctx) -> Info:
 
 
 def _dependency_heal(ctx: Ctx, _info: Info) -> None:
-    from vcci_nb.lab import _components
+    from vcci_lab import _components
 
     if any(s.name == "rabbitmq" for s in _components.specs()):
         _start_component(ctx, "rabbitmq")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcci_nb.lab import _gitrepo, _monitoring, _postgres, _procs, _rabbitmq, _redis
+from vcci_lab import _gitrepo, _monitoring, _postgres, _procs, _rabbitmq, _redis
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +164,16 @@ def _kube_get(ctx: Ctx, path: str) -> bytes:
         return bytes(resp.read())
 
 
-#: ``python -m vcci_nb.lab.kube`` without executing ``vcci_nb/__init__.py`` and
-#: ``vcci_nb/lab/__init__.py``: they import pandas (0.6 s of CPU and ~100 MB of memory) that the
-#: emulator, which uses only the standard library, never needs.
+#: ``python -m vcci_lab.kube`` without executing ``vcci_lab/__init__.py``: the emulator uses only
+#: the standard library and needs nothing else of the lab (nor of ``vcci_nb``, which imports pandas).
 _PKG = Path(__file__).resolve().parent
 _KUBE_LAUNCHER = f"""
 import runpy, sys, types
-for name, path in (("vcci_nb", {str(_PKG.parent)!r}), ("vcci_nb.lab", {str(_PKG)!r})):
+for name, path in (("vcci_lab", {str(_PKG)!r}),):
     module = types.ModuleType(name)
     module.__path__ = [path]
     sys.modules[name] = module
-runpy.run_module("vcci_nb.lab.kube", run_name="__main__", alter_sys=True)
+runpy.run_module("vcci_lab.kube", run_name="__main__", alter_sys=True)
 """
 
 
@@ -209,7 +208,7 @@ def _kube_start(ctx: Ctx) -> Entry:
             urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
     except (OSError, ValueError) as exc:
         log.debug("could not read the emulator's faults: %s", exc)
-    from vcci_nb.lab.kube import write_kubeconfig
+    from vcci_lab.kube import write_kubeconfig
 
     write_kubeconfig(
         kdir / "kubeconfig", f"http://{_procs.HOST}:{port}", ctx.secrets["kube_view"], ctx.secrets["kube_admin"]
@@ -247,7 +246,7 @@ def _prometheus_start(ctx: Ctx) -> Entry:
 
 
 def _fakeapi_start(ctx: Ctx) -> Entry:
-    from vcci_nb.lab import _fakeapi
+    from vcci_lab import _fakeapi
 
     argv = [sys.executable, _fakeapi.__file__, "--dir", str(ctx.dir)]
     argv += ["--api-port", str(ctx.ports["vcci_api"]), "--external-port", str(ctx.ports["external_api"])]

@@ -15,7 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from vcci_nb.lab.kube._util import rfc3339_nano
+from vcci_lab.kube._util import rfc3339_nano
 
 TENANTS = (
     "acme-corp",

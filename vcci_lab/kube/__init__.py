@@ -4,7 +4,7 @@ There is no kube-apiserver to install on the machines the lab runs on, so this p
 parts of the Kubernetes API the runbook touches, faithfully enough that ``kubectl`` and the official
 Python client work against it unchanged. Run it with::
 
-    python -m vcci_nb.lab.kube --host 127.0.0.1 --port P --dir D [--pods N] [--tokens-file F]
+    python -m vcci_lab.kube --host 127.0.0.1 --port P --dir D [--pods N] [--tokens-file F]
 
 It is ready when ``GET /readyz`` answers 200. It answers plain HTTP and TLS on the same port:
 kubectl sends a kubeconfig's token only to an ``https://`` server, so :func:`write_kubeconfig`
@@ -54,7 +54,7 @@ Where it differs from a real cluster (on purpose or for lack of time):
 
 from __future__ import annotations
 
-from vcci_nb.lab.kube._kubeconfig import kubeconfig_text, write_kubeconfig
-from vcci_nb.lab.kube._world import FAULTS
+from vcci_lab.kube._kubeconfig import kubeconfig_text, write_kubeconfig
+from vcci_lab.kube._world import FAULTS
 
 __all__ = ["FAULTS", "kubeconfig_text", "write_kubeconfig"]

@@ -1,4 +1,4 @@
-"""``python -m vcci_nb.lab.kube``: run the emulator in the foreground until SIGTERM/SIGINT."""
+"""``python -m vcci_lab.kube``: run the emulator in the foreground until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from vcci_nb.lab.kube._server import Emulator, make_server
+from vcci_lab.kube._server import Emulator, make_server
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m vcci_nb.lab.kube", description="The lab's Kubernetes API emulator.")
+    p = argparse.ArgumentParser(prog="python -m vcci_lab.kube", description="The lab's Kubernetes API emulator.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
     p.add_argument("--dir", type=Path, default=None, help="state directory (the log goes there)")

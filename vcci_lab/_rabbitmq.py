@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from vcci_lab import _procs
 from vcci_nb.errors import LabError
-from vcci_nb.lab import _procs
 
 QUEUES = {"calculations": 42, "reports": 7, "notifications": 15, "dead-letter": 3}
 

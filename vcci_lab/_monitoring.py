@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
+from vcci_lab import _fakeapi, _procs
 from vcci_nb.errors import LabError
-from vcci_nb.lab import _fakeapi, _procs
 
 log = logging.getLogger(__name__)
 

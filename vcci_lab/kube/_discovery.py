@@ -7,8 +7,8 @@ plain ``application/json`` it falls back to the legacy documents, as it does aga
 
 from __future__ import annotations
 
-from vcci_nb.lab.kube._store import Resource
-from vcci_nb.lab.kube._util import JSON
+from vcci_lab.kube._store import Resource
+from vcci_lab.kube._util import JSON
 
 GIT_VERSION = "v1.31.4"
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vcci_nb.lab.kube._util import JSON, parse_time
+from vcci_lab.kube._util import JSON, parse_time
 
 
 def human_duration(seconds: float) -> str:

@@ -8,7 +8,7 @@ start time, so a reused PID does not fool it) and runs :meth:`Lab.down` when the
 with ``remove_dir`` it also deletes the lab directory. It exits by itself as soon as the lab is
 down, whoever stopped it.
 
-    python -m vcci_nb.lab._watchdog --dir DIR --pid OWNER [--start-time T] [--remove-dir]
+    python -m vcci_lab._watchdog --dir DIR --pid OWNER [--start-time T] [--remove-dir]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vcci_nb.lab import _procs
+from vcci_lab import _procs
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def start(lab_dir: Path, owner_pid: int, *, remove_dir: bool = False) -> dict[st
         from vcci_nb.errors import LabError
 
         raise LabError(f"--stop-with {owner_pid}: no such process; give the PID of a running process")
-    argv = [sys.executable, "-m", "vcci_nb.lab._watchdog", "--dir", str(lab_dir), "--pid", str(owner_pid)]
+    argv = [sys.executable, "-m", "vcci_lab._watchdog", "--dir", str(lab_dir), "--pid", str(owner_pid)]
     argv += ["--start-time", owner_start]
     if remove_dir:
         argv.append("--remove-dir")
@@ -74,7 +74,7 @@ def stop(entry: dict[str, Any] | None) -> None:
 
 
 def _lab_is_up(lab_dir: Path) -> bool:
-    from vcci_nb.lab._state import StateFile
+    from vcci_lab._state import StateFile
 
     try:
         return bool(StateFile(lab_dir).load()["components"])
@@ -90,7 +90,7 @@ def watch(lab_dir: Path, owner_pid: int, owner_start: str | None, *, remove_dir:
         if not _procs.is_ours(owner_pid, owner_start):
             break
         time.sleep(POLL_SECONDS)
-    from vcci_nb.lab import Lab
+    from vcci_lab import Lab
 
     print(f"owner {owner_pid} has gone; stopping the lab in {lab_dir}", flush=True)
     try:
@@ -102,7 +102,7 @@ def watch(lab_dir: Path, owner_pid: int, owner_start: str | None, *, remove_dir:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vcci_nb.lab._watchdog")
+    ap = argparse.ArgumentParser(prog="python -m vcci_lab._watchdog")
     ap.add_argument("--dir", required=True, type=Path)
     ap.add_argument("--pid", required=True, type=int)
     ap.add_argument("--start-time", default=None)

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vcci_lab import _components, _env, _faults, _procs
+from vcci_lab._components import Ctx, Spec
+from vcci_lab._state import StateFile, ensure_secrets
 from vcci_nb.errors import LabError
-from vcci_nb.lab import _components, _env, _faults, _procs
-from vcci_nb.lab._components import Ctx, Spec
-from vcci_nb.lab._state import StateFile, ensure_secrets
 from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class Lab:
                 self._apply_webhook(state)
             self._after_up(ctx)
             if stop_with is not None:
-                from vcci_nb.lab import _watchdog
+                from vcci_lab import _watchdog
 
                 _watchdog.stop(state.get("watchdog"))
                 state["watchdog"] = _watchdog.start(self.dir, stop_with, remove_dir=remove_dir_on_stop)
@@ -191,7 +191,7 @@ class Lab:
         _faults.refresh_flags(ctx)
 
     def _apply_webhook(self, state: dict[str, Any]) -> None:
-        from vcci_nb.lab import _monitoring
+        from vcci_lab import _monitoring
 
         _monitoring.write_alertmanager_config(self.dir / "alertmanager", state.get("webhook"))
         _monitoring.reload(f"http://{_procs.HOST}:{state['ports']['alertmanager']}")
@@ -235,7 +235,7 @@ class Lab:
             for name in [*extra, *reversed(names)]:
                 self._stop_component(state, name)
             state["faults"] = {}
-            from vcci_nb.lab import _watchdog
+            from vcci_lab import _watchdog
 
             _watchdog.stop(state.pop("watchdog", None))
             state["down_at"] = _now()

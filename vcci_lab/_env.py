@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vcci_nb.lab._components import Ctx
-from vcci_nb.lab._procs import HOST
+from vcci_lab._components import Ctx
+from vcci_lab._procs import HOST
 
 
 def lab_env(ctx: Ctx) -> dict[str, str]:

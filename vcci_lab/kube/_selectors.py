@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from vcci_nb.lab.kube._util import JSON, bad_request, get_path
+from vcci_lab.kube._util import JSON, bad_request, get_path
 
 Matcher = Callable[[JSON], bool]
 

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from vcci_nb.lab.kube import _logs
-from vcci_nb.lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
-from vcci_nb.lab.kube._selectors import selector_from_match_labels, selector_string
-from vcci_nb.lab.kube._store import Store, copy_json
-from vcci_nb.lab.kube._util import (
+from vcci_lab.kube import _logs
+from vcci_lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
+from vcci_lab.kube._selectors import selector_from_match_labels, selector_string
+from vcci_lab.kube._store import Store, copy_json
+from vcci_lab.kube._util import (
     JSON,
     parse_quantity,
     parse_time,

@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def _lab(args: argparse.Namespace) -> Any:
-    from vcci_nb.lab import Lab
+    from vcci_lab import Lab
 
     return Lab(Path(args.dir))
 
@@ -113,7 +113,7 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _inject(args: argparse.Namespace) -> int:
-    from vcci_nb.lab import _faults
+    from vcci_lab import _faults
 
     if not args.fault:
         print("faults:")

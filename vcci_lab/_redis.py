@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from vcci_nb.lab import _procs
+from vcci_lab import _procs
 
 MAXMEMORY_BYTES = 64 * 1024 * 1024
 CACHE_KEYS = 5000

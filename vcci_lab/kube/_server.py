@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from vcci_nb.lab.kube import _discovery, _logs, _patch, _tables, _websocket
-from vcci_nb.lab.kube._selectors import any_of, exact_field, parse_field_selector, parse_label_selector, selector_string
-from vcci_nb.lab.kube._store import Resource, Store, copy_json
-from vcci_nb.lab.kube._tls import server_context
-from vcci_nb.lab.kube._util import (
+from vcci_lab.kube import _discovery, _logs, _patch, _tables, _websocket
+from vcci_lab.kube._selectors import any_of, exact_field, parse_field_selector, parse_label_selector, selector_string
+from vcci_lab.kube._store import Resource, Store, copy_json
+from vcci_lab.kube._tls import server_context
+from vcci_lab.kube._util import (
     JSON,
     ApiError,
     already_exists,
@@ -44,7 +44,7 @@ from vcci_nb.lab.kube._util import (
     status_body,
     valid_dns_subdomain,
 )
-from vcci_nb.lab.kube._world import FAULTS, NS, PODS, World, container_limit
+from vcci_lab.kube._world import FAULTS, NS, PODS, World, container_limit
 
 log = logging.getLogger(__name__)
 

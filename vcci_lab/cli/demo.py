@@ -72,7 +72,7 @@ def _new_records(outputs: Path, before: set[str]) -> list[Path]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from vcci_nb.lab import Lab
+    from vcci_lab import Lab
 
     lab = Lab(Path(args.dir))
     outputs = Path(args.outputs).resolve()

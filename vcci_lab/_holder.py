@@ -1,6 +1,6 @@
 """A fault holder: a small process that keeps a fault alive (connections, locks, slow commands).
 
-Run as ``python -m vcci_nb.lab._holder KIND READY_FILE``; connection strings come from the
+Run as ``python -m vcci_lab._holder KIND READY_FILE``; connection strings come from the
 environment (``VCCI_LAB_APP_DSN``, ``VCCI_LAB_WORKER_DSN``, ``VCCI_LAB_REDIS_URL``), never from the
 command line, where ``ps`` would show them. The lab starts it in its own session and records its
 PID; killing the process group ends the fault, and the server sees the connections close.

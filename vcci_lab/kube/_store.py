@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vcci_nb.lab.kube._util import JSON, rfc3339
+from vcci_lab.kube._util import JSON, rfc3339
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from vcci_nb.lab.kube._util import human_bytes
+from vcci_lab.kube._util import human_bytes
 
 GiB = 1024**3
 MiB = 1024**2

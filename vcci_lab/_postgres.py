@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vcci_lab import _procs
 from vcci_nb.errors import LabError
-from vcci_nb.lab import _procs
 
 log = logging.getLogger(__name__)
 
