@@ -17,7 +17,7 @@ def serve(make_serve: Any) -> Serve:
 
 
 def test_health_and_metrics_answer(serve: Serve) -> None:
-    assert serve.session.get(f"{serve.url}/healthz", timeout=5).json() == {"status": "ok"}
+    assert serve.session.get(f"{serve.url}/healthz", timeout=5).json() == {"status": "ok", "oldest_pending_s": 0}
     metrics = serve.metrics()
     assert metrics["vcci_nb_serve_alerts_received_total"] == 0
     assert metrics['vcci_nb_serve_queue_depth{queue="runs"}'] == 0

@@ -44,6 +44,8 @@ class BackendConfig:
     concurrency: int = 2
     run_timeout_s: float = 1800.0
     max_attempts: int = 2
+    delivery_attempts: int = 5
+    delivery_retry_s: float = 2.0
     run_command: list[str] | None = None
     reminder_interval_s: float = 0.0
     reminders_send: bool = False
@@ -72,6 +74,8 @@ class Backend:
             Routes.load(config.routes),
             outputs=outputs,
             max_attempts=config.max_attempts,
+            delivery_attempts=config.delivery_attempts,
+            retry_base_s=config.delivery_retry_s,
             on_recorded=lambda seconds: self.worker.wake.set(),
         )
         self.worker = Worker(
@@ -115,7 +119,7 @@ class Backend:
         while not self.stopping.is_set():
             try:
                 done = self.ingestor.process_pending()
-            except Exception:  # a full disk or a locked record must not end ingestion
+            except Exception:  # the state database itself failed (a delivery's own failure is counted on it)
                 log.exception("ingest failed; retrying in 2 s")
                 self.stopping.wait(2.0)
                 continue

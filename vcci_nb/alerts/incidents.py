@@ -62,9 +62,10 @@ from typing import Any
 from vcci_nb.alerts.metrics import RECORD_BUCKETS, RECORD_HISTOGRAM, observe
 from vcci_nb.alerts.payload import Alert, Notification, PayloadError, parse_notification
 from vcci_nb.alerts.routing import SEVERITIES, Routes, RunPlan
-from vcci_nb.alerts.store import Store, bump
+from vcci_nb.alerts.store import Store, StoreError, bump
 from vcci_nb.errors import RecordError, VcciNbError
 from vcci_nb.record import DONE_STATUSES, IncidentRecord, list_records, utc_iso
+from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,29 @@ def group_name(group_key: str, labels: dict[str, str] | None = None) -> str:
     return found.group(1) if found else group_key[:120]
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def alert_title(note: Notification, firing: list[Alert]) -> str:
+    """An incident's title from its first alerts: ``name: summary``, one line, never empty.
+
+    An alert without an ``alertname`` (or with an empty one) and without a summary is named by
+    its labels (``alert severity=critical, namespace=prod``), so that the record can be opened.
+    """
+    first = firing[0]
+    name = _one_line(note.common_labels.get("alertname") or first.labels.get("alertname") or "")
+    summary = _one_line(note.common_annotations.get("summary") or first.annotations.get("summary") or "")
+    where = _one_line(first.labels.get("service") or first.labels.get("namespace") or "")
+    if not name:
+        labels = {**note.common_labels, **first.labels}
+        shown = ", ".join(f"{k}={_one_line(v)}" for k, v in sorted(labels.items()) if _one_line(v))
+        name = f"alert {shown}" if shown else f"alert {first.fingerprint}"
+        where = ""
+    title = f"{name}: {summary}" if summary else (f"{name} ({where})" if where else name)
+    return title[:200]
+
+
 def _has_event(d: dict[str, Any], marker: dict[str, Any]) -> bool:
     """Whether the timeline already holds an event whose data carries every item of ``marker``."""
     for event in d["timeline"]:
@@ -107,6 +131,7 @@ class _Delivery:
     note: Notification
     received_at: float
     state: str
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -175,6 +200,8 @@ class Ingestor:
         *,
         outputs: Path | None = None,
         max_attempts: int = 2,
+        delivery_attempts: int = 5,
+        retry_base_s: float = 2.0,
         on_recorded: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -182,6 +209,9 @@ class Ingestor:
         self.routes = routes
         self.outputs = outputs
         self.max_attempts = max_attempts
+        #: Attempts a delivery gets before it is set aside as ``failed``; the wait between them doubles.
+        self.delivery_attempts = max(1, delivery_attempts)
+        self.retry_base_s = retry_base_s
         self.on_recorded = on_recorded
         self.clock = clock
         # Correlation relies on one batch at a time (an incident's row is committed before the
@@ -203,17 +233,19 @@ class Ingestor:
             return self._process_pending(limit)
 
     def _process_pending(self, limit: int) -> int:
+        now = self.clock()
         rows = (
             self.store.connection()
             .execute(
-                "SELECT id, received_at, body, state FROM deliveries WHERE state IN ('pending', 'staged') "
-                "ORDER BY id LIMIT ?",
+                "SELECT id, received_at, body, state, attempts, next_attempt_at FROM deliveries "
+                "WHERE state IN ('pending', 'staged') ORDER BY id LIMIT ?",
                 (limit,),
             )
             .fetchall()
         )
         batches: list[list[_Delivery]] = []
         current: dict[str, list[_Delivery]] = {}
+        held: set[str] = set()  # groups waiting for a failed delivery's next attempt: order within a group holds
         for row in rows:
             try:
                 note = parse_notification(bytes(row["body"]))
@@ -225,7 +257,14 @@ class Ingestor:
                     )
                 log.error("delivery %d could not be parsed again: %s", row["id"], exc)
                 continue
-            item = _Delivery(int(row["id"]), note, float(row["received_at"]), str(row["state"]))
+            if note.group_key in held:
+                continue
+            if row["next_attempt_at"] is not None and float(row["next_attempt_at"]) > now:
+                held.add(note.group_key)
+                continue
+            item = _Delivery(
+                int(row["id"]), note, float(row["received_at"]), str(row["state"]), int(row["attempts"] or 0)
+            )
             batch = current.get(note.group_key)
             if batch is not None and note.status == "firing" and batch[-1].note.status == "firing":
                 batch.append(item)
@@ -233,9 +272,72 @@ class Ingestor:
                 batch = [item]
                 current[note.group_key] = batch
                 batches.append(batch)
+        processed = 0
         for batch in batches:
+            group_key = batch[0].note.group_key
+            if group_key in held:
+                continue  # an earlier batch of this group failed in this pass: keep the group's order
+            processed += len(batch)
+            if not self._isolated(batch):
+                held.add(group_key)
+        return processed
+
+    def _isolated(self, batch: list[_Delivery]) -> bool:
+        """Process a batch; when it raises, find the delivery at fault and count the failure against it alone.
+
+        A batch of several deliveries that fails is taken again one delivery at a time, so the
+        good ones before the bad one go through. The bad one waits (its next attempt doubles the
+        delay) and after ``delivery_attempts`` it is ``failed``, with its error kept; the others
+        proceed. Returns False when something of the batch is left waiting.
+        """
+        try:
             self.process(batch)
-        return len(rows)
+            return True
+        except StoreError:
+            raise  # the state database itself: nothing can be counted; the loop retries it all
+        except Exception as exc:
+            if len(batch) == 1:
+                self._failed(batch[0], exc)
+                return False
+        for item in batch:
+            try:
+                self.process([item])
+            except StoreError:
+                raise
+            except Exception as exc:
+                self._failed(item, exc)
+                return False
+        return True
+
+    def _failed(self, item: _Delivery, exc: Exception) -> None:
+        """Count a failed attempt against one delivery; past the last attempt it is ``failed`` for good."""
+        error = redact(f"{type(exc).__name__}: {exc}")[:2000]
+        attempts = item.attempts + 1
+        now = self.clock()
+        with self.store.transaction() as db:
+            if attempts >= self.delivery_attempts:
+                db.execute(
+                    "UPDATE deliveries SET state = 'failed', attempts = ?, error = ?, processed_at = ?, "
+                    "next_attempt_at = NULL WHERE id = ?",
+                    (attempts, error, now, item.id),
+                )
+                bump(db, "deliveries_failed")
+            else:
+                delay = min(self.retry_base_s * 2 ** (attempts - 1), 300.0)
+                db.execute(
+                    "UPDATE deliveries SET attempts = ?, error = ?, next_attempt_at = ? WHERE id = ?",
+                    (attempts, error, now + delay, item.id),
+                )
+        if attempts >= self.delivery_attempts:
+            log.error(
+                "delivery %d failed %d times and is set aside (vcci-nb deliveries retry %d once fixed): %s",
+                item.id,
+                attempts,
+                item.id,
+                error,
+            )
+        else:
+            log.warning("delivery %d failed (attempt %d of %d): %s", item.id, attempts, self.delivery_attempts, error)
 
     def process(self, batch: list[_Delivery]) -> int:
         """Ingest deliveries of one group (several firing ones, or one of any kind); return runs queued."""
@@ -260,6 +362,22 @@ class Ingestor:
             # Only resolved alerts of a group this receiver never saw fire: nothing to attach them to.
             with self.store.transaction() as db:
                 bump(db, "alerts_without_incident", len(new))
+                self._finish(db, batch, per_delivery, duplicates, None)
+            return 0
+        if not work.firing and not IncidentRecord(binding.incident_id, self.outputs).path.is_file():
+            # Resolved alerts of an incident whose record is gone (archived, moved): nothing to resolve,
+            # and no attempt will make it appear; counted, never retried.
+            log.warning(
+                "resolved alerts of group %s for %s, whose record is gone; counted and dropped",
+                note.group_key,
+                binding.incident_id,
+            )
+            with self.store.transaction() as db:
+                bump(db, "resolves_without_record")
+                db.execute(
+                    "UPDATE groups SET state = 'resolved', resolved_at = ? WHERE group_key = ?",
+                    (self.clock(), note.group_key),
+                )
                 self._finish(db, batch, per_delivery, duplicates, None)
             return 0
         incident_id = binding.incident_id
@@ -709,12 +827,7 @@ class Ingestor:
 
     @staticmethod
     def _title(note: Notification, firing: list[Alert]) -> str:
-        first = firing[0]
-        name = note.common_labels.get("alertname") or first.name
-        summary = note.common_annotations.get("summary") or first.annotations.get("summary") or ""
-        where = first.labels.get("service") or first.labels.get("namespace") or ""
-        title = f"{name}: {summary}" if summary else (f"{name} ({where})" if where else name)
-        return title[:200]
+        return alert_title(note, firing)
 
     def _plan(self, note: Notification, alerts: list[Alert], work: _Work) -> None:
         for alert in alerts:

@@ -153,6 +153,25 @@ class Metrics:
                 "Notebooks left out of queued bundles (run --skip) because another bundle of the incident runs them.",
                 counters.get("notebooks_skipped", 0),
             )
+            counter(
+                "vcci_nb_serve_deliveries_failed_total",
+                "Notifications set aside as failed after their last ingest attempt (vcci-nb deliveries list).",
+                counters.get("deliveries_failed", 0),
+            )
+            counter(
+                "vcci_nb_serve_resolves_without_record_total",
+                "Resolved notifications for an incident whose record is gone (archived or moved); dropped.",
+                counters.get("resolves_without_record", 0),
+            )
+            lines += [
+                "# HELP vcci_nb_serve_deliveries_failed Notifications set aside as failed now (retry one with "
+                "vcci-nb deliveries retry ID).",
+                "# TYPE vcci_nb_serve_deliveries_failed gauge",
+                f"vcci_nb_serve_deliveries_failed {store.failed_deliveries()}",
+                "# HELP vcci_nb_serve_oldest_pending_seconds Age of the oldest notification not yet ingested.",
+                "# TYPE vcci_nb_serve_oldest_pending_seconds gauge",
+                f"vcci_nb_serve_oldest_pending_seconds {store.oldest_pending_age():.3f}",
+            ]
             lines += ["# HELP vcci_nb_serve_queue_depth Work waiting.", "# TYPE vcci_nb_serve_queue_depth gauge"]
             states = store.job_states()
             lines.append(f'vcci_nb_serve_queue_depth{{queue="notifications"}} {store.pending_deliveries()}')

@@ -57,7 +57,7 @@ class Alert:
 
     @property
     def name(self) -> str:
-        return self.labels.get("alertname", "unnamed alert")
+        return self.labels.get("alertname") or "unnamed alert"
 
     def to_dict(self) -> dict[str, Any]:
         """The alert in Alertmanager's own field names, for the incident record."""

@@ -83,6 +83,10 @@ class ServeConfig:
     concurrency: int = 2
     run_timeout_s: float = 1800.0
     max_attempts: int = 2
+    delivery_attempts: int = 5
+    delivery_retry_s: float = 2.0
+    #: /healthz answers 503 once the oldest notification not yet ingested has waited this long.
+    max_pending_age_s: float = 300.0
     max_body: int = DEFAULT_MAX_BODY
     read_timeout_s: float = 10.0
     run_command: list[str] | None = None
@@ -135,11 +139,27 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
-            # Cheap on purpose (no database read): it is the latency baseline and the liveness probe.
-            if self.service.backend_running():
-                self._send(200, {"status": "ok"})
-            else:
+            # Cheap on purpose (at most one indexed read a second): it is the liveness probe.
+            if not self.service.backend_running():
                 self._send(503, {"status": "degraded", "error": "the back end (ingest and runs) is not running"})
+                return
+            try:
+                age = self.service.oldest_pending_age()
+            except StoreError as exc:
+                self._error(503, str(exc), close=False)
+                return
+            bound = self.service.config.max_pending_age_s
+            if age > bound:
+                self._send(
+                    503,
+                    {
+                        "status": "degraded",
+                        "oldest_pending_s": round(age, 1),
+                        "error": f"a notification has waited {age:.0f} s to be ingested, more than {bound:g} s",
+                    },
+                )
+            else:
+                self._send(200, {"status": "ok", "oldest_pending_s": round(age, 1)})
         elif path == "/metrics":
             try:
                 text = self.service.metrics.render(self.service.store)
@@ -262,6 +282,8 @@ class Service:
         self._backend: subprocess.Popen[bytes] | None = None
         self._backend_lock = threading.Lock()
         self._preexec = pdeathsig_preexec()
+        self._pending_lock = threading.Lock()
+        self._pending_oldest: tuple[float, float | None] = (0.0, None)
         handler = type("Handler", (_Handler,), {"service": self, "timeout": config.read_timeout_s})
         self.httpd = _Server((config.host, config.port), handler)
         self.port = int(self.httpd.server_address[1])
@@ -281,6 +303,8 @@ class Service:
             concurrency=self.config.concurrency,
             run_timeout_s=self.config.run_timeout_s,
             max_attempts=self.config.max_attempts,
+            delivery_attempts=self.config.delivery_attempts,
+            delivery_retry_s=self.config.delivery_retry_s,
             run_command=self.config.run_command,
             reminder_interval_s=self.config.reminder_interval_s,
             reminders_send=self.config.reminders_send,
@@ -326,6 +350,17 @@ class Service:
     def backend_running(self) -> bool:
         backend = self._backend
         return backend is not None and backend.poll() is None
+
+    def oldest_pending_age(self) -> float:
+        """How long the oldest notification not yet ingested has waited, read at most once a second."""
+        now = time.time()
+        with self._pending_lock:
+            read_at, oldest = self._pending_oldest
+            if now - read_at >= 1.0:
+                age = self.store.oldest_pending_age(now)
+                oldest = now - age if age > 0 else None
+                self._pending_oldest = (now, oldest)
+        return 0.0 if oldest is None else max(0.0, now - oldest)
 
     def wake_backend(self) -> None:
         """Tell the back end a notification is waiting (best effort: it also polls every second)."""

@@ -9,7 +9,11 @@ claimed, a run finished) be all-or-nothing.
 Tables:
 
 - ``deliveries``: every accepted webhook body, in arrival order, ``pending`` until the ingest
-  loop has written it into an incident (``done``);
+  loop has written it into an incident (``done``). Each carries its own ``attempts``: when
+  ingesting it raises, it waits (``next_attempt_at``, doubling) and after the last attempt it is
+  ``failed``, keeping its ``error``, so that one bad notification never holds up the others
+  (``vcci-nb deliveries retry ID`` puts it back once the cause is fixed); ``rejected`` when a
+  newer parser refuses a body an older one accepted;
 - ``alerts``: one row per (fingerprint, startsAt, status): the deduplication key;
 - ``groups``: Alertmanager group key → current incident, its state (``opening``/``joining`` while
   its incident is being chosen, then ``open`` or ``resolved``) and episode;
@@ -53,7 +57,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     state TEXT NOT NULL DEFAULT 'pending',
     processed_at REAL,
     incident_id TEXT,
-    error TEXT
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, id);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -133,7 +139,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 #: The schema's version (``PRAGMA user_version``); :func:`_migrate` brings older databases up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Job states after which nothing more happens to a job.
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted", "refused")
@@ -386,6 +392,49 @@ class Store:
     def pending_deliveries(self) -> int:
         return int(self._read("SELECT count(*) FROM deliveries WHERE state IN ('pending', 'staged')")[0][0])
 
+    def oldest_pending_age(self, now: float | None = None) -> float:
+        """Seconds the oldest notification not yet ingested has waited (0 when none waits)."""
+        rows = self._read("SELECT received_at FROM deliveries WHERE state IN ('pending', 'staged') ORDER BY id LIMIT 1")
+        if not rows:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - float(rows[0][0]))
+
+    def failed_deliveries(self) -> int:
+        return int(self._read("SELECT count(*) FROM deliveries WHERE state = 'failed'")[0][0])
+
+    def deliveries(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Deliveries (newest first), without their bodies; only those in ``state`` when given."""
+        sql = (
+            "SELECT id, received_at, group_key, status, n_alerts, state, attempts, next_attempt_at, processed_at, "
+            "incident_id, error FROM deliveries"
+        )
+        args: tuple[Any, ...] = ()
+        if state is not None:
+            sql += " WHERE state = ?"
+            args = (state,)
+        rows = self.connection().execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [dict(r) for r in rows]
+
+    def retry_delivery(self, delivery_id: int) -> dict[str, Any]:
+        """Put a failed (or rejected) delivery back in the queue with fresh attempts; return its row before."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id, state, group_key, error FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"there is no delivery {delivery_id}; `vcci-nb deliveries list` shows them")
+            if row["state"] not in ("failed", "rejected"):
+                raise StoreError(
+                    f"delivery {delivery_id} is {row['state']}, not failed; only a failed delivery can be retried"
+                )
+            db.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL, processed_at = NULL "
+                "WHERE id = ?",
+                (delivery_id,),
+            )
+            bump(db, "deliveries_retried")
+        return dict(row)
+
     def jobs(self) -> list[dict[str, Any]]:
         rows = self.connection().execute("SELECT * FROM jobs ORDER BY id").fetchall()
         out = []
@@ -422,7 +471,8 @@ def _migrate(db: sqlite3.Connection) -> None:
     table's constraints, so the table is copied. Version 3 added ``jobs.skip`` and
     ``jobs.skip_reason`` (notebooks another bundle of the incident already runs); a job written
     before has none to skip. Both processes call this at start; the first one's transaction
-    does it and the second finds the version already set.
+    does it and the second finds the version already set. Version 4 added ``deliveries.attempts``
+    and ``deliveries.next_attempt_at`` (failure isolation); an older delivery has had none.
     """
     if int(db.execute("PRAGMA user_version").fetchone()[0]) >= SCHEMA_VERSION:
         return
@@ -440,6 +490,11 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE jobs ADD COLUMN skip TEXT NOT NULL DEFAULT '[]'")
     if "skip_reason" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN skip_reason TEXT")
+    delivery_columns = {str(row[1]) for row in db.execute("PRAGMA table_info(deliveries)")}
+    if "attempts" not in delivery_columns:
+        db.execute("ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+    if "next_attempt_at" not in delivery_columns:
+        db.execute("ALTER TABLE deliveries ADD COLUMN next_attempt_at REAL")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -45,6 +45,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-attempts", type=int, default=2, help="starts of a run interrupted by a restart (default 2)"
     )
+    parser.add_argument(
+        "--delivery-attempts",
+        type=int,
+        default=5,
+        help="ingest attempts a notification gets before it is set aside as failed (default 5)",
+    )
+    parser.add_argument(
+        "--delivery-retry",
+        type=float,
+        default=2.0,
+        help="seconds before a failed notification's second attempt; doubles each time (default 2)",
+    )
+    parser.add_argument(
+        "--max-pending-age",
+        type=float,
+        default=300.0,
+        help="/healthz turns unhealthy once a notification has waited this many seconds (default 300)",
+    )
     parser.add_argument("--max-body", type=int, default=4 * 1024 * 1024, help="largest accepted body in bytes (4 MiB)")
     parser.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client has to send its request")
     parser.add_argument(
@@ -74,6 +92,8 @@ def handle(args: argparse.Namespace) -> int:
             "no bearer token: set VCCI_NB_SERVE_TOKEN_FILE (a file holding the token) or VCCI_NB_SERVE_TOKEN, "
             "and give Alertmanager the same token (http_config.authorization); or pass --no-auth on a laptop"
         )
+    if args.delivery_attempts < 1:
+        raise ConfigError("--delivery-attempts must be at least 1")
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     outputs = args.outputs or os.environ.get("VCCI_NB_OUTPUTS")
@@ -88,6 +108,9 @@ def handle(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         run_timeout_s=args.run_timeout,
         max_attempts=args.max_attempts,
+        delivery_attempts=args.delivery_attempts,
+        delivery_retry_s=args.delivery_retry,
+        max_pending_age_s=args.max_pending_age,
         max_body=args.max_body,
         read_timeout_s=args.read_timeout,
         run_command=shlex.split(args.run_command) if args.run_command else None,
