@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcci_lab import _gitrepo, _monitoring, _postgres, _procs, _rabbitmq, _redis
+from vcci_lab import _aws, _gitrepo, _monitoring, _postgres, _procs, _rabbitmq, _redis
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,12 @@ def _alertmanager_start(ctx: Ctx) -> Entry:
     return proc_entry(proc, port=ctx.ports["alertmanager"])
 
 
+def _aws_start(ctx: Ctx) -> Entry:
+    proc = _aws.start(ctx.ports["aws"], ctx.log_path("aws"))
+    seeded = _aws.seed(ctx.ports["aws"], ctx.secrets["aws_secret"], str(ctx.state.get("profile") or "lab"))
+    return proc_entry(proc, port=ctx.ports["aws"], **seeded)
+
+
 def _git_start(ctx: Ctx) -> Entry:
     _gitrepo.create(ctx.dir / "repo")
     return {"done": True}
@@ -343,6 +349,7 @@ SPECS: list[Spec] = [
         _http("vcci_api", "/metrics"),
         lambda c: f"{_url('vcci_api')(c)} (external API {_url('external_api')(c)})",
     ),
+    Spec("aws", ("aws",), (), _aws_start, _http("aws", "/moto-api/"), _url("aws")),
     Spec("git", (), (), _git_start, lambda c: (c.dir / "repo" / ".git").exists(), lambda c: str(c.dir / "repo")),
 ]
 

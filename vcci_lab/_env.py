@@ -32,6 +32,11 @@ def lab_env(ctx: Ctx) -> dict[str, str]:
         env["EXTERNAL_API_URL"] = f"http://{HOST}:{p['external_api']}"
     if "vcci_api" in p:
         env["VCCI_API_URL"] = f"http://{HOST}:{p['vcci_api']}"
+    if "aws" in p:
+        from vcci_lab import _aws
+
+        region = str(ctx.entry("aws").get("region") or "us-east-1")
+        env.update(_aws.env(p["aws"], s["aws_secret"], region))
     if (ctx.dir / "repo" / ".git").exists():
         env["VCCI_GIT_REPO"] = str(ctx.dir / "repo")
     return env

@@ -29,6 +29,7 @@ SECRET_KEYS = (
     "vcci_diag",
     "vcci_mitigate",
     "redis_default",
+    "aws_secret",
     "redis_diag",
     "rabbitmq_vcci",
     "kube_view",

@@ -246,3 +246,63 @@ def git_repo(profile: ProfileLike = None) -> str | None:
     prof = resolve_profile(profile)
     var = prof.connection_env("git").get("repo_env")
     return os.environ.get(str(var)) or None if var else None
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where boto3 takes its credentials from: named variables, a named AWS profile, or its own chain.
+
+    ``connections.aws`` (read-only) and ``connections.aws_mitigation`` (the guarded actions) may name
+    ``access_key_id_env``/``secret_access_key_env``/``session_token_env``, ``profile_env`` (a variable
+    holding the AWS profile name) and ``endpoint_env`` (a variable holding an endpoint URL, e.g. a VPC
+    endpoint). When none is set, boto3's own chain applies (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``,
+    an instance role; ``AWS_ENDPOINT_URL``). Secret values are registered for redaction on reading;
+    ``repr`` never shows them.
+    """
+
+    region: str | None
+    profile_name: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    endpoint_url: str | None = None
+    source: str = "boto3's default chain"
+
+
+def aws_settings(profile: ProfileLike = None, *, mitigation: bool = False) -> AwsSettings:
+    """The AWS identity for diagnostics (or, with ``mitigation``, for the AWS actions)."""
+    prof = resolve_profile(profile)
+    conn = prof.connection_env("aws_mitigation" if mitigation else "aws")
+    if mitigation and not conn:
+        conn = prof.connection_env("aws")
+    region = (
+        os.environ.get(str(conn.get("region_env") or ""), "")
+        or str(prof.get("aws.region") or "")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or None
+    )
+    for var in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        register_secret(os.environ.get(var))
+    endpoint = os.environ.get(str(conn.get("endpoint_env") or ""), "") or None
+    key_var, secret_var = conn.get("access_key_id_env"), conn.get("secret_access_key_env")
+    if key_var and secret_var and os.environ.get(str(key_var)) and (env_secret(str(secret_var)) or ""):
+        secret = env_secret(str(secret_var))
+        token = env_secret(str(conn["session_token_env"])) if conn.get("session_token_env") else None
+        for value in (secret, token):
+            register_secret(value)
+        return AwsSettings(
+            region,
+            access_key_id=os.environ.get(str(key_var)),
+            secret_access_key=secret,
+            session_token=token,
+            endpoint_url=endpoint,
+            source=f"{key_var} / {secret_var}",
+        )
+    profile_var = conn.get("profile_env")
+    if profile_var and os.environ.get(str(profile_var)):
+        name = os.environ[str(profile_var)]
+        return AwsSettings(
+            region, profile_name=name, endpoint_url=endpoint, source=f"AWS profile {name} ({profile_var})"
+        )
+    return AwsSettings(region, endpoint_url=endpoint)

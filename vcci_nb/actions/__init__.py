@@ -9,7 +9,7 @@ Usage in a notebook::
     actions.run(actions.RolloutUndo("vcci-api"), incident_id, dry_run=dry_run, confirm=confirm)
 
 Action classes live in one module per system (:mod:`.kube`, :mod:`.traffic`, :mod:`.disk`,
-:mod:`.postgres`, :mod:`.cache`) and are re-exported here. Client libraries are imported when an
+:mod:`.postgres`, :mod:`.cache`, :mod:`.aws`) and are re-exported here. Client libraries are imported when an
 action first connects, so importing this package is cheap.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from vcci_nb.actions._gateway import ActionFailed, ActionRefusedWithOutcome, Outcome, run
 from vcci_nb.actions._model import Action, Check, Plan, Status, Verification
+from vcci_nb.actions.aws import EbsExpandVolume, RdsModifyInstanceClass
 from vcci_nb.actions.cache import ClearCachePattern, FlushDB
 from vcci_nb.actions.disk import CleanupFiles, ExpandVolume
 from vcci_nb.actions.kube import (
@@ -62,6 +63,8 @@ ACTIONS: dict[str, type[Action]] = {
         MaintenanceMode,
         CleanupFiles,
         ExpandVolume,
+        RdsModifyInstanceClass,
+        EbsExpandVolume,
     )
 }
 
@@ -79,12 +82,14 @@ __all__ = [
     "CreateIndex",
     "DeletePod",
     "DeletePodsRolling",
+    "EbsExpandVolume",
     "ExpandVolume",
     "FlushDB",
     "MaintenanceMode",
     "Outcome",
     "Plan",
     "RateLimit",
+    "RdsModifyInstanceClass",
     "RolloutRestart",
     "RolloutUndo",
     "Scale",

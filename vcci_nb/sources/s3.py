@@ -1,19 +1,20 @@
 """S3 reachability: the seed's ``aws s3 ls s3://vcci-production-data/``.
 
-Only where boto3 is installed and credentials are configured; otherwise the Evidence says
-which of the two is missing (status ``unavailable``), so the notebook shows it and moves on.
+The bucket and region come from the profile (``dependencies.s3``), credentials from the
+environment (:func:`vcci_nb.config.aws_settings`). Without boto3 or credentials the Evidence is
+``unavailable`` and says which is missing, so the notebook shows it and moves on.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pandas as pd
 
-from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, resolve_profile
+from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, aws_settings, resolve_profile
 from vcci_nb.evidence import Evidence
-from vcci_nb.sources._core import SourceUnavailable, collect
+from vcci_nb.sources._core import collect
+from vcci_nb.sources.aws import _target, client
 
 SOURCE = "s3"
 
@@ -33,27 +34,19 @@ def gather_bucket(
     if not name:
         return Evidence(name="s3.bucket", source=SOURCE, query=call, status="unavailable",
                         message="no bucket configured: set dependencies.s3.bucket in the profile")  # fmt: skip
+    settings = aws_settings(prof)
+    if reg:
+        settings = type(settings)(**{**settings.__dict__, "region": reg})
 
     def fetch() -> pd.DataFrame:
-        if importlib.util.find_spec("boto3") is None:
-            raise SourceUnavailable(
-                "boto3 is not installed here, so S3 cannot be checked from this notebook; run the seed's "
-                f"`{call}` from a machine with the AWS CLI, or pip install boto3"
-            )
-        import boto3  # type: ignore[import-not-found,unused-ignore]
-        from botocore.config import Config  # type: ignore[import-not-found,unused-ignore]
-
-        session = boto3.session.Session(region_name=reg)
-        if session.get_credentials() is None:
-            raise SourceUnavailable(
-                "no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID or an instance role); "
-                "S3 reachability was not checked"
-            )
-        cfg = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+        s3 = client("s3", prof, timeout=timeout, settings=settings)
         started = time.perf_counter()
-        resp = session.client("s3", config=cfg).list_objects_v2(Bucket=name, MaxKeys=10)
+        resp = s3.list_objects_v2(Bucket=name, MaxKeys=10)
         latency = (time.perf_counter() - started) * 1000
+        keys = [str(o.get("Key")) for o in resp.get("Contents") or []]
         return pd.DataFrame([{"bucket": name, "reachable": True, "keys_listed": int(resp.get("KeyCount", 0)),
-                              "latency_ms": latency}])  # fmt: skip
+                              "first_keys": ", ".join(keys[:3]), "latency_ms": latency}])  # fmt: skip
 
-    return collect("s3.bucket", SOURCE, call, fetch, timeout=timeout, target=f"s3://{name}")
+    return collect(
+        "s3.bucket", SOURCE, call, fetch, timeout=timeout, target=f"s3://{name} via {_target(settings, 's3')}"
+    )
