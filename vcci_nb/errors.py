@@ -7,6 +7,7 @@ No message ever carries a secret: build them from redacted values only.
     ├── ConfigError            bad profile, parameter file, or environment
     ├── ParameterError         a notebook parameter that is unknown, mistyped or unsafe
     ├── SourceError            a data source could not be asked (normally folded into Evidence)
+    │   └── SourceMisconfigured  a setting names something that is not there (a kube context)
     ├── RecordError            the incident record could not be read or written
     ├── ActionRefused          a guarded action was refused (unsafe target, no confirmation)
     ├── RunError               a notebook or bundle run failed
@@ -30,6 +31,19 @@ class ParameterError(VcciNbError):
 
 class SourceError(VcciNbError):
     """A data source could not be asked. Gathering functions fold this into Evidence."""
+
+
+class SourceMisconfigured(SourceError):
+    """A setting points at something that does not exist (a kube context the kubeconfig lacks).
+
+    ``cause`` is a short word (``config``); ``fix`` says which setting to change and to what. Gather
+    functions fold it into Evidence, and the finding built from that evidence repeats the fix.
+    """
+
+    def __init__(self, message: str, *, fix: str, cause: str = "config") -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.fix = fix
 
 
 class RecordError(VcciNbError):

@@ -9,8 +9,22 @@ A gather function builds a DataFrame (``fetch``) and hands it to :func:`collect`
 Status mapping, in the order checked along the exception's cause chain:
     forbidden    authentication or permission refused (HTTP 401/403, NOPERM, password failed)
     timeout      socket, read or statement timeout, or the hard deadline passed
-    unavailable  connection refused, host unknown, nothing listening, library not installed
+    unavailable  connection refused, host unknown, TLS failed, nothing listening, a setting that
+                 points nowhere (a kube context the kubeconfig lacks), library not installed
     error        anything else (a bug here or a malformed answer)
+
+Each failure also has a *cause*, finer than the status, so that the message, the evidence's
+``meta`` and the finding built from it say which one it was and what to change:
+
+    refused      nothing listens at the address (connection refused)
+    dns          the host name does not resolve
+    tls          the TLS handshake failed (untrusted or wrong certificate, not a TLS server)
+    timeout      the server accepted (or was being reached) and never answered in time
+    credentials  user, password or token not accepted (which variable holds them is named)
+    permission   the identity is known but may not read this
+    config       a setting names something that does not exist (:class:`SourceMisconfigured`)
+    missing      the server lacks an extension or a library is not installed
+    bug          an unexpected failure: only this one says "report it"
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from vcci_nb.errors import SourceError
+from vcci_nb.errors import SourceError, SourceMisconfigured
 from vcci_nb.evidence import Evidence, Status, Window, utcnow
 from vcci_nb.redact import redact
 
@@ -50,6 +65,10 @@ class SourceUnavailable(SourceError):
 class Failure:
     status: Status
     detail: str
+    #: refused, dns, tls, timeout, credentials, permission, config, missing or bug (see the module doc).
+    cause: str = "bug"
+    #: What to change, when the exception itself knows better than the generic advice.
+    fix: str = ""
 
 
 _FORBIDDEN_TEXT = re.compile(
@@ -60,6 +79,18 @@ _FORBIDDEN_TEXT = re.compile(
 _TIMEOUT_TEXT = re.compile(
     r"(?i)(timed out|timeout expired|canceling statement due to statement timeout|"
     r"lock timeout|read timeout|deadline)"
+)
+_TLS_TEXT = re.compile(
+    r"(?i)(CERTIFICATE_VERIFY_FAILED|certificate verify failed|self[- ]signed certificate|"
+    r"WRONG_VERSION_NUMBER|wrong version number|SSL routines|SSLError|\bSSL\b.*handshake|tlsv1 alert|"
+    r"hostname .* doesn't match|unable to get local issuer certificate)"
+)
+_DNS_TEXT = re.compile(
+    r"(?i)(name or service not known|nodename nor servname|Temporary failure in name resolution|"
+    r"could not translate host name|getaddrinfo failed|No address associated with hostname)"
+)
+_PERMISSION_TEXT = re.compile(
+    r"(?i)(permission denied|NOPERM|\bforbidden\b|must be superuser|insufficient privilege|not authorized)"
 )
 _REFUSED_TEXT = re.compile(
     r"(?i)(connection refused|Errno 111|name or service not known|nodename nor servname|no route to host|"
@@ -128,35 +159,47 @@ def _http_status(exc: BaseException) -> int | None:
 
 
 def classify(exc: BaseException) -> Failure:
-    """Map an exception from any client library to an Evidence status and a redacted detail."""
+    """Map an exception from any client library to an Evidence status, a cause and a redacted detail."""
     chain = _chain(exc)
     names = {cls.__name__ for e in chain for cls in type(e).__mro__}
     text = " | ".join(f"{type(e).__name__}: {e}" for e in chain)
     detail = redact(_first_line(str(exc)) or type(exc).__name__)
+    for e in chain:
+        if isinstance(e, SourceMisconfigured):
+            return Failure("unavailable", redact(_first_line(str(e))), e.cause, redact(e.fix))
     if any(isinstance(e, SourceUnavailable) for e in chain):
-        return Failure("unavailable", detail)
+        return Failure("unavailable", detail, "missing")
     for e in chain:
         code = _http_status(e)
-        if code in (401, 403):
-            return Failure("forbidden", detail)
+        if code == 401:
+            return Failure("forbidden", detail, "credentials")
+        if code == 403:
+            return Failure("forbidden", detail, "permission")
     if names & _FORBIDDEN_NAMES or _FORBIDDEN_TEXT.search(text):
-        return Failure("forbidden", detail)
+        permission = "InsufficientPrivilege" in names or "NoPermissionError" in names or _PERMISSION_TEXT.search(text)
+        return Failure("forbidden", detail, "permission" if permission else "credentials")
+    if any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain) or _TLS_TEXT.search(text):
+        return Failure("unavailable", detail, "tls")
+    if _DNS_TEXT.search(text) or "gaierror" in names:
+        return Failure("unavailable", detail, "dns")
     if _REFUSED_TEXT.search(text) and not _TIMEOUT_TEXT.search(text):
         # Checked before timeouts: urllib3 2 makes "connection refused" a subclass of ConnectTimeoutError.
-        return Failure("unavailable", detail)
+        return Failure("unavailable", detail, "refused")
     if (
         names & _TIMEOUT_NAMES
         or any(isinstance(e, socket.timeout | TimeoutError) for e in chain)
         or _TIMEOUT_TEXT.search(text)
     ):
-        return Failure("timeout", detail)
+        return Failure("timeout", detail, "timeout")
+    if "ModuleNotFoundError" in names:
+        return Failure("unavailable", detail, "missing")
     if (
         names & _UNAVAILABLE_NAMES
         or any(isinstance(e, ConnectionError) for e in chain)
         or _UNAVAILABLE_TEXT.search(text)
     ):
-        return Failure("unavailable", detail)
-    return Failure("error", detail)
+        return Failure("unavailable", detail, "refused" if "refused" in text.lower() else "unreachable")
+    return Failure("error", detail, "bug")
 
 
 def _first_line(text: str) -> str:
@@ -164,23 +207,74 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0][:400] if text else ""
 
 
-#: What to do next, per status; ``{source}``, ``{target}``, ``{timeout}`` are filled in.
-ADVICE: dict[Status, str] = {
-    "unavailable": "Nothing answered at {target}. Check that {source} is running and that its address "
-    "in the environment is right; `vcci-nb check` tests every source at once.",
-    "forbidden": "{source} refused our credentials or role. Check the user and password in the environment "
-    "and that the diagnostics identity has the read grants the runbook lists (pg_monitor, Redis ACL, "
-    "Kubernetes view role).",
-    "timeout": "{source} did not answer within {timeout:g} s. It may be overloaded or hung: that is itself "
-    "evidence. Retry with a longer timeout, or look at the system directly.",
-    "error": "The call to {source} failed unexpectedly. The detail above says why; if it looks like a bug in "
+#: The variable that points at each source (and holds its credentials) when the caller names none.
+DEFAULT_SETTINGS: dict[str, str] = {
+    "postgres": "DATABASE_URL (or PGHOST, PGUSER, PGPASSWORD)",
+    "redis": "REDIS_URL",
+    "prometheus": "PROMETHEUS_URL",
+    "alertmanager": "ALERTMANAGER_URL",
+    "rabbitmq": "RABBITMQ_URL",
+    "kubernetes": "KUBECONFIG",
+    "git": "VCCI_GIT_REPO",
+}
+
+#: Short names of the causes, for headlines ("kubernetes: TLS failure").
+CAUSE_NAMES: dict[str, str] = {
+    "refused": "connection refused",
+    "dns": "host name does not resolve",
+    "tls": "TLS failure",
+    "timeout": "timed out",
+    "credentials": "credentials not accepted",
+    "permission": "permission denied",
+    "config": "misconfigured",
+    "missing": "not available",
+    "unreachable": "unreachable",
+    "not_configured": "not configured",
+    "bug": "failed unexpectedly",
+}
+
+#: What to do next, per cause; ``{source}``, ``{target}``, ``{timeout}`` and ``{setting}`` are filled in.
+ADVICE: dict[str, str] = {
+    "refused": "Connection refused at {target}: nothing listens there. Check that {source} is running and that "
+    "{setting} points at the right host and port; `vcci-nb check` tests every source at once.",
+    "unreachable": "Nothing answered at {target}. Check that {source} is running and that its address in {setting} "
+    "is right; `vcci-nb check` tests every source at once.",
+    "dns": "The host name in {setting} does not resolve from here. Check the spelling, or the DNS of this machine.",
+    "tls": "The TLS handshake with {target} failed: the server's certificate is not trusted here, does not match "
+    "the host, or the server does not speak TLS. Give the CA that signed it (for Kubernetes the cluster's "
+    "certificate-authority(-data) in the kubeconfig; otherwise the CA named in {setting}) or fix the URL's scheme.",
+    "timeout": "{source} did not answer within {timeout:g} s: the connection was not refused, it hung. It may be "
+    "overloaded or wedged: that is itself evidence. Retry with a longer timeout, or look at the system directly.",
+    "credentials": "{source} refused our credentials. Check the user and password (or token) in {setting}"
+    "{setting_file}.",
+    "permission": "{source} accepted who we are but refused the request. Check that the identity in {setting} has "
+    "the read grants the runbook lists (pg_monitor, Redis ACL, Kubernetes view role).",
+    "config": "Check {setting} and the profile.",
+    "missing": "{source} cannot provide this here (an extension or library is missing); the detail says which.",
+    "bug": "The call to {source} failed unexpectedly. The detail above says why; if it looks like a bug in "
     "vcci-nb, report it with this evidence file.",
 }
 
 
-def failure_message(source: str, target: str, failure: Failure, timeout: float) -> str:
-    advice = ADVICE[failure.status].format(source=source, target=target or source, timeout=timeout)
-    return redact(f"{source} {failure.status}: {failure.detail}. {advice}")
+def setting_for(profile: Any, connection: str, key: str = "url_env") -> str:
+    """The variable the profile reads for ``connection`` (``DATABASE_URL``), for messages; never raises."""
+    try:
+        from vcci_nb.config import resolve_profile
+
+        value = resolve_profile(profile).connection_env(connection).get(key)
+    except Exception:
+        value = None
+    return str(value) if value else DEFAULT_SETTINGS.get(connection, "")
+
+
+def failure_message(source: str, target: str, failure: Failure, timeout: float, setting: str = "") -> str:
+    setting = setting or DEFAULT_SETTINGS.get(source, f"the profile's connections.{source}")
+    first_var = setting.split(" ", 1)[0]
+    fields = {"source": source, "target": target or source, "timeout": timeout, "setting": setting}
+    fields["setting_file"] = f" (or the file {first_var}_FILE names)" if first_var.isupper() else ""
+    advice = failure.fix or ADVICE.get(failure.cause, ADVICE["bug"]).format(**fields)
+    what = CAUSE_NAMES.get(failure.cause, failure.cause)
+    return redact(f"{source} {failure.status} ({what}): {failure.detail}. {advice}")
 
 
 def run_with_deadline(fn: Callable[[], Any], deadline_s: float) -> Any:
@@ -217,6 +311,7 @@ def collect(
     target: str = "",
     window: Window | None = None,
     meta: dict[str, Any] | None = None,
+    setting: str = "",
 ) -> Evidence:
     """Call ``fetch`` under a deadline and wrap what happens in an :class:`Evidence`.
 
@@ -229,6 +324,8 @@ def collect(
         target: a redacted address for messages.
         window: the time window asked about, if any.
         meta: provenance to keep with the evidence.
+        setting: the variable (or profile key) that points at the source and holds its credentials,
+            named in the advice when the call fails (``DATABASE_URL``).
     """
     started = time.perf_counter()
     collected_at = utcnow()
@@ -242,8 +339,11 @@ def collect(
     except Exception as exc:
         failure = classify(exc)
         elapsed = time.perf_counter() - started
-        msg = failure_message(source, redact(target), failure, timeout)
+        msg = failure_message(source, redact(target), failure, timeout, setting)
         log.info("%s: %s", name, msg)
+        extra["cause"] = failure.cause
+        if setting:
+            extra.setdefault("setting", setting)
         return Evidence(
             name=name,
             source=source,
@@ -273,12 +373,12 @@ def collect(
 
 
 def not_configured(name: str, source: str, what: str, *, query: str = "") -> Evidence:
-    """Evidence for a source the environment does not point at (status unavailable)."""
+    """Evidence for a source the environment does not point at (status unavailable, cause not_configured)."""
     return Evidence(
         name=name,
         source=source,
         query=query,
         status="unavailable",
-        meta={"kind": name},
+        meta={"kind": name, "cause": "not_configured"},
         message=f'{source} is not configured: {what}. Set it (for the lab: eval "$(vcci-nb lab env)") and run again.',
     )

@@ -18,7 +18,7 @@ import requests
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, env_secret, resolve_profile
 from vcci_nb.evidence import Evidence
 from vcci_nb.redact import redact, redact_url
-from vcci_nb.sources._core import classify, collect
+from vcci_nb.sources._core import CAUSE_NAMES, classify, collect
 
 SOURCE = "http"
 
@@ -46,7 +46,7 @@ def check_url(url: str, timeout: float) -> dict[str, Any]:
             "status_code": None,
             "latency_ms": (time.perf_counter() - started) * 1000,
             "result": failure.status,
-            "detail": failure.detail,
+            "detail": f"{CAUSE_NAMES.get(failure.cause, failure.cause)}: {failure.detail}",
         }
     return {
         "up": resp.status_code < 400,

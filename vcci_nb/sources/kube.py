@@ -17,16 +17,17 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from kubernetes import config as kconfig
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, kube_settings, resolve_profile
-from vcci_nb.errors import SourceError
+from vcci_nb.errors import SourceError, SourceMisconfigured
 from vcci_nb.evidence import Evidence, Window, utcnow
 from vcci_nb.redact import MASK, redact
-from vcci_nb.sources._core import collect, not_configured
+from vcci_nb.sources._core import collect, not_configured, setting_for
 from vcci_nb.sources.logs import group_signatures, parse_lines
 
 SOURCE = "kubernetes"
@@ -111,15 +112,64 @@ def _kube_gather(
     if settings.kubeconfig is None:
         return not_configured(name, SOURCE, "KUBECONFIG is not set and ~/.kube/config does not exist", query=call)
     target = f"context {settings.context or '(current)'} in {settings.kubeconfig}"
+    var = setting_for(profile, "kubernetes", "kubeconfig_env")
+    setting = f"the kubeconfig {var} names (context {settings.context or '(current)'})"
 
     def fetch() -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]:
+        check_context(settings.kubeconfig, settings.context, profile)
         client = api_client(profile)
         try:
             return build(client)
         finally:
             client.close()
 
-    return collect(name, SOURCE, call, fetch, timeout=timeout, target=target, window=window, meta=meta)
+    return collect(name, SOURCE, call, fetch, timeout=timeout, target=target, window=window, meta=meta, setting=setting)
+
+
+def check_context(kubeconfig: str | None, context: str | None, profile: ProfileLike = None) -> None:
+    """Raise :class:`SourceMisconfigured` naming the contexts there are when ``context`` is not in the file.
+
+    The client's own error ("Expected object with name X in ... contexts list") names neither what
+    the file has nor which setting chose the missing one; this says both.
+    """
+    if not kubeconfig:
+        return
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(kubeconfig).read_text()) or {}
+    except OSError as exc:
+        raise SourceMisconfigured(
+            f"the kubeconfig {kubeconfig} cannot be read ({exc.strerror})",
+            fix=f"point {setting_for(profile, 'kubernetes', 'kubeconfig_env')} at a readable kubeconfig file.",
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise SourceMisconfigured(
+            f"the kubeconfig {kubeconfig} is not valid YAML ({type(exc).__name__})",
+            fix=f"point {setting_for(profile, 'kubernetes', 'kubeconfig_env')} at a valid kubeconfig file.",
+        ) from exc
+    if not isinstance(doc, dict):
+        return  # let the client say what it makes of it
+    have = [str(c.get("name")) for c in doc.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+    wanted = context or doc.get("current-context")
+    try:
+        prof_name = resolve_profile(profile).name
+    except Exception:
+        prof_name = "<profile>"
+    key = f"connections.kubernetes.context in parameters/environments/{prof_name}.yaml"
+    choices = ", ".join(have) if have else "none"
+    if not wanted:
+        raise SourceMisconfigured(
+            f"the profile names no kube context and the kubeconfig {kubeconfig} has no current-context "
+            f"(it has: {choices})",
+            fix=f"Set {key} to one of: {choices}.",
+        )
+    if wanted not in have:
+        raise SourceMisconfigured(
+            f"the kubeconfig {kubeconfig} has no context {wanted!r}; the contexts it has: {choices}",
+            fix=f"Set {key} to one of: {choices} (or point "
+            f"{setting_for(profile, 'kubernetes', 'kubeconfig_env')} at a kubeconfig that has {wanted!r}).",
+        )
 
 
 # --- parsing helpers --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import psycopg
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, postgres_dsn, resolve_profile
 from vcci_nb.evidence import Evidence
 from vcci_nb.redact import redact_url
-from vcci_nb.sources._core import SourceUnavailable, collect
+from vcci_nb.sources._core import SourceUnavailable, collect, setting_for
 
 SOURCE = "postgres"
 APPLICATION_NAME = "vcci-nb"
@@ -218,7 +218,16 @@ def _gather(
         return frame, more
 
     shown = " ".join(sql.split())
-    return collect(f"postgres.{what}", SOURCE, shown, fetch, timeout=timeout, target=_target(dsn), meta=meta)
+    return collect(
+        f"postgres.{what}",
+        SOURCE,
+        shown,
+        fetch,
+        timeout=timeout,
+        target=_target(dsn),
+        meta=meta,
+        setting=setting_for(profile, "postgres"),
+    )
 
 
 def _one_row(sql: str) -> Callable[[Any], dict[str, Any]]:
@@ -307,7 +316,15 @@ def gather_statements(profile: ProfileLike = None, *, limit: int = 10, timeout: 
         return run_query(profile, SQL_STATEMENTS.format(schema=schema), {"limit": int(limit)}, timeout=timeout)
 
     shown = " ".join(SQL_STATEMENTS.format(schema="public").split())
-    return collect("postgres.statements", SOURCE, shown, fetch, timeout=timeout, target=_target(dsn))
+    return collect(
+        "postgres.statements",
+        SOURCE,
+        shown,
+        fetch,
+        timeout=timeout,
+        target=_target(dsn),
+        setting=setting_for(profile, "postgres"),
+    )
 
 
 def gather_settings(

@@ -23,7 +23,7 @@ from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, resolve_profile, serv
 from vcci_nb.errors import ConfigError, SourceError
 from vcci_nb.evidence import Evidence, Window
 from vcci_nb.redact import redact_url
-from vcci_nb.sources._core import collect, not_configured
+from vcci_nb.sources._core import collect, not_configured, setting_for
 from vcci_nb.sources.window import baseline_window, choose_step
 
 SOURCE = "prometheus"
@@ -219,6 +219,7 @@ def gather_instant(
         lambda: query_url(base, "/api/v1/query", params, timeout),
         timeout=timeout,
         target=redact_url(base),
+        setting=setting_for(profile, "prometheus"),
         window=at,
     )
 
@@ -281,6 +282,7 @@ def gather_range(
         fetch,
         timeout=timeout,
         target=redact_url(base),
+        setting=setting_for(profile, "prometheus"),
         window=window,
         meta=meta,
     )
@@ -376,7 +378,15 @@ def gather_volumes(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIME
             out[key] = out[key].astype(str)
         return out.sort_values("free_ratio").reset_index(drop=True)
 
-    return collect("prometheus.volumes", SOURCE, query, fetch, timeout=timeout, target=redact_url(base))
+    return collect(
+        "prometheus.volumes",
+        SOURCE,
+        query,
+        fetch,
+        timeout=timeout,
+        target=redact_url(base),
+        setting=setting_for(profile, "prometheus"),
+    )
 
 
 #: Columns of ``prometheus.alerts``, also when nothing fires (an empty frame keeps its shape).
@@ -438,7 +448,15 @@ def gather_alerts(
             raise SourceError(f"Prometheus refused the alerts list: {doc.get('errorType')}: {doc.get('error')}")
         return alerts_to_frame(list((doc.get("data") or {}).get("alerts") or []), ns)
 
-    return collect("prometheus.alerts", SOURCE, query, fetch, timeout=timeout, target=redact_url(base))
+    return collect(
+        "prometheus.alerts",
+        SOURCE,
+        query,
+        fetch,
+        timeout=timeout,
+        target=redact_url(base),
+        setting=setting_for(profile, "prometheus"),
+    )
 
 
 def gather_dependency_up(

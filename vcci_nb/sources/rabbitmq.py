@@ -15,7 +15,7 @@ import requests
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, service_url
 from vcci_nb.evidence import Evidence
 from vcci_nb.redact import redact_url
-from vcci_nb.sources._core import collect, not_configured
+from vcci_nb.sources._core import collect, not_configured, setting_for
 
 SOURCE = "rabbitmq"
 
@@ -46,6 +46,7 @@ def _gather(profile: ProfileLike, what: str, path: str, build: Any, timeout: flo
         lambda: build(_get(url, path, timeout)),
         timeout=timeout,
         target=redact_url(url),
+        setting=setting_for(profile, "rabbitmq"),
     )
 
 

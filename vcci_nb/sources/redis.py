@@ -16,7 +16,7 @@ import redis
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, redis_url, resolve_profile
 from vcci_nb.evidence import Evidence
 from vcci_nb.redact import redact, redact_url
-from vcci_nb.sources._core import collect, not_configured
+from vcci_nb.sources._core import collect, not_configured, setting_for
 
 SOURCE = "redis"
 
@@ -52,7 +52,16 @@ def _gather(profile: ProfileLike, what: str, call: str, build: Any, timeout: flo
         finally:
             client.close()
 
-    return collect(name, SOURCE, call, fetch, timeout=timeout, target=redact_url(url), meta=meta or None)
+    return collect(
+        name,
+        SOURCE,
+        call,
+        fetch,
+        timeout=timeout,
+        target=redact_url(url),
+        meta=meta or None,
+        setting=setting_for(profile, "redis"),
+    )
 
 
 def gather_ping(profile: ProfileLike = None, *, samples: int = 5, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
