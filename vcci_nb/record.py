@@ -474,6 +474,32 @@ class IncidentRecord:
 
         return self.update(change)
 
+    def set_severity(self, severity: str, reason: str, actor: str | None = None) -> dict[str, Any]:
+        """Declare the incident's severity (the commander's call); the timeline says who, from what, and why.
+
+        The declared severity is ``severity``: escalation, update cadence and messages follow it.
+        Triage's suggestion stays beside it in ``suggested_severity``.
+        """
+        _check_severity(severity)
+        if not reason or not reason.strip():
+            raise RecordError("Changing the severity needs a reason: say why (--reason '…').")
+        who = actor or default_actor()
+        why = reason.strip()
+
+        def change(d: dict[str, Any]) -> None:
+            if d["status"] == "closed":
+                raise RecordError(f"{d['id']} is closed; its severity can no longer change.")
+            now = utc_iso()
+            previous = d["severity"]
+            d["severity"] = severity
+            d["severity_declared"] = {"level": severity, "at": now, "actor": who, "reason": why}
+            verb = "unchanged" if previous == severity else f"{previous} → {severity}"
+            summary = f"Severity declared {severity} ({verb}): {why}"
+            data = {"from": previous, "to": severity, "reason": why, "declared": True}
+            d["timeline"].append(self._event("note", summary, who, data, now))
+
+        return self.update(change)
+
     def close(self, resolution: str, actor: str | None = None) -> dict[str, Any]:
         """Close the incident with a resolution summary (resolving it first if it was not)."""
         if not resolution or not resolution.strip():
@@ -564,9 +590,21 @@ class IncidentRecord:
                 )
             )
 
+        suggested = next(
+            (f for f in reversed(items) if f["key"] == "triage.severity" and f.get("value") in SEVERITIES), None
+        )
+
         def change(d: dict[str, Any]) -> None:
             d["findings"].extend(items)
             d["timeline"].extend(events)
+            if suggested is not None:
+                reasons = (suggested.get("details") or {}).get("reasons") or []
+                d["suggested_severity"] = {
+                    "level": suggested["value"],
+                    "at": suggested["at"],
+                    "notebook": suggested.get("notebook"),
+                    "reasons": [str(r) for r in reasons][:10],
+                }
 
         return self.update(change)
 
@@ -637,6 +675,32 @@ def format_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m {secs}s"
+
+
+def severity_text(data: dict[str, Any]) -> str:
+    """``declared P1 (by alice: …); triage suggests P2``: what the severity is, who set it, what triage thinks."""
+    declared = data.get("severity_declared") or {}
+    text = f"declared {data['severity']}"
+    if declared.get("level") == data["severity"]:
+        text += f" (by {declared.get('actor') or 'unknown'}: {declared.get('reason') or 'no reason given'})"
+    elif data.get("source") == "alertmanager":
+        text += " (from the alert's severity label)"
+    suggested = data.get("suggested_severity") or {}
+    if suggested.get("level"):
+        text += f"; triage suggests {suggested['level']}"
+        if suggested["level"] != data["severity"]:
+            text += " (differs: the declared one rules escalation and updates)"
+    else:
+        text += "; no triage suggestion yet"
+    return text
+
+
+def _severity_line(data: dict[str, Any]) -> str:
+    e = html.escape
+    suggested = data.get("suggested_severity") or {}
+    reasons = "; ".join(str(r) for r in (suggested.get("reasons") or [])[:4])
+    title = f" title='{e(reasons, quote=True)}'" if reasons else ""
+    return f"<span id='severity'{title}>severity {e(severity_text(data))}</span> ·"
 
 
 def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
@@ -724,6 +788,7 @@ pre{{white-space:pre-wrap;margin:0;font-size:.85em}}
 </style></head><body>
 <h1>{e(data["id"])}: {e(data["title"])}</h1>
 <p><span class="sev">{e(data["severity"])}</span> status <b id="status">{e(data["status"])}</b> ·
+{_severity_line(data)}
 commander {e(data.get("commander") or "unassigned")} · opened {e(data["created_at"])} ·
 duration <span id="dur">{e(duration)}</span></p>
 {f"<p><b>Resolution:</b> {e(data['resolution'])}</p>" if data.get("resolution") else ""}

@@ -172,7 +172,7 @@ def test_real_alertmanager_two_groups_of_one_fault_make_one_incident(
         ("VcciDbPoolNearlyExhausted", "opened"),
         ("VcciApiHighErrorRate", "joined"),
     ]
-    assert record["severity"] == "P0"  # raised from P1 by the error-rate group
+    assert record["severity"] == "P1"  # as the seed's own example incident: critical and high are both P1
     assert sorted(r["bundle"] for r in serve.runs()) == ["connection_pool_exhausted", "triage"]
 
     # The pool recovers first: the incident stays open; then the errors stop: it resolves, once.

@@ -146,12 +146,12 @@ def test_a_joining_group_raises_the_severity_and_never_lowers_it(make_serve: Any
     assert serve.post(group("RedisMemoryHigh", severity="low")).status_code == 200
     _settle(serve, 1)
     [record] = serve.records()
-    assert record["severity"] == "P0"
+    assert record["severity"] == "P1"
     raised = [e for e in record["timeline"] if e["summary"].startswith("Severity raised")]
     assert [e["summary"] for e in raised] == [
-        "Severity raised P2 → P0: alert group HighErrorRate joined with severity=critical"
+        "Severity raised P2 → P1: alert group HighErrorRate joined with severity=critical"
     ]
-    assert raised[0]["data"]["from"] == "P2" and raised[0]["data"]["to"] == "P0"
+    assert raised[0]["data"]["from"] == "P2" and raised[0]["data"]["to"] == "P1"
     assert len(record["alert_groups"]) == 3  # the low one joined, and left the severity alone
 
 

@@ -83,7 +83,7 @@ def test_lab_fault_to_executed_triage_record(lab: Any, lab_env: dict[str, str], 
     [job] = [j for j in serve.jobs() if j["incident_id"] == record["id"] and j["bundle"] == "triage"]
     log = (serve.state_dir / "runs" / f"job-{job['id']}-attempt-{job['attempts']}.log").read_text()
     assert job["state"] == "succeeded", log[-3000:]
-    assert record["source"] == "alertmanager" and record["severity"] == "P0"
+    assert record["source"] == "alertmanager" and record["severity"] == "P1"  # critical: the seed's P1
     executed = sorted(p.name for p in folder.glob("*.ipynb"))
     assert any("01_triage" in name for name in executed), executed
     assert any("03_investigate_metrics" in name for name in executed), executed

@@ -21,7 +21,7 @@ def test_firing_alert_opens_an_incident_and_runs_triage_once(make_serve: Any) ->
     [record] = serve.records()
     assert record["source"] == "alertmanager"
     assert record["group_key"] == GROUP
-    assert record["severity"] == "P0"  # severity=critical
+    assert record["severity"] == "P1"  # severity=critical: the seed's P1 (P0 is an outage, security, data)
     assert record["title"].startswith("HighErrorRate")
     assert record["detected_at"].startswith("2026-01-06T10:00:00")  # the alert's startsAt, not our clock
     assert [a["fingerprint"] for a in record["alerts"]] == ["a1b2c3d4e5f60718"]
@@ -75,8 +75,8 @@ def test_new_alerts_join_the_open_incident(make_serve: Any) -> None:
     _settle(serve, 1)
     [record] = serve.records()
     assert [a["fingerprint"] for a in record["alerts"]] == ["a1b2c3d4e5f60718", "ffff000011112222"]
-    assert record["severity"] == "P0"  # raised from P2 by the critical alert
-    assert any("Severity raised P2 → P0" in e["summary"] for e in record["timeline"])
+    assert record["severity"] == "P1"  # raised from P2 by the critical alert
+    assert any("Severity raised P2 → P1" in e["summary"] for e in record["timeline"])
     assert len(serve.runs("start")) == 1  # same bundle, same episode: not run again
 
 

@@ -87,10 +87,50 @@ FINDING_LEVELS: dict[str, tuple[str, str]] = {
     "logs.errors": ("P3", "Errors in application logs"),
 }
 
-#: A firing alert's ``severity`` label to the level it supports. ``critical`` supports P1, not P0:
-#: the seed keeps P0 for an outage, a security incident or data at risk, which a rule's label does
-#: not establish (the questions do). Labels not listed support P3.
-ALERT_LEVELS: dict[str, str] = {"critical": "P1", "high": "P1", "error": "P1", "warning": "P2", "medium": "P2"}
+#: A firing alert's ``severity`` label to the level it supports, when ``parameters/routes.yaml`` has no
+#: ``severity`` mapping. ``critical`` supports P1, not P0: the seed keeps P0 for an outage, a security
+#: incident or data at risk. The mapping serve opens incidents with (routes.yaml) is the one used:
+#: see :func:`alert_level`, so the incident's severity and triage's suggestion follow one rule.
+ALERT_LEVELS: dict[str, str] = {
+    "outage": "P0",
+    "security": "P0",
+    "data_loss": "P0",
+    "critical": "P1",
+    "high": "P1",
+    "error": "P1",
+    "medium": "P2",
+    "warning": "P2",
+    "low": "P3",
+    "info": "P3",
+}
+
+
+def alert_levels() -> tuple[dict[str, str], str]:
+    """``routes.yaml``'s label → level mapping and its default level (the one severity rule)."""
+    from vcci_nb.config import parameters_dir, read_yaml
+
+    path = parameters_dir() / "routes.yaml"
+    try:
+        data = read_yaml(path) if path.exists() else {}
+    except Exception:  # a broken routes.yaml is serve's error to report; triage still suggests
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    mapping = data.get("severity")
+    levels = (
+        {str(k).lower(): str(v) for k, v in mapping.items() if str(v) in LEVELS}
+        if isinstance(mapping, dict) and mapping
+        else dict(ALERT_LEVELS)
+    )
+    default = str(data.get("default_severity") or "P2")
+    return levels, default if default in LEVELS else "P2"
+
+
+def alert_level(label: str) -> str:
+    """The level an alert's severity label implies: the same answer serve's routing gives."""
+    if label.upper() in LEVELS:
+        return label.upper()
+    levels, default = alert_levels()
+    return levels.get(label.lower(), default)
 
 
 @dataclass
@@ -191,7 +231,7 @@ def _levels_of(finding: Finding) -> list[tuple[str, str]]:
         out = []
         for alert in finding.details.get("alerts") or []:
             label = str(alert.get("severity") or "")
-            level = ALERT_LEVELS.get(label.lower(), "P3")
+            level = alert_level(label)
             out.append((level, f"Alert {alert.get('alertname')} firing (severity={label or 'none'})"))
         return out
     return []

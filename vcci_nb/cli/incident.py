@@ -29,9 +29,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--actor", default=None, help="who is acting (default: $VCCI_NB_ACTOR or your login)")
     p.set_defaults(func=_open)
 
-    p = sub.add_parser("update", help="change status and/or add a note to the timeline")
+    p = sub.add_parser("update", help="change status or severity and/or add a note to the timeline")
     p.add_argument("id")
     p.add_argument("--status", choices=_STATUSES)
+    p.add_argument(
+        "--severity",
+        choices=["P0", "P1", "P2", "P3"],
+        help="declare the severity (needs --reason); escalation and update cadence follow it",
+    )
+    p.add_argument("--reason", default="", help="why the severity changes (recorded in the timeline)")
     p.add_argument("--note", default="", help="what changed, for the timeline (and the message's Update line)")
     p.add_argument("--actor", default=None)
     p.add_argument(
@@ -88,13 +94,25 @@ def _update(args: argparse.Namespace) -> int:
     record = IncidentRecord.load(args.id)
     if args.send and not args.notify:
         raise RecordError("--send only applies with --notify CHANNELS (e.g. --notify all --send).")
+    if args.reason and not args.severity:
+        raise RecordError("--reason goes with --severity P0..P3 (e.g. --severity P0 --reason 'all tenants down').")
+    changed = False
+    if args.severity:
+        from vcci_nb.record import severity_text
+
+        data = record.set_severity(args.severity, args.reason, actor=args.actor)
+        print(f"{data['id']}: severity {severity_text(data)}")
+        changed = True
     if args.status:
         data = record.set_status(args.status, note=args.note, actor=args.actor)
     elif args.note:
         record.add_event("note", args.note, actor=args.actor)
         data = record.data
-    elif not args.notify:
-        raise RecordError("Nothing to update: give --status STATUS, --note '…' and/or --notify CHANNELS.")
+    elif not args.notify and not changed:
+        raise RecordError(
+            "Nothing to update: give --status STATUS, --severity P0..P3 --reason '…', --note '…' "
+            "and/or --notify CHANNELS."
+        )
     else:
         data = record.data
     print(f"{data['id']}: {data['status']}")
@@ -159,7 +177,7 @@ def _duration(data: dict[str, Any]) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     from vcci_nb.analysis.model import SEVERITY_ORDER
-    from vcci_nb.record import IncidentRecord
+    from vcci_nb.record import IncidentRecord, severity_text
 
     record = IncidentRecord.load(args.id)
     data = record.data
@@ -169,6 +187,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     out = [
         f"{data['id']}  {data['severity']}  {data['status'].upper()}  {data['title']}",
+        f"  severity: {severity_text(data)}",
         f"  commander: {data.get('commander') or 'unassigned'}   source: {data['source']}   "
         f"opened: {data['created_at']}   duration: {_duration(data)}",
         f"  folder: {record.folder}",
