@@ -48,7 +48,7 @@ def test_a_critical_alert_suggests_the_level_serve_opens_with() -> None:
 
 def test_the_seeds_example_incident_opens_as_p1() -> None:
     """The demo's fault (pool exhaustion in a traffic spike) fires these rules; the seed's example is P1."""
-    from vcci_nb.lab._monitoring import rules
+    from vcci_lab._monitoring import rules
 
     by_name = {r["alert"]: r["labels"] for g in rules()["groups"] for r in g["rules"]}
     fired = ["VcciApiHighErrorRate", "VcciDbPoolNearlyExhausted", "PostgresConnectionsNearLimit"]
