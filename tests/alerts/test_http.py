@@ -104,6 +104,16 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
     ("bad fingerprint", json.dumps(_with(["alerts", 0, "fingerprint"], "../../etc")).encode(), "fingerprint"),
     ("bad timestamp", json.dumps(_with(["alerts", 0, "startsAt"], "yesterday")).encode(), "RFC 3339"),
     ("impossible date", json.dumps(_with(["alerts", 0, "startsAt"], "2026-02-30T10:00:00Z")).encode(), "real date"),
+    (
+        "startsAt before year 1 in UTC",
+        json.dumps(_with(["alerts", 0, "startsAt"], "0001-01-01T00:30:00+01:00")).encode(),
+        "outside the calendar",
+    ),
+    (
+        "endsAt after year 9999 in UTC",
+        json.dumps(_with(["alerts", 0, "endsAt"], "9999-12-31T23:59:59-01:00")).encode(),
+        "outside the calendar",
+    ),
     ("NUL in a label", json.dumps(_with(["alerts", 0, "labels", "service"], "api\x00")).encode(), "NUL"),
     ("NUL byte in the body", json.dumps(_valid()).encode() + b"\x00", "NUL"),
     ("bad label name", json.dumps(_with(["alerts", 0, "labels", "bad-name"], "x")).encode(), "label name"),

@@ -131,7 +131,13 @@ def parse_time(value: Any, where: str, *, zero_is_none: bool = False) -> str | N
         moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}")
     except ValueError as exc:
         raise PayloadError(f"{where} is {text[:40]!r}, which is not a real date and time: {exc}") from exc
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        raise PayloadError(
+            f"{where} is {text[:40]!r}, which is outside the calendar (years 1 to 9999) once taken to UTC"
+        ) from exc
+    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _alert(value: Any, index: int) -> Alert:
