@@ -344,7 +344,8 @@ class IncidentRecord:
                 except OSError as exc:
                     raise RecordError(f"Could not create the incident folder under {out}: {exc.strerror}.") from exc
             record = cls(incident_id, out)
-            data = _new_record(incident_id, severity, title.strip(), commander, source, group_key, at, who)
+            title = " ".join(title.split())  # one line: it becomes mail subjects and HTML titles
+            data = _new_record(incident_id, severity, title, commander, source, group_key, at, who)
             try:
                 record._write(data)
             except RecordError:

@@ -392,3 +392,20 @@ def test_record_text_cannot_ping_a_whole_slack_channel(notify_env: dict[str, str
     text = receiver.calls("/slack/webhook/")[0].body["text"]
     assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in text and "<!channel>" not in text
     assert rec.data["notifications"][1]["subject"].endswith("Errors <!channel> & <https://evil.example|click>")
+
+
+def test_a_multi_line_title_gives_a_one_line_subject_and_the_mail_goes(
+    notify_env: dict[str, str], smtp: Smtp, fast_profile: Any
+) -> None:
+    rec = _open(title="API 5xx:\n  error rate above 5%\r\nBcc: evil@example.com")
+    assert rec.data["title"] == "API 5xx: error rate above 5% Bcc: evil@example.com"
+    # A record written before titles were collapsed (or edited by hand) still mails.
+    data = json.loads(rec.path.read_text())
+    data["title"] = "API 5xx:\nerror rate\nBcc: evil@example.com"
+    rec.path.write_text(json.dumps(data))
+    d = notify.notify(rec, "email", "initial", send=True, profile=fast_profile)["deliveries"][0]
+    assert d["status"] == "sent", d
+    (mail,) = smtp.messages
+    msg = email.message_from_string(mail["content"], policy=email.policy.default)
+    assert msg["Subject"] == "[P1] Production Incident - API 5xx: error rate Bcc: evil@example.com"
+    assert msg["Bcc"] is None and "evil@example.com" not in mail["rcpt_tos"]

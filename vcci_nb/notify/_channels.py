@@ -43,6 +43,11 @@ COMPONENT_STATUSES = frozenset(
 STATUSPAGE_STATUSES = frozenset({"investigating", "identified", "monitoring", "resolved"})
 
 
+def _one_line(value: str) -> str:
+    """A header value on one line: every run of whitespace (newlines included) becomes one space."""
+    return " ".join(str(value).split())
+
+
 @dataclass
 class Message:
     """One rendered message for one channel: what would be sent, without any credential."""
@@ -497,7 +502,8 @@ class Webhook(Channel):
         }
 
     def send(self, message: Message, data: dict[str, Any], sleep: Sleep = time.sleep) -> Outcome:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": str(message.meta.get("id") or uuid.uuid4())}
+        key = _one_line(str(message.meta.get("id") or uuid.uuid4()))
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         if self.conf.get("token_env"):
             headers["Authorization"] = f"Bearer {_secret(self.conf, 'token', self.name)}"
         out = call(
@@ -544,6 +550,7 @@ class Email(Channel):
             raise ConfigError(f"notify channel {self.name!r} (email) needs 'to:' recipients in the profile")
         sender = str(_env_value(self.conf, "from", "vcci-nb@localhost"))
         subject = message.subject or f"[{data.get('severity')}] Production Incident - {data.get('title')}"
+        subject = _one_line(subject)  # a multi-line alert summary must not break every mail (header injection too)
         message.subject = subject
         message.recipients = {"to": to, "cc": cc_list}
         message.payload = {"from": sender, "to": to, "cc": cc_list, "subject": subject, "body": message.text}
@@ -551,14 +558,14 @@ class Email(Channel):
     def _email(self, message: Message, data: dict[str, Any]) -> EmailMessage:
         p = message.payload or {}
         mail = EmailMessage()
-        mail["From"] = p["from"]
-        mail["To"] = ", ".join(p["to"])
+        mail["From"] = _one_line(p["from"])
+        mail["To"] = _one_line(", ".join(p["to"]))
         if p.get("cc"):
-            mail["Cc"] = ", ".join(p["cc"])
-        mail["Subject"] = p["subject"]
+            mail["Cc"] = _one_line(", ".join(p["cc"]))
+        mail["Subject"] = _one_line(p["subject"])
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = make_msgid(domain="vcci-nb")
-        mail["X-VCCI-Incident"] = str(data["id"])
+        mail["X-VCCI-Incident"] = _one_line(str(data["id"]))
         mail.set_content(p["body"])
         return mail
 
