@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -422,8 +423,16 @@ def _tree_runbook(tree: dict[str, Any] | None, key: str) -> str:
     return ""
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|!~])")
+
+
+def _md_escape(text: Any) -> str:
+    """Record text (alert summaries, titles, notes) as literal Markdown: one line, no live markup.
+
+    Alert annotations are written by whoever can fire an alert; unescaped, ``![t](http://host/x.png)``
+    became an ``<img>`` that called out when the report was opened, and ``[x](url)`` a link.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def build(
@@ -484,12 +493,12 @@ def build(
     md += ["> Drafted by vcci-nb from the incident record. Sections marked DRAFT need a person to confirm.", ""]
     md += [
         "## Incident Summary",
-        f"- **Title**: {data['title']}",
+        f"- **Title**: {_md_escape(data['title'])}",
         f"- **Date**: {start:%Y-%m-%d}",
         f"- **Duration**: {_dur((end - start).total_seconds())} ({start:%H:%M} - {end:%H:%M} UTC, "
         "first alert or detection to resolution)",
         f"- **Severity**: {sev}",
-        f"- **Incident Commander**: {data.get('commander') or 'unassigned'}",
+        f"- **Incident Commander**: {_md_escape(data.get('commander') or 'unassigned')}",
     ]
     if impact["status"] == "ok":
         share = impact["failed_share"]
@@ -503,7 +512,7 @@ def build(
     else:
         md.append(f"- **Impact**: _not measured: {impact['message']}_")
     if top_unique:
-        md.append(f"- **Root Cause** (DRAFT, confirm): {top_unique[0].summary}")
+        md.append(f"- **Root Cause** (DRAFT, confirm): {_md_escape(top_unique[0].summary)}")
         if tree:
             md.append(
                 f"- **Decision tree** (DRAFT): {tree['symptom']} → {tree['cause']} ({tree['verdict']}); "
@@ -512,7 +521,7 @@ def build(
     else:
         md.append("- **Root Cause** (DRAFT): _no finding above info recorded; to be determined in the review_")
     if data.get("resolution"):
-        md.append(f"- **Resolution**: {data['resolution']}")
+        md.append(f"- **Resolution**: {_md_escape(data['resolution'])}")
     md.append("")
 
     md += [
@@ -550,7 +559,7 @@ def build(
     if top_unique:
         for f in top_unique:
             val = f" (value {f.value}{f.unit and ' ' + f.unit}, threshold {f.threshold})" if f.value is not None else ""
-            md.append(f"- [{f.severity}] {f.summary}{val} — `{f.key}`")
+            md.append(f"- [{f.severity}] {_md_escape(f.summary)}{val} — `{f.key}`")
     else:
         md.append("- _to be completed_")
     if tree:
@@ -587,10 +596,10 @@ def build(
 
     md += [
         "## What Went Well",
-        *(f"- ✓ {g}" for g in good or ["_to be completed_"]),
+        *([f"- ✓ {_md_escape(g)}" for g in good] or ["- ✓ _to be completed_"]),
         "",
         "## What Didn't Go Well",
-        *(f"- ✗ {b}" for b in bad or ["_to be completed_"]),
+        *([f"- ✗ {_md_escape(b)}" for b in bad] or ["- ✗ _to be completed_"]),
         "",
     ]
 
@@ -602,8 +611,8 @@ def build(
         pr = _FINDING_PRIORITY.get(f.severity, "P2")
         due = due_base + timedelta(days=7 if pr in {"P0", "P1"} else 30)
         md += [
-            f"{n}. **[{pr}] Prevent recurrence: {f.summary}** (Owner: @TBD, Due: {due:%Y-%m-%d})",
-            f"   - {f.runbook or _tree_runbook(tree, f.key) or 'Decide the long-term fix for ' + f.key}",
+            f"{n}. **[{pr}] Prevent recurrence: {_md_escape(f.summary)}** (Owner: @TBD, Due: {due:%Y-%m-%d})",
+            f"   - {_md_escape(f.runbook or _tree_runbook(tree, f.key) or 'Decide the long-term fix for ' + f.key)}",
         ]
     if any("Update #" in b or "Escalation" in b for b in bad):
         n += 1
@@ -620,7 +629,7 @@ def build(
     if related:
         for r in related:
             md.append(
-                f"- {r['id']}: {r['title']} ({r['severity']}, {str(r['created_at'])[:10]}) — shares "
+                f"- {r['id']}: {_md_escape(r['title'])} ({r['severity']}, {str(r['created_at'])[:10]}) — shares "
                 + ", ".join(f"`{k}`" for k in r["shared"])
             )
     else:
@@ -633,7 +642,9 @@ def build(
         for nb in nbs:
             link = nb.get("html") or nb.get("path")
             md.append(
-                f"- [{nb['name']}]({link}) — {nb.get('status')}" if link else f"- {nb['name']} — {nb.get('status')}"
+                f"- [{_md_escape(nb['name'])}]({link}) — {nb.get('status')}"
+                if link
+                else f"- {_md_escape(nb['name'])} — {nb.get('status')}"
             )
         md.append("")
     markdown = redact("\n".join(md))

@@ -266,3 +266,19 @@ def test_postmortem_command_writes_into_the_incident_folder(
     out = capsys.readouterr().out
     assert f"wrote {rec.folder / 'postmortem.md'}" in out and "impact not measured" in out
     assert (rec.folder / "postmortem.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_alert_text_stays_text_in_the_report(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 6, 14, 30, tzinfo=UTC)
+    beacon = "![t](http://127.0.0.1:9/track.png)"
+    link = "[reset your password](http://127.0.0.1:9/phish)"
+    raw = "<img src=http://127.0.0.1:9/raw.png>"
+    rec = IncidentRecord.open("P1", f"API 5xx {beacon}", outputs=tmp_path, now=start)
+    rec.add_event("alert", f"Alert HighErrorRate firing: {link} {raw} *loud* | cell", actor="alertmanager")
+    rec.add_findings([{"key": "db.pool_exhaustion", "severity": "critical", "summary": f"pool {beacon}"}])
+    pm = postmortem.build(rec.id, outputs=tmp_path, prometheus_url=None)
+    body = pm.html[pm.html.find("<body>") :]
+    assert "<img" not in body and '<a href="http://127.0.0.1:9' not in body and "<em>loud" not in body
+    # The words are still there, as text.
+    assert "track.png" in body and "reset your password" in body and "*loud*" in body
+    assert "raw.png" in body and "| cell" in body
