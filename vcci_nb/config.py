@@ -12,6 +12,7 @@ libpq's own ``PG*`` variables and ``~/.pgpass``, which psycopg reads by itself.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from vcci_nb.errors import ConfigError
+from vcci_nb.policy import CADENCE_MINUTES, INITIAL_UPDATE_MINUTES
 from vcci_nb.redact import register_secret
 
 
@@ -30,6 +32,11 @@ def parameters_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parent.parent / "parameters"
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of a copy of ``base``: mappings merge, lists and scalars replace."""
+    return _merge(copy.deepcopy(base), over)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +96,29 @@ class Profile:
         if value is None:
             raise ConfigError(f"profile {self.name!r} has no threshold {name!r} under 'thresholds:'")
         return float(value)
+
+    def escalation(self) -> dict[str, Any]:
+        """The profile's ``escalation:`` section (empty when it has none)."""
+        conf = self.get("escalation") or {}
+        if not isinstance(conf, dict):
+            raise ConfigError(f"profile {self.name!r}: 'escalation:' must be a mapping")
+        return conf
+
+    def cadence_minutes(self, severity: str) -> float | None:
+        """Minutes between stakeholder updates for ``severity`` (None: as needed).
+
+        ``escalation.cadence_minutes`` of the profile over :data:`vcci_nb.policy.CADENCE_MINUTES`.
+        """
+        table = self.escalation().get("cadence_minutes")
+        if table is not None and not isinstance(table, dict):
+            raise ConfigError(f"profile {self.name!r}: 'escalation.cadence_minutes' must map P0..P3 to minutes")
+        value = {**CADENCE_MINUTES, **(table or {})}.get(severity)
+        return float(value) if value else None
+
+    def initial_update_minutes(self) -> float:
+        """Minutes after detection the first stakeholder message is due."""
+        value = self.escalation().get("initial_update_minutes")
+        return float(INITIAL_UPDATE_MINUTES if value is None else value)
 
     def connection_env(self, name: str) -> dict[str, Any]:
         """The ``connections.NAME`` mapping (which env vars to read), or an empty one."""

@@ -20,18 +20,26 @@ security findings (key ``security.*``) raise the CTO rule by themselves.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vcci_nb.config import Profile, load_profile
+from vcci_nb.config import Profile, load_profile, merge
 from vcci_nb.errors import ConfigError
+from vcci_nb.policy import (
+    CADENCE_MINUTES,
+    INITIAL_UPDATE_MINUTES,
+    human_minutes,
+    incident_start,
+    last_sent_update,
+    update_rounds,
+)
+from vcci_nb.policy import maybe_time as _t
 
 DEFAULTS: dict[str, Any] = {
-    "initial_update_minutes": 10,
-    "cadence_minutes": {"P0": 30, "P1": 30, "P2": 1440, "P3": None},
+    "initial_update_minutes": INITIAL_UPDATE_MINUTES,
+    "cadence_minutes": dict(CADENCE_MINUTES),
     "targets": {
         "manager": {
             "label": "Engineering Manager",
@@ -66,35 +74,16 @@ FLAGS: dict[str, str] = {
 _DONE = frozenset({"resolved", "closed"})
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def settings(profile: Profile | str | None = None) -> dict[str, Any]:
     """The profile's ``escalation:`` section over the seed's defaults."""
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    conf = prof.get("escalation") or {}
-    if not isinstance(conf, dict):
-        raise ConfigError(f"profile {prof.name!r}: 'escalation:' must be a mapping")
-    return _merge(DEFAULTS, conf)
+    return merge(DEFAULTS, prof.escalation())
 
 
 def cadence_minutes(severity: str, profile: Profile | str | None = None) -> float | None:
     """Minutes between stakeholder updates for ``severity`` (None: as needed)."""
-    value = settings(profile)["cadence_minutes"].get(severity)
-    return float(value) if value else None
-
-
-def _t(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    return prof.cadence_minutes(severity)
 
 
 def _data(record: Any) -> dict[str, Any]:
@@ -109,8 +98,6 @@ def _data(record: Any) -> dict[str, Any]:
 
 
 def _start(data: dict[str, Any]) -> datetime:
-    from vcci_nb.notify._templates import incident_start
-
     return incident_start(data)
 
 
@@ -119,8 +106,6 @@ def _fmt(at: datetime | None) -> str:
 
 
 def _mins(delta: timedelta) -> str:
-    from vcci_nb.notify._templates import human_minutes
-
     return human_minutes(delta.total_seconds() / 60)
 
 
@@ -132,8 +117,6 @@ def update_history(
     The first is due ``initial_update_minutes`` after detection; each next one a cadence after
     the previous one was sent; none after the incident was resolved.
     """
-    from vcci_nb.notify._templates import update_rounds
-
     conf = settings(profile)
     now = now or datetime.now(UTC)
     cadence = cadence_minutes(str(data["severity"]), profile)
@@ -167,8 +150,6 @@ def next_update(
     data: dict[str, Any], profile: Profile | str | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """When the next stakeholder update is due and whether it is overdue."""
-    from vcci_nb.notify._templates import last_sent_update
-
     conf = settings(profile)
     now = now or datetime.now(UTC)
     sev = str(data["severity"])

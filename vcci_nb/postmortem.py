@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ConfigError
+from vcci_nb.policy import RESPONSE_MINUTES, incident_start
+from vcci_nb.policy import maybe_time as _t
 from vcci_nb.redact import redact, redact_url
 
 if TYPE_CHECKING:
@@ -38,20 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seed "Severity Classification" response times (minutes) used to judge acknowledgement.
-RESPONSE_MINUTES: dict[str, float] = {"P0": 15, "P1": 30, "P2": 120, "P3": 24 * 60}
 _FINDING_PRIORITY = {"critical": "P0", "high": "P1", "medium": "P2", "low": "P3", "info": "P3"}
-_SEV_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-
-
-def _t(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _dur(seconds: float | None) -> str:
@@ -452,7 +441,6 @@ def build(
     record = IncidentRecord.load(record_id, outputs)
     data = record.data
     now = now or datetime.now(UTC)
-    from vcci_nb.notify._templates import incident_start
 
     start = incident_start(data)
     resolved = _t(data.get("resolved_at")) or _t(data.get("closed_at"))

@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from vcci_nb.errors import RecordError
+from vcci_nb.policy import SEVERITIES, iso, parse_time
 from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
 
-SEVERITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3")
 STATUSES: tuple[str, ...] = ("investigating", "identified", "mitigating", "monitoring", "resolved", "closed")
 EVENT_KINDS: tuple[str, ...] = ("alert", "run", "finding", "action", "notification", "status", "escalation", "note")
 #: Statuses after which an incident no longer counts as open (``incident list --open``).
@@ -86,25 +86,8 @@ def outputs_dir() -> Path:
 
 
 def utc_iso(at: datetime | str | None = None) -> str:
-    """An ISO-8601 UTC timestamp with milliseconds (``2026-01-06T14:05:00.123Z``).
-
-    Milliseconds so that timeline entries written in the same second still sort in order.
-    """
-    if isinstance(at, str):
-        try:
-            parsed = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise RecordError(f"{at!r} is not an ISO-8601 time; use e.g. 2026-01-06T14:05:00Z.") from exc
-        at = parsed
-    if at is None:
-        at = datetime.now(UTC)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """An ISO-8601 UTC timestamp with milliseconds (``2026-01-06T14:05:00.123Z``); see :func:`vcci_nb.policy.iso`."""
+    return iso(at, error=RecordError)
 
 
 def default_actor() -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from vcci_nb.policy import LEVEL_ORDER, level_rank
+
 Severity = Literal["critical", "high", "medium", "low", "info"]
-SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+#: Finding levels to their rank (critical first): :data:`vcci_nb.policy.LEVEL_ORDER`.
+SEVERITY_ORDER: dict[str, int] = LEVEL_ORDER
 
 #: MIME type of the JSON output a notebook cell emits for each finding; the runner collects it.
 FINDING_MIME = "application/vnd.vcci-nb.finding+json"
@@ -52,4 +55,4 @@ class Finding:
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
     """Most severe first, then by key, so tables read top-down by what matters most."""
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.key))
+    return sorted(findings, key=lambda f: (level_rank(f.severity), f.key))

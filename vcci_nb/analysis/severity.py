@@ -16,8 +16,10 @@ import pandas as pd
 
 from vcci_nb.analysis.findings import EvidenceSet, Thresholds, _iter, find_all, pick, thresholds_with_defaults
 from vcci_nb.analysis.model import Finding
+from vcci_nb.policy import CADENCE_MINUTES, SEVERITIES, human_minutes, severity_rank
 
-LEVELS: tuple[str, ...] = ("P0", "P1", "P2", "P3")
+#: The incident severities (P0 first); :data:`vcci_nb.policy.SEVERITIES`.
+LEVELS: tuple[str, ...] = SEVERITIES
 
 #: The seed's questions, in its order, with the level a "yes" implies.
 QUESTIONS: dict[str, tuple[str, str]] = {
@@ -43,17 +45,15 @@ RESPONSE: dict[str, str] = {
 def response_text(level: str, profile: Any = None) -> str:
     """``respond within 30 minutes; updates every 30 minutes``: response time and configured cadence.
 
-    ``profile`` is a :class:`~vcci_nb.config.Profile` or its name (None: ``$VCCI_NB_PROFILE``, else
-    lab). A profile that cannot be read falls back to the cadence :mod:`vcci_nb.escalation` defaults to.
+    ``profile`` is the run's :class:`~vcci_nb.config.Profile` (a notebook passes ``ctx.profile``);
+    its ``cadence_minutes`` gives the update cadence. Without one (or given only a profile's name,
+    which this layer does not read from disk) the cadence is :data:`vcci_nb.policy.CADENCE_MINUTES`.
     """
-    from vcci_nb.errors import ConfigError
-    from vcci_nb.escalation import DEFAULTS, cadence_minutes
-    from vcci_nb.notify._templates import human_minutes
-
-    try:
-        cadence = cadence_minutes(level, profile)
-    except ConfigError:
-        value = DEFAULTS["cadence_minutes"].get(level)
+    reader = getattr(profile, "cadence_minutes", None)
+    if callable(reader):
+        cadence = reader(level)
+    else:
+        value = CADENCE_MINUTES.get(level)
         cadence = float(value) if value else None
     updates = f"updates every {human_minutes(cadence)}" if cadence else "updates as needed"
     return f"{RESPONSE[level]}; {updates}"
@@ -176,8 +176,7 @@ class SeveritySuggestion:
         )
 
 
-def _rank(level: str) -> int:
-    return LEVELS.index(level)
+_rank = severity_rank
 
 
 def suggest(
@@ -192,7 +191,7 @@ def suggest(
 
     Starts at P3; each finding and each "yes" raises it to the level it implies (see
     :data:`FINDING_LEVELS` and :data:`QUESTIONS`). Answers given by a person win over inferred ones.
-    ``profile`` (a Profile or its name) is where the wording's update cadence is read from.
+    ``profile`` (the run's Profile) is where the wording's update cadence is read from.
     """
     th = thresholds_with_defaults(thresholds)
     found = list(findings) if findings is not None else find_all(evidence, th)

@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from vcci_nb.policy import SEVERITIES, level_rank
+
 _STATUSES = ("investigating", "identified", "mitigating", "monitoring", "resolved")
 
 
@@ -23,7 +25,7 @@ def register(subparsers: Any) -> None:
     sub.required = True
 
     p = sub.add_parser("open", help="open an incident and print its ID (INC-YYYYMMDD-NNN)")
-    p.add_argument("--severity", required=True, choices=["P0", "P1", "P2", "P3"])
+    p.add_argument("--severity", required=True, choices=list(SEVERITIES))
     p.add_argument("--title", required=True, help="a few words on what is wrong")
     p.add_argument("--commander", default=None, help="incident commander")
     p.add_argument("--actor", default=None, help="who is acting (default: $VCCI_NB_ACTOR or your login)")
@@ -34,7 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--status", choices=_STATUSES)
     p.add_argument(
         "--severity",
-        choices=["P0", "P1", "P2", "P3"],
+        choices=list(SEVERITIES),
         help="declare the severity (needs --reason); escalation and update cadence follow it",
     )
     p.add_argument("--reason", default="", help="why the severity changes (recorded in the timeline)")
@@ -168,7 +170,8 @@ def _close(args: argparse.Namespace) -> int:
 
 
 def _duration(data: dict[str, Any]) -> str:
-    from vcci_nb.record import format_duration, parse_time
+    from vcci_nb.policy import parse_time
+    from vcci_nb.record import format_duration
 
     end = data.get("closed_at") or data.get("resolved_at")
     stop = parse_time(end) if end else datetime.now(UTC)
@@ -176,7 +179,6 @@ def _duration(data: dict[str, Any]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from vcci_nb.analysis.model import SEVERITY_ORDER
     from vcci_nb.record import IncidentRecord, severity_text
 
     record = IncidentRecord.load(args.id)
@@ -205,7 +207,7 @@ def _show(args: argparse.Namespace) -> int:
             if g.get("role") == "joined" and g.get("reason"):
                 line += f"  — {g['reason']}"
             out.append(line)
-    findings = sorted(data["findings"], key=lambda f: SEVERITY_ORDER.get(f.get("severity", "info"), 9))
+    findings = sorted(data["findings"], key=lambda f: level_rank(f.get("severity", "info")))
     if findings:
         out.append(f"\nFindings ({len(findings)}):")
         out += [f"  [{f['severity']}] {f['summary']}  ({f.get('notebook') or '-'})" for f in findings]

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 from vcci_nb.config import env_secret
 from vcci_nb.errors import ConfigError
 from vcci_nb.notify._http import HttpOutcome, RetryRule, Sleep, call
+from vcci_nb.policy import SEVERITIES
 from vcci_nb.redact import redact, register_secret
 
-SEVERITIES = ("P0", "P1", "P2", "P3")
 PAGERDUTY_SEVERITY = {"P0": "critical", "P1": "error", "P2": "warning", "P3": "info"}
 STATUSPAGE_IMPACT = {"P0": "critical", "P1": "major", "P2": "minor", "P3": "none"}
 COMPONENT_STATUS_BY_SEVERITY = {

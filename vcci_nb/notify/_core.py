@@ -157,8 +157,6 @@ def render(
     templates: Path | None = None,
 ) -> Preview:
     """Fill ``template`` for each chosen channel from the incident record; sends nothing."""
-    from vcci_nb.escalation import cadence_minutes
-
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     record = _load(incident, outputs)
     data = record.data
@@ -171,7 +169,7 @@ def render(
     now = now or datetime.now(UTC)
     ctx = _templates.context(
         data,
-        cadence_minutes=cadence_minutes(str(data["severity"]), prof),
+        cadence_minutes=prof.cadence_minutes(str(data["severity"])),
         now=now,
         message=message,
         impact=impact,

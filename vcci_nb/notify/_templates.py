@@ -11,6 +11,19 @@ and built by :func:`context`.
 
 from __future__ import annotations
 
+__all__ = [
+    "UPDATE_TEMPLATES",
+    "context",
+    "find",
+    "human_minutes",
+    "incident_start",
+    "last_sent_update",
+    "list_templates",
+    "render",
+    "templates_dir",
+    "update_rounds",
+]
+
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +32,9 @@ import jinja2
 
 from vcci_nb.config import parameters_dir
 from vcci_nb.errors import ConfigError
+from vcci_nb.policy import UPDATE_TEMPLATES, human_minutes, incident_start, last_sent_update, level_rank, update_rounds
+from vcci_nb.policy import maybe_time as _parse
 from vcci_nb.redact import redact
-
-#: Template names whose sending counts as a stakeholder update for the cadence.
-UPDATE_TEMPLATES: frozenset[str] = frozenset({"initial", "update", "resolution", "degraded"})
 
 #: The record's status mapped onto Statuspage's incident statuses (it has no "mitigating").
 STATUSPAGE_STATUS: dict[str, str] = {
@@ -129,56 +141,6 @@ def slack_escaped(ctx: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if k in SLACK_RAW else esc(v)) for k, v in ctx.items()}
 
 
-def _parse(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def human_minutes(minutes: float) -> str:
-    """``95`` → ``1 h 35 min``; the form the seed's messages use."""
-    total = max(0, round(minutes))
-    hours, mins = divmod(total, 60)
-    if hours and mins:
-        return f"{hours} h {mins} min"
-    if hours:
-        return f"{hours} hour" + ("s" if hours > 1 else "")
-    return f"{mins} minute" + ("s" if mins != 1 else "")
-
-
-def incident_start(data: dict[str, Any]) -> datetime:
-    """When the incident began as far as the record knows: first alert, detection or opening."""
-    times = [_parse(data.get("detected_at")), _parse(data.get("created_at"))]
-    for alert in data.get("alerts") or []:
-        times.append(_parse(alert.get("startsAt") or alert.get("starts_at")))
-    found = [t for t in times if t is not None]
-    return min(found) if found else datetime.now(UTC)
-
-
-def last_sent_update(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest notification that really went out as a stakeholder update (dry runs don't count)."""
-    sent = [
-        n
-        for n in data.get("notifications") or []
-        if n.get("status") == "sent" and n.get("template") in UPDATE_TEMPLATES
-    ]
-    return max(sent, key=lambda n: n.get("at") or "") if sent else None
-
-
-def update_rounds(data: dict[str, Any], templates: frozenset[str] | set[str] = UPDATE_TEMPLATES) -> list[datetime]:
-    """Times of the updates really sent; one update on several channels (within 2 min) counts once."""
-    times = sorted(
-        t
-        for n in data.get("notifications") or []
-        if n.get("status") == "sent" and n.get("template") in templates and (t := _parse(n.get("at"))) is not None
-    )
-    rounds: list[datetime] = []
-    for t in times:
-        if not rounds or (t - rounds[-1]).total_seconds() > 120:
-            rounds.append(t)
-    return rounds
-
-
 def changes_since(data: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
     """Timeline entries after ``since`` that a reader of an update wants (notifications left out)."""
     out = []
@@ -210,7 +172,6 @@ def context(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a template may use, from a record dict (``IncidentRecord.data``)."""
-    from vcci_nb.analysis.model import SEVERITY_ORDER
 
     now = now or datetime.now(UTC)
     start = incident_start(data)
@@ -218,7 +179,7 @@ def context(
     elapsed_min = ((end or now) - start).total_seconds() / 60
     last = last_sent_update(data)
     last_at = _parse(last.get("at")) if last else None
-    findings = sorted(data.get("findings") or [], key=lambda f: SEVERITY_ORDER.get(f.get("severity", "info"), 9))
+    findings = sorted(data.get("findings") or [], key=lambda f: level_rank(f.get("severity", "info")))
     if impact is None:
         notes = [h.get("note") for h in data.get("status_history") or [] if h.get("note")]
         impact = findings[0]["summary"] if findings else None

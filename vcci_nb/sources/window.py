@@ -10,46 +10,23 @@ Prometheus' 11,000-points-per-series limit.
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime, timedelta
 
 from vcci_nb.errors import ParameterError
 from vcci_nb.evidence import Window, utcnow
+from vcci_nb.policy import window_bound
 
 #: Steps we round up to, in seconds: readable on an axis and aligned with scrape intervals.
 NICE_STEPS_S: tuple[int, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 
-_RELATIVE = re.compile(r"^\s*now\s*(?:-\s*(\d+(?:\.\d+)?)\s*([smhd]))?\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 TimeLike = datetime | str | float | int | None
 
 
 def parse_time(value: TimeLike, *, now: datetime | None = None) -> datetime | None:
-    """Parse a notebook time parameter: a datetime, ISO-8601 text, ``now``/``now-30m``, or Unix seconds.
-
-    Naive datetimes are taken as UTC (incident times are always UTC in this project).
-    """
-    if value is None or value == "":
-        return None
-    now = now or utcnow()
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), tz=UTC)
-    text = str(value).strip()
-    rel = _RELATIVE.match(text)
-    if rel:
-        if rel.group(1) is None:
-            return now
-        return now - timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2).lower()])
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ParameterError(
-            f"{text!r} is not a time: use ISO-8601 UTC (2026-01-06T14:30:00Z), 'now', or 'now-30m'"
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """Parse a notebook time parameter (the grammar of :func:`vcci_nb.policy.window_bound`):
+    a datetime, ISO-8601 text, ``now``/``now-30m``/``-30m``, or Unix seconds."""
+    return window_bound(value, now or utcnow())
 
 
 def incident_window(
