@@ -5,9 +5,9 @@ draws the threshold when there is one. Every trace is downsampled to at most
 :data:`MAX_POINTS` points (tsdownsample's MinMaxLTTB keeps spikes, which plain striding
 loses), so a chart of a million samples is a few hundred kilobytes, not fifty megabytes.
 
-Drawing: call :func:`show` (or :func:`vcci_nb.notebook.show_chart`). It emits the Plotly JSON
+Drawing: call :func:`show` (or :func:`vcci_nb.display.show_chart`). It emits the Plotly JSON
 bundle; the runner's HTML export draws it offline with the one plotly.js it stores per incident
-folder (see ``vcci_nb.notebook`` and ``vcci_nb.runner``). Plotly's default renderer under
+folder (see ``vcci_nb.display`` and ``vcci_nb.runner``). Plotly's default renderer under
 papermill writes only that JSON and nbconvert drops it, which is why charts are not shown
 with ``fig.show()``.
 """
@@ -406,7 +406,7 @@ def signatures_timeline_chart(
     """
     import plotly.graph_objects as go
 
-    from vcci_nb.sources.logs import ERROR_LEVELS, signatures_of
+    from vcci_nb.logparse import ERROR_LEVELS, signatures_of
 
     logs = _frame(data)
     fig = _figure("Error signatures over time", "error lines per bucket")
@@ -443,7 +443,7 @@ def _bucket_for(span: pd.Timedelta) -> str:
 
 def show(fig: Any, *, query: str = "") -> None:
     """Draw ``fig`` so that it also draws offline in the exported HTML (delegates to the notebook helper)."""
-    from vcci_nb.notebook import show_chart
+    from vcci_nb.display import show_chart
 
     show_chart(fig, query=query)
 

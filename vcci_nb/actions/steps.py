@@ -17,13 +17,14 @@ from vcci_nb.actions._gateway import ActionFailed, ActionRefusedWithOutcome, Out
 from vcci_nb.actions._model import Action
 from vcci_nb.errors import ActionRefused, VcciNbError
 from vcci_nb.evidence import Window
+from vcci_nb.policy import parse_time
 from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
 
 
 def _banner(text: str, level: str, title: str) -> None:
-    from vcci_nb.notebook import show_banner
+    from vcci_nb.display import show_banner
 
     show_banner(text, level, title=title)
 
@@ -98,9 +99,7 @@ def _started(outcome: Outcome | None) -> datetime | None:
     if outcome is None:
         return None
     text = outcome.entry.get("started_at") or outcome.entry.get("requested_at")
-    if not text:
-        return None
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return parse_time(str(text), name="started_at") if text else None
 
 
 def window_since(outcome: Outcome | None, ctx: Any, *, before_minutes: float = 30.0) -> Window:

@@ -4,7 +4,13 @@
 - :mod:`~vcci_nb.analysis.findings`: ``find_*(evidence, thresholds) -> list[Finding]``, and
   ``find_all`` over a collection of evidence;
 - :mod:`~vcci_nb.analysis.decision_tree`: the seed's 3.4 tree as ranked hypotheses (``evaluate``);
-- :mod:`~vcci_nb.analysis.severity`: a suggested P0–P3 with reasons (``suggest``).
+- :mod:`~vcci_nb.analysis.severity`: a suggested P0–P3 with reasons (``suggest``);
+- :mod:`~vcci_nb.analysis.scenarios`, :mod:`~vcci_nb.analysis.verdict`,
+  :mod:`~vcci_nb.analysis.compare`: a scenario's symptoms, runbook 6.1's resolution verdict, and
+  panels compared against their baseline, each judged from evidence the notebook gathered.
+
+Analysis reads no files, environment or network: sources gather, analysis judges, display shows
+(the import-linter contracts in ``pyproject.toml`` hold it to that).
 """
 
 from vcci_nb.analysis import decision_tree, findings, severity

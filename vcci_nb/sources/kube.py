@@ -26,9 +26,9 @@ from kubernetes import config as kconfig
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, kube_settings, resolve_profile
 from vcci_nb.errors import SourceError, SourceMisconfigured
 from vcci_nb.evidence import Evidence, Window, utcnow
+from vcci_nb.logparse import group_signatures, parse_lines
 from vcci_nb.redact import MASK, redact
 from vcci_nb.sources._core import collect, not_configured, setting_for
-from vcci_nb.sources.logs import group_signatures, parse_lines
 
 SOURCE = "kubernetes"
 JSONDict = dict[str, Any]

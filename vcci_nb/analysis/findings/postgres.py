@@ -1,0 +1,319 @@
+"""Findings from PostgreSQL: connections, long queries, locks, indexes, scans, statements, bloat, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vcci_nb.analysis.findings._common import (
+    EXPECTED_INDEXES,
+    Thresholds,
+    _finding,
+    _names,
+    _rows,
+    _usable,
+    thresholds_with_defaults,
+)
+from vcci_nb.analysis.model import Finding
+from vcci_nb.evidence import Evidence
+
+
+def find_pool_exhaustion(connections: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Connections near a role's CONNECTION LIMIT (naming the application) or near max_connections."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(connections, "role", "count", "role_limit"):
+        return []
+    frame = connections.frame
+    ratio = th["db_connections_ratio"]
+    out: list[Finding] = []
+    per_role = frame.groupby("role", dropna=True).agg(count=("count", "sum"), limit=("role_limit", "max"))
+    for role, row in per_role.iterrows():
+        limit = int(row["limit"])
+        count = int(row["count"])
+        if limit <= 0 or count < ratio * limit:
+            continue
+        mine = frame[frame["role"] == role]
+        by_app = mine.groupby("application")["count"].sum().sort_values(ascending=False)
+        by_state = mine.groupby("state")["count"].sum().sort_values(ascending=False)
+        app, app_count = str(by_app.index[0]), int(by_app.iloc[0])
+        states = ", ".join(f"{int(n)} {s}" for s, n in by_state.items())
+        out.append(
+            _finding(
+                "db.pool_exhaustion",
+                "critical" if count >= limit else "high",
+                f"Role {role} holds {count} of its {limit} allowed connections ({count / limit:.0%}); "
+                f"application {app} has {app_count} of them ({states}). New connections from {app} "
+                "will be refused ('too many connections').",
+                value=count,
+                threshold=limit,
+                unit="connections",
+                evidence=[connections],
+                details={
+                    "role": role,
+                    "application": app,
+                    "role_limit": limit,
+                    "by_application": {str(k): int(v) for k, v in by_app.items()},
+                    "by_state": {str(k): int(v) for k, v in by_state.items()},
+                },
+            )
+        )
+    max_conn = connections.meta.get("max_connections")
+    total = connections.meta.get("total")
+    if max_conn and total is not None:
+        usable = int(max_conn) - int(connections.meta.get("superuser_reserved") or 0)
+        if usable > 0 and int(total) >= ratio * usable:
+            top = frame.groupby("application")["count"].sum().sort_values(ascending=False)
+            out.append(
+                _finding(
+                    "db.max_connections",
+                    "critical" if int(total) >= usable else "high",
+                    f"{int(total)} client connections against max_connections {int(max_conn)} "
+                    f"({int(total) / usable:.0%} of the {usable} non-reserved slots); most from "
+                    f"{_names(f'{a} ({int(n)})' for a, n in top.items())}.",
+                    value=int(total),
+                    threshold=usable,
+                    unit="connections",
+                    evidence=[connections],
+                    details={
+                        "max_connections": int(max_conn),
+                        "by_application": {str(k): int(v) for k, v in top.items()},
+                    },
+                )
+            )
+    return out
+
+
+def find_idle_connections(connections: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Many sessions idle for longer than ``idle_connection_s`` (seed scenario 1's kill candidates)."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(connections, "state", "count", "oldest_state_s"):
+        return []
+    f = connections.frame
+    idle = f[(f["state"] == "idle") & (f["oldest_state_s"] >= th["idle_connection_s"])]
+    if idle.empty or int(idle["count"].sum()) < 5:
+        return []
+    n = int(idle["count"].sum())
+    apps = idle.groupby("application")["count"].sum().sort_values(ascending=False)
+    return [
+        _finding(
+            "db.idle_connections",
+            "medium",
+            f"{n} sessions idle, some for over {th['idle_connection_s']:g} s, from "
+            f"{_names(f'{a} ({int(c)})' for a, c in apps.items())}.",
+            value=n,
+            unit="connections",
+            evidence=[connections],
+            details={"by_application": {str(k): int(v) for k, v in apps.items()}},
+        )
+    ]
+
+
+def find_long_queries(long_queries: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Queries active (or transactions open) longer than ``long_query_s`` (seed 3.1: 5 minutes)."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(long_queries, "pid", "duration_s"):
+        return []
+    limit = float(long_queries.meta.get("threshold_s") or th["long_query_s"])
+    f = long_queries.frame[long_queries.frame["duration_s"] >= limit]
+    if f.empty:
+        return []
+    worst = f.sort_values("duration_s", ascending=False).iloc[0]
+    kill = th.get("kill_query_s", 600.0)
+    return [
+        _finding(
+            "db.long_queries",
+            "high" if float(worst["duration_s"]) >= kill else "medium",
+            f"{len(f)} queries running longer than {limit:g} s; the longest (pid {int(worst['pid'])}, "
+            f"{worst.get('application') or worst.get('role')}) for {float(worst['duration_s']):.0f} s: "
+            f"{str(worst.get('query') or '')[:120]}",
+            value=float(worst["duration_s"]),
+            threshold=limit,
+            unit="s",
+            evidence=[long_queries],
+            details={"pids": [int(p) for p in f["pid"]], "applications": sorted(set(map(str, f["application"])))},
+        )
+    ]
+
+
+def find_lock_chains(blocking: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Sessions waiting on others' locks: the blocking (root) PIDs and the blocked PIDs."""
+    if not _usable(blocking, "blocked_pid", "blocking_pid"):
+        return []
+    f = blocking.frame
+    blocked = sorted({int(p) for p in f["blocked_pid"]})
+    roots_mask = f["blocking_is_root"] if "blocking_is_root" in f else ~f["blocking_pid"].isin(f["blocked_pid"])
+    roots = sorted({int(p) for p in f.loc[roots_mask, "blocking_pid"]}) or sorted({int(p) for p in f["blocking_pid"]})
+    root_rows = f[f["blocking_pid"].isin(roots)].drop_duplicates("blocking_pid")
+    who = "; ".join(
+        f"pid {int(r.blocking_pid)} ({r.blocking_application or r.blocking_role}, {r.blocking_state}, "
+        f"transaction open {float(r.blocking_xact_s or 0):.0f} s)"
+        for r in _rows(root_rows)
+    )
+    wait = float(f["waiting_s"].max()) if "waiting_s" in f else float("nan")
+    return [
+        _finding(
+            "db.lock_chain",
+            "high" if len(blocked) >= 3 or wait >= 60 else "medium",
+            f"{len(blocked)} sessions blocked (pids {_names(blocked, 8)}) behind {who}; longest wait {wait:.0f} s.",
+            value=len(blocked),
+            unit="sessions",
+            evidence=[blocking],
+            details={"blocking_pids": roots, "blocked_pids": blocked, "max_wait_s": wait},
+        )
+    ]
+
+
+def find_missing_indexes(
+    indexes: Evidence,
+    table_scans: Evidence | None = None,
+    expected: Mapping[str, tuple[str, str]] | None = None,
+) -> list[Finding]:
+    """An index the runbook expects is absent (or invalid); the table's sequential scans are the symptom."""
+    if indexes is None or not indexes.ok or "index" not in indexes.frame.columns:
+        return []
+    exp = dict(EXPECTED_INDEXES if expected is None else expected)
+    f = indexes.frame
+    out = []
+    scans = table_scans.frame if _usable(table_scans, "table", "seq_scan") and table_scans is not None else None
+    for table, (name, columns) in exp.items():
+        row = f[f["index"] == name]
+        if not row.empty and bool(row.iloc[0].get("is_valid", True)):
+            continue
+        known_tables = set(map(str, f["table"])) | (set(map(str, scans["table"])) if scans is not None else set())
+        if table not in known_tables:
+            continue  # the table is not in this database: nothing to say
+        detail: dict[str, Any] = {"table": table, "index": name, "columns": columns}
+        extra = ""
+        if scans is not None:
+            srow = scans[scans["table"] == table]
+            if not srow.empty:
+                s = srow.iloc[0]
+                detail.update(seq_scans=int(s["seq_scan"]), live_rows=int(s.get("live_rows", 0) or 0),
+                              seq_tup_read=int(s.get("seq_tup_read", 0) or 0))  # fmt: skip
+                extra = (
+                    f" {table} has had {int(s['seq_scan'])} sequential scans reading {int(s['seq_tup_read']):,} rows."
+                )
+        state = "is invalid" if not row.empty else "is missing"
+        out.append(
+            _finding(
+                "db.missing_index",
+                "high",
+                f"Index {name} on {table}({columns}) {state}: queries by tenant and date scan the whole "
+                f"table.{extra} Seed scenario 4: CREATE INDEX CONCURRENTLY {name} ON {table}({columns}).",
+                value=detail.get("seq_scans"),
+                unit="sequential scans",
+                evidence=[e for e in (indexes, table_scans) if e is not None],
+                details=detail,
+            )
+        )
+    return out
+
+
+def find_seq_scans(table_scans: Evidence, thresholds: Thresholds | None = None, *, min_scans: int = 5) -> list[Finding]:
+    """Large tables read mostly by full sequential scans (``large_table_rows`` from the evidence)."""
+    if not _usable(table_scans, "table", "seq_scan", "seq_tup_read", "live_rows"):
+        return []
+    large = float(table_scans.meta.get("large_table_rows") or 100_000)
+    f = table_scans.frame
+    idx = f.get("idx_scan", 0)
+    hits = f[
+        (f["live_rows"] >= large)
+        & (f["seq_scan"] >= min_scans)
+        & (f["seq_tup_read"] >= 0.5 * f["live_rows"] * f["seq_scan"])
+        & (f["seq_scan"] > 0.1 * idx)
+    ]
+    out = []
+    for r in _rows(hits):
+        out.append(
+            _finding(
+                "db.seq_scans",
+                "low",
+                f"{r.table} ({int(r.live_rows):,} rows) was read by {int(r.seq_scan)} full sequential scans "
+                f"({int(r.seq_tup_read):,} rows) against {int(getattr(r, 'idx_scan', 0) or 0)} index scans: "
+                "a query is missing an index.",
+                value=int(r.seq_scan),
+                unit="sequential scans",
+                evidence=[table_scans],
+                details={"table": r.table, "live_rows": int(r.live_rows), "seq_tup_read": int(r.seq_tup_read)},
+            )
+        )
+    return out
+
+
+def find_slow_statements(
+    statements: Evidence, thresholds: Thresholds | None = None, *, min_calls: int = 3
+) -> list[Finding]:
+    """Statements whose mean time exceeds ``slow_statement_ms`` (pg_stat_statements, seed scenario 4)."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(statements, "mean_ms", "query"):
+        return []
+    f = statements.frame
+    f = f[
+        (f.get("ranked_by", "mean") == "mean") & (f["mean_ms"] >= th["slow_statement_ms"]) & (f["calls"] >= min_calls)
+    ]
+    if not f.empty:
+        # Maintenance and one-off loads (the schema's own INSERT ... SELECT) are not what users wait on.
+        text = f["query"].astype(str).str.lstrip().str.upper()
+        f = f[
+            ~text.str.match(
+                r"(CREATE|ALTER|DROP|ANALYZE|VACUUM|COPY|REINDEX|CLUSTER|GRANT|SET|INSERT INTO \S+ .*SELECT)"
+            )
+        ]
+        f = f[~f["query"].astype(str).str.contains("pg_sleep", regex=False)]
+    if f.empty:
+        return []
+    worst = f.sort_values("mean_ms", ascending=False).iloc[0]
+    return [
+        _finding(
+            "db.slow_statements",
+            "low",
+            f"{len(f)} statements average over {th['slow_statement_ms']:g} ms; the slowest averages "
+            f"{float(worst['mean_ms']):.0f} ms over {int(worst['calls'])} calls: {str(worst['query'])[:120]}",
+            value=float(worst["mean_ms"]),
+            threshold=th["slow_statement_ms"],
+            unit="ms",
+            evidence=[statements],
+            details={"queryids": [str(q) for q in f.get("queryid", [])]},
+        )
+    ]
+
+
+def find_bloat(bloat: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Tables with many dead tuples: VACUUM candidates (seed 4.1)."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(bloat, "table", "dead_rows", "dead_ratio"):
+        return []
+    f = bloat.frame
+    hits = f[(f["dead_ratio"] >= th["dead_tuple_ratio"]) & (f["dead_rows"] >= th["dead_tuple_rows"])]
+    if hits.empty:
+        return []
+    return [
+        _finding(
+            "db.bloat",
+            "low",
+            f"Dead-tuple bloat in {_names(f'{r.table} ({r.dead_ratio:.0%} dead)' for r in _rows(hits))}.",
+            value=float(hits["dead_ratio"].max()),
+            threshold=th["dead_tuple_ratio"],
+            unit="ratio",
+            evidence=[bloat],
+            details={"tables": [str(t) for t in hits["table"]]},
+        )
+    ]
+
+
+def find_pending_restart(settings: Evidence) -> list[Finding]:
+    """Settings changed (ALTER SYSTEM) that take effect only after a restart."""
+    if not _usable(settings, "name", "pending_restart"):
+        return []
+    f = settings.frame[settings.frame["pending_restart"].astype(bool)]
+    if f.empty:
+        return []
+    return [
+        _finding(
+            "db.pending_restart",
+            "low",
+            f"Settings waiting for a PostgreSQL restart: {_names(f['name'])}. They are not in effect yet.",
+            evidence=[settings],
+            details={"settings": [str(n) for n in f["name"]]},
+        )
+    ]
