@@ -65,6 +65,7 @@ def _holder(ctx: Ctx, kind: str, timeout: float = 30.0) -> Info:
         "VCCI_LAB_APP_DSN": _pg_url(ctx, "vcci_app"),
         "VCCI_LAB_WORKER_DSN": _pg_url(ctx, "vcci_worker"),
         "VCCI_LAB_REDIS_URL": f"redis://default:{ctx.secrets['redis_default']}@{_procs.HOST}:{ctx.ports['redis']}/0",
+        "VCCI_LAB_ADMIN_DSN": _pg_url(ctx, "postgres"),
     }
     log_path = ctx.log_path(f"fault-{kind}")
     proc = _procs.spawn(f"{kind} holder", [sys.executable, str(HOLDER), kind, str(ready)], log_path, env=env)
@@ -126,6 +127,79 @@ def _long_heal(ctx: Ctx, info: Info) -> None:
                 "AND application_name = 'vcci-worker'",
                 (pids,),
             )
+
+
+def _prepared_inject(ctx: Ctx) -> Info:
+    info = _holder(ctx, "prepared-xact")
+    with _admin(ctx) as conn:  # wait until the waiters really wait on the prepared transaction's lock
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+            if row and row[0] >= 2:
+                break
+            time.sleep(0.05)
+    return info
+
+
+def _prepared_heal(ctx: Ctx, info: Info) -> None:
+    """Stop the waiters, then roll back the prepared transaction (if the runbook's fix has not already)."""
+    _stop_holder(ctx, info)
+    gid = str(info.get("detail", {}).get("gid") or "")
+    with _admin(ctx) as conn:
+        for (found,) in conn.execute("SELECT gid FROM pg_prepared_xacts WHERE gid = %s OR gid LIKE 'vcci-recalc-%%'",
+                                     (gid,)).fetchall():  # fmt: skip
+            conn.execute(f"ROLLBACK PREPARED '{found}'")
+
+
+def _xid_age_inject(ctx: Ctx) -> Info:
+    return _holder(ctx, "xid-age", timeout=120.0)
+
+
+SLOT = "vcci_replica_1"
+
+
+def _wal_slot_inject(ctx: Ctx) -> Info:
+    """A physical slot whose replica has gone away (reserve_wal): every WAL byte written since stays on disk."""
+    with _admin(ctx) as conn:
+        if not conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)).fetchone():
+            conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (SLOT,))
+        # about 40 MB of WAL from a throwaway table, as a day's writes would make
+        conn.execute("SET statement_timeout = 0")
+        conn.execute("DROP TABLE IF EXISTS lab_wal_ballast")
+        conn.execute("CREATE TABLE lab_wal_ballast AS SELECT g, md5(g::text) AS h FROM generate_series(1, 400000) g")
+        conn.execute("DROP TABLE lab_wal_ballast")
+        conn.execute("SELECT pg_switch_wal()")
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots "
+            "WHERE slot_name = %s",
+            (SLOT,),
+        ).fetchone()
+    return {"detail": {"slot": SLOT, "retained_bytes": int(row[0]) if row else 0}}
+
+
+def _wal_slot_heal(ctx: Ctx, _info: Info) -> None:
+    with _admin(ctx) as conn:
+        if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)).fetchone():
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (SLOT,))
+        conn.execute("CHECKPOINT")
+
+
+def _dead_tuples_inject(ctx: Ctx) -> Info:
+    """Autovacuum switched off on a busy table (suppliers), which then takes 12 full updates: dead tuples pile up."""
+    with _admin(ctx) as conn:
+        conn.execute("SET lock_timeout = '15s'")
+        conn.execute("ALTER TABLE suppliers SET (autovacuum_enabled = false)")
+        for _ in range(12):
+            conn.execute("UPDATE suppliers SET name = name")
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    return {"detail": {"table": "suppliers"}}
+
+
+def _dead_tuples_heal(ctx: Ctx, _info: Info) -> None:
+    with _admin(ctx) as conn:
+        conn.execute("SET lock_timeout = '15s'")
+        conn.execute("ALTER TABLE suppliers RESET (autovacuum_enabled)")
+        conn.execute("VACUUM (ANALYZE) suppliers")
 
 
 INDEX_SQL = "CREATE INDEX IF NOT EXISTS idx_emissions_tenant_date ON emissions (tenant_id, calculated_at)"
@@ -327,6 +401,39 @@ _add(Fault("long-queries", "queries that stay active for as long as the fault la
 _add(
     Fault("slow-queries", "the (tenant_id, calculated_at) index dropped: tenant queries scan", _slow_inject, _slow_heal)
 )
+_add(
+    Fault(
+        "prepared-xact",
+        "a two-phase transaction PREPAREd with a row lock on tenants, and sessions waiting on it (no backend to kill)",
+        _prepared_inject,
+        _prepared_heal,
+    )
+)
+_add(
+    Fault(
+        "idle-in-transaction",
+        "a vcci-api session idle in an open transaction, holding its locks and snapshot",
+        lambda ctx: _holder(ctx, "idle-in-transaction"),
+        _stop_holder,
+    )
+)
+_add(
+    Fault(
+        "xid-age",
+        "60,000 transaction IDs consumed behind an old transaction that holds its XID (freezing cannot catch up)",
+        _xid_age_inject,
+        _stop_holder,
+    )
+)
+_add(Fault("wal-slot", "a physical replication slot with no replica, retaining WAL", _wal_slot_inject, _wal_slot_heal))
+_add(
+    Fault(
+        "dead-tuples",
+        "autovacuum disabled on suppliers, then many updates: dead tuples pile up on a busy table",
+        _dead_tuples_inject,
+        _dead_tuples_heal,
+    )
+)
 _add(Fault("redis-memory", "Redis used memory at about 95% of maxmemory", _redis_memory_inject, _redis_memory_heal))
 _add(
     Fault(
@@ -413,6 +520,9 @@ def stop_holders(ctx: Ctx) -> None:
 def baseline(ctx: Ctx) -> None:
     """Put data back the way ``up`` made it: index present, cache seeded, slowlog empty, cluster reset."""
     _ddl(ctx, INDEX_SQL)
+    _prepared_heal(ctx, {})
+    _wal_slot_heal(ctx, {})
+    _dead_tuples_heal(ctx, {})
     _redis_memory_heal(ctx, {})
     _redis.seed(
         ctx.ports["redis"], {"redis_default": ctx.secrets["redis_default"], "redis_diag": ctx.secrets["redis_diag"]}

@@ -122,11 +122,73 @@ def redis_slow(ready: Path) -> None:
             time.sleep(1)
 
 
+def prepared_xact(ready: Path) -> None:
+    """A transaction PREPAREd (two-phase commit) by the worker while holding a row lock, and sessions
+    waiting on that lock. The prepared transaction has no backend: ending this process leaves it in
+    place (the heal rolls it back), and pg_blocking_pids() shows its blocker as PID 0."""
+    import psycopg
+
+    dsn = os.environ["VCCI_LAB_WORKER_DSN"]
+    gid = os.environ.get("VCCI_LAB_GID") or f"vcci-recalc-{os.getpid()}"
+    with psycopg.connect(dsn, application_name="vcci-worker", autocommit=True, connect_timeout=5) as c:
+        c.execute("BEGIN")
+        c.execute("UPDATE tenants SET plan = plan WHERE id = 2 /* recalc batch, two-phase */")
+        c.execute(f"PREPARE TRANSACTION '{gid}'")
+
+    def wait(n: int) -> None:
+        w = psycopg.connect(dsn, application_name="vcci-worker", autocommit=True, connect_timeout=5)
+        w.execute("SET lock_timeout = 0")
+        w.execute("SET statement_timeout = 0")
+        with contextlib.suppress(psycopg.Error):
+            w.execute(f"UPDATE tenants SET name = name WHERE id = 2 /* tenant sync {n} */")
+
+    threads = [threading.Thread(target=wait, args=(n,), daemon=True) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    _ready(ready, {"gid": gid, "waiters": len(threads)})
+    _forever()
+
+
+def idle_in_transaction(ready: Path) -> None:
+    """An application session that opened a transaction, read, and went idle in it: it holds its
+    locks (AccessShare on tenants, suppliers) and its snapshot for as long as it stays."""
+    import psycopg
+
+    c = psycopg.connect(os.environ["VCCI_LAB_APP_DSN"], application_name="vcci-api", connect_timeout=5)
+    c.execute("SELECT id, slug FROM tenants WHERE id = 3")
+    c.execute("SELECT count(*) FROM suppliers WHERE tenant_id = 3")
+    _ready(ready, {"backend_pid": c.info.backend_pid})
+    _forever()
+
+
+def xid_age(ready: Path) -> None:
+    """An old transaction that holds an XID (so VACUUM cannot freeze past it), then many XIDs
+    consumed by short transactions: the database's transaction ID age climbs and stays up."""
+    import psycopg
+
+    burn = int(os.environ.get("VCCI_LAB_XIDS", "60000"))
+    holder = psycopg.connect(os.environ["VCCI_LAB_WORKER_DSN"], application_name="vcci-worker", connect_timeout=5)
+    xid = holder.execute("SELECT txid_current()").fetchone()[0]  # type: ignore[index]
+    with psycopg.connect(os.environ["VCCI_LAB_ADMIN_DSN"], autocommit=True, connect_timeout=5) as admin:
+        admin.execute(
+            "CREATE OR REPLACE PROCEDURE pg_temp.burn_xids(n int) LANGUAGE plpgsql AS $$ "
+            "BEGIN FOR i IN 1..n LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$"
+        )
+        admin.execute("SET statement_timeout = 0")
+        admin.execute("CALL pg_temp.burn_xids(%s)", (burn,))
+    _ready(ready, {"backend_pid": holder.info.backend_pid, "held_xid": int(xid), "xids_consumed": burn})
+    _forever()
+
+
 KINDS = {
     "pool-exhaustion": pool_exhaustion,
     "lock-contention": lock_contention,
     "long-queries": long_queries,
     "redis-slow": redis_slow,
+    "prepared-xact": prepared_xact,
+    "idle-in-transaction": idle_in_transaction,
+    "xid-age": xid_age,
 }
 
 

@@ -10,6 +10,9 @@ GRANT pg_monitor TO vcci_diag;
 CREATE ROLE vcci_mitigate LOGIN;
 GRANT pg_signal_backend TO vcci_mitigate;
 GRANT vcci_owner TO vcci_mitigate;
+-- ROLLBACK PREPARED is allowed to the role that prepared the transaction (or a superuser): membership
+-- lets the mitigation role SET ROLE to the application's roles for exactly that.
+GRANT vcci_app, vcci_worker TO vcci_mitigate;
 -- As parameters/rbac/postgres.sql: see other roles' session state and age (pg_stat_activity),
 -- reload after ALTER SYSTEM, and read back what postgresql.auto.conf now says.
 GRANT pg_read_all_stats TO vcci_mitigate;
@@ -113,3 +116,23 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO vcci_app,
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO vcci_app, vcci_worker;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO vcci_diag;
 ANALYZE;
+
+-- Dropping a replication slot needs REPLICATION or superuser; the mitigation role gets this one
+-- function instead (SECURITY DEFINER, inactive slots only), as parameters/rbac/postgres.sql does.
+CREATE SCHEMA IF NOT EXISTS vcci_ops;
+CREATE OR REPLACE FUNCTION vcci_ops.drop_inactive_replication_slot(slot name) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = slot) THEN
+    RAISE EXCEPTION 'no replication slot %', slot USING ERRCODE = 'undefined_object';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = slot AND active) THEN
+    RAISE EXCEPTION 'replication slot % is active: stop its consumer first', slot USING ERRCODE = 'object_in_use';
+  END IF;
+  PERFORM pg_drop_replication_slot(slot);
+  RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) FROM PUBLIC;
+GRANT USAGE ON SCHEMA vcci_ops TO vcci_mitigate;
+GRANT EXECUTE ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) TO vcci_mitigate;

@@ -16,6 +16,11 @@
 --                                      pg_file_settings so that the written value and
 --                                      pending_restart can be checked
 --                  SELECT on the tables for the probe EXPLAIN of CreateIndex
+--                  member of the application roles   RollbackPrepared: PostgreSQL lets only the
+--                                      role that prepared a transaction (or a superuser) finish it,
+--                                      so the action does SET ROLE <owner>; ROLLBACK PREPARED
+--                  vcci_ops.drop_inactive_replication_slot(name)   DropReplicationSlot, without
+--                                      REPLICATION or superuser (SECURITY DEFINER, inactive slots only)
 --   vcci_owner     owns the tables; NOLOGIN (nobody works as the owner directly).
 
 DO $$
@@ -53,3 +58,24 @@ GRANT EXECUTE ON FUNCTION pg_reload_conf() TO vcci_mitigate;
 -- So that SetMaxConnections can read back the value it wrote to postgresql.auto.conf.
 GRANT SELECT ON pg_file_settings TO vcci_mitigate;
 GRANT EXECUTE ON FUNCTION pg_show_all_file_settings() TO vcci_mitigate;
+-- RollbackPrepared (SET ROLE to the role that prepared the transaction). Name your application roles.
+GRANT vcci_app, vcci_worker TO vcci_mitigate;
+
+-- DropReplicationSlot: one SECURITY DEFINER function instead of REPLICATION (run as a superuser).
+CREATE SCHEMA IF NOT EXISTS vcci_ops;
+CREATE OR REPLACE FUNCTION vcci_ops.drop_inactive_replication_slot(slot name) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = slot) THEN
+    RAISE EXCEPTION 'no replication slot %', slot USING ERRCODE = 'undefined_object';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = slot AND active) THEN
+    RAISE EXCEPTION 'replication slot % is active: stop its consumer first', slot USING ERRCODE = 'object_in_use';
+  END IF;
+  PERFORM pg_drop_replication_slot(slot);
+  RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) FROM PUBLIC;
+GRANT USAGE ON SCHEMA vcci_ops TO vcci_mitigate;
+GRANT EXECUTE ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) TO vcci_mitigate;
