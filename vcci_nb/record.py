@@ -661,6 +661,17 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m {secs}s"
 
 
+def truncated_text(group: dict[str, Any]) -> str:
+    """``Alertmanager left out 3 alerts of this group`` when its notification was cut (max_alerts), else ""."""
+    n = group.get("truncatedAlerts") or 0
+    if not isinstance(n, int) or n <= 0:
+        return ""
+    return (
+        f"Alertmanager left out {n} alert{'s' if n != 1 else ''} of this group "
+        "(max_alerts); the record does not hold them: see Alertmanager for the whole group"
+    )
+
+
 def severity_text(data: dict[str, Any]) -> str:
     """``declared P1 (by alice: …); triage suggests P2``: what the severity is, who set it, what triage thinks."""
     declared = data.get("severity_declared") or {}
@@ -739,8 +750,11 @@ def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
     group_rows = []
     for g in data.get("alert_groups") or []:
         how = "opened the incident" if g.get("role") == "opened" else f"joined: {g.get('reason') or ''}"
+        left_out = truncated_text(g)
         group_rows.append(
-            f"<tr><td>{e(str(g.get('name') or g.get('group_key')))}</td>"
+            f"<tr><td>{e(str(g.get('name') or g.get('group_key')))}"
+            + (f"<br><b class='truncated'>{e(left_out)}</b>" if left_out else "")
+            + "</td>"
             f"<td class='st-{e(str(g.get('status')))}'>{e(str(g.get('status')))}</td>"
             f"<td>{e(str(g.get('joined_at') or ''))}</td><td>{e(how)}</td>"
             f"<td><code>{e(str(g.get('group_key')))}</code></td></tr>"

@@ -162,6 +162,10 @@ def test_truncated_alerts_are_recorded(serve: Serve) -> None:
     record = serve.records()[0]
     notes = [e["summary"] for e in record["timeline"] if e["kind"] == "note"]
     assert any("7 alerts" in n and "max_alerts" in n for n in notes), notes
+    [group] = record["alert_groups"]
+    assert group["truncatedAlerts"] == 7
+    page = (serve.outputs / record["id"] / "index.html").read_text()
+    assert "Alertmanager left out 7 alerts of this group" in page
 
 
 def test_serve_refuses_to_start_without_a_token(tmp_path: Any) -> None:

@@ -890,6 +890,8 @@ class Ingestor:
                 if work.firing and entry.get("status") != "firing":
                     entry["status"] = "firing"
                     entry["resolved_at"] = None
+            if note.truncated_alerts or entry.get("truncatedAlerts"):
+                entry["truncatedAlerts"] = note.truncated_alerts  # as of the group's latest notification
             here = {"group_key": note.group_key, "delivery": delivery_id}
             if binding.how == "joined" and not _has_event(d, {**here, "joined": incident_id}):
                 d["timeline"].append(

@@ -179,7 +179,7 @@ def _duration(data: dict[str, Any]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from vcci_nb.record import IncidentRecord, severity_text
+    from vcci_nb.record import IncidentRecord, severity_text, truncated_text
 
     record = IncidentRecord.load(args.id)
     data = record.data
@@ -207,6 +207,8 @@ def _show(args: argparse.Namespace) -> int:
             if g.get("role") == "joined" and g.get("reason"):
                 line += f"  — {g['reason']}"
             out.append(line)
+            if left_out := truncated_text(g):
+                out.append(f"    {left_out}")
     findings = sorted(data["findings"], key=lambda f: level_rank(f.get("severity", "info")))
     if findings:
         out.append(f"\nFindings ({len(findings)}):")
