@@ -373,6 +373,11 @@ def record_findings(
         counts[f.severity] = counts.get(f.severity, 0) + 1
     summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items(), key=lambda kv: level_rank(kv[0])))
     head = f"{title}: {summary}" if items else f"{title}: none. {none_text}"
+    # Checks that could not run are not checks that found nothing: say how many, and why.
+    from vcci_nb.analysis.findings.unreachable import checks_headline
+
+    if not_run := checks_headline(items):
+        head = f"{title}: {summary}. {not_run}"
     _display(
         {
             "text/html": f"<h4 style='margin:10px 0 4px'>{_esc(head)}</h4>",

@@ -25,6 +25,22 @@ from vcci_nb.redact import redact
 Status = Literal["ok", "unavailable", "forbidden", "timeout", "error"]
 STATUSES: tuple[Status, ...] = ("ok", "unavailable", "forbidden", "timeout", "error")
 
+#: Why a gather failed, finer than its status (``meta["cause"]``), with the words a headline uses.
+#: :mod:`vcci_nb.sources._core` decides the cause; findings and banners name it.
+CAUSES: dict[str, str] = {
+    "refused": "connection refused",
+    "dns": "host name does not resolve",
+    "tls": "TLS failure",
+    "timeout": "timed out",
+    "credentials": "credentials not accepted",
+    "permission": "permission denied",
+    "config": "misconfigured",
+    "missing": "not available here",
+    "unreachable": "unreachable",
+    "not_configured": "not configured",
+    "bug": "failed unexpectedly",
+}
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 

@@ -257,7 +257,7 @@ def related_incidents(data: dict[str, Any], outputs: Path | str | None) -> list[
     """Earlier incidents under ``outputs`` that share finding keys with this one, most overlap first."""
     from vcci_nb.record import list_records
 
-    keys = {str(f.get("key")) for f in data.get("findings") or []}
+    keys = {str(f.get("key")) for f in data.get("findings") or []} - {"checks.not_run"}
     if not keys:
         return []
     created = data.get("created_at") or ""
@@ -465,8 +465,9 @@ def build(
     seen: set[str] = set()
     top_unique: list[Finding] = []
     for f in top:
-        # info findings (recent changes, a suggested severity) are context, not causes
-        if f.key not in seen and f.key != "tree.hypothesis" and f.severity != "info":
+        # info findings (recent changes, a suggested severity) are context, not causes; nor are
+        # checks that could not run (checks.not_run): they say what we could not see
+        if f.key not in seen and f.key not in ("tree.hypothesis", "checks.not_run") and f.severity != "info":
             seen.add(f.key)
             top_unique.append(f)
     top_unique = top_unique[:3]

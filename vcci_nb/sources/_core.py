@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from vcci_nb.errors import SourceError, SourceMisconfigured
-from vcci_nb.evidence import Evidence, Status, Window, utcnow
+from vcci_nb.evidence import CAUSES, Evidence, Status, Window, utcnow
 from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
@@ -219,19 +219,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
 }
 
 #: Short names of the causes, for headlines ("kubernetes: TLS failure").
-CAUSE_NAMES: dict[str, str] = {
-    "refused": "connection refused",
-    "dns": "host name does not resolve",
-    "tls": "TLS failure",
-    "timeout": "timed out",
-    "credentials": "credentials not accepted",
-    "permission": "permission denied",
-    "config": "misconfigured",
-    "missing": "not available",
-    "unreachable": "unreachable",
-    "not_configured": "not configured",
-    "bug": "failed unexpectedly",
-}
+CAUSE_NAMES = CAUSES
 
 #: What to do next, per cause; ``{source}``, ``{target}``, ``{timeout}`` and ``{setting}`` are filled in.
 ADVICE: dict[str, str] = {
@@ -267,12 +255,17 @@ def setting_for(profile: Any, connection: str, key: str = "url_env") -> str:
     return str(value) if value else DEFAULT_SETTINGS.get(connection, "")
 
 
-def failure_message(source: str, target: str, failure: Failure, timeout: float, setting: str = "") -> str:
+def failure_advice(source: str, target: str, failure: Failure, timeout: float, setting: str = "") -> str:
+    """What to do about ``failure``: the exception's own fix, or the advice for its cause."""
     setting = setting or DEFAULT_SETTINGS.get(source, f"the profile's connections.{source}")
     first_var = setting.split(" ", 1)[0]
     fields = {"source": source, "target": target or source, "timeout": timeout, "setting": setting}
     fields["setting_file"] = f" (or the file {first_var}_FILE names)" if first_var.isupper() else ""
-    advice = failure.fix or ADVICE.get(failure.cause, ADVICE["bug"]).format(**fields)
+    return redact(failure.fix or ADVICE.get(failure.cause, ADVICE["bug"]).format(**fields))
+
+
+def failure_message(source: str, target: str, failure: Failure, timeout: float, setting: str = "") -> str:
+    advice = failure_advice(source, target, failure, timeout, setting)
     what = CAUSE_NAMES.get(failure.cause, failure.cause)
     return redact(f"{source} {failure.status} ({what}): {failure.detail}. {advice}")
 
@@ -342,6 +335,8 @@ def collect(
         msg = failure_message(source, redact(target), failure, timeout, setting)
         log.info("%s: %s", name, msg)
         extra["cause"] = failure.cause
+        extra["detail"] = failure.detail
+        extra["fix"] = failure_advice(source, redact(target), failure, timeout, setting)
         if setting:
             extra.setdefault("setting", setting)
         return Evidence(
@@ -379,6 +374,11 @@ def not_configured(name: str, source: str, what: str, *, query: str = "") -> Evi
         source=source,
         query=query,
         status="unavailable",
-        meta={"kind": name, "cause": "not_configured"},
+        meta={
+            "kind": name,
+            "cause": "not_configured",
+            "detail": what,
+            "fix": 'Set it (for the lab: eval "$(vcci-nb lab env)") and run again.',
+        },
         message=f'{source} is not configured: {what}. Set it (for the lab: eval "$(vcci-nb lab env)") and run again.',
     )

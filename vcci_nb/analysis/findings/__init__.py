@@ -61,7 +61,7 @@ from vcci_nb.analysis.findings.prometheus import (
 )
 from vcci_nb.analysis.findings.rabbitmq import find_rabbitmq
 from vcci_nb.analysis.findings.redis import find_redis_memory, find_redis_slowlog
-from vcci_nb.analysis.findings.unreachable import find_unreachable
+from vcci_nb.analysis.findings.unreachable import NOT_RUN_KEY, checks_headline, find_checks_not_run, find_unreachable
 from vcci_nb.analysis.model import Finding, sort_findings
 from vcci_nb.evidence import Evidence, Window
 
@@ -69,13 +69,16 @@ __all__ = [
     "ALERT_SEVERITY",
     "DEFAULT_THRESHOLDS",
     "EXPECTED_INDEXES",
+    "NOT_RUN_KEY",
     "RUNBOOK",
     "EvidenceSet",
     "Thresholds",
     "_iter",
+    "checks_headline",
     "find_all",
     "find_bad_deploy",
     "find_bloat",
+    "find_checks_not_run",
     "find_crashloop",
     "find_dependency_metric",
     "find_disk_full",
@@ -166,6 +169,7 @@ def find_all(
     out += find_rabbitmq(p("rabbitmq.overview"), p("rabbitmq.queues"))
     out += find_recent_changes(p("kubernetes.rollout_history"), p("git.log"), p("postgres.migrations"), window=window)
     out += find_unreachable(evidence)
+    out += find_checks_not_run(evidence)
     return sort_findings(_dedupe(out))
 
 
