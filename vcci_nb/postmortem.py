@@ -178,6 +178,8 @@ class Postmortem:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     response: dict[str, float | None] = field(default_factory=dict)
     related: list[dict[str, Any]] = field(default_factory=list)
+    #: The drafted root cause (a story fact's dict: key, summary, notebooks, ...), or None.
+    root_cause: dict[str, Any] | None = None
 
     def _repr_markdown_(self) -> str:
         return self.markdown
@@ -207,7 +209,10 @@ def merged_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
         d = ev.get("data") or {}
         if ev.get("kind") in {"notification", "escalation"} and d.get("dry_run"):
             continue  # a draft nobody received is not part of what happened
-        items.append({"at": at, "kind": ev.get("kind"), "actor": ev.get("actor"), "summary": summary})
+        item = {"at": at, "kind": ev.get("kind"), "actor": ev.get("actor"), "summary": summary}
+        if ev.get("kind") == "finding" and d.get("key"):
+            item["key"] = d["key"]
+        items.append(item)
     for alert in data.get("alerts") or []:
         at = _t(alert.get("startsAt") or alert.get("starts_at"))
         if at is not None:
@@ -230,6 +235,49 @@ def merged_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
     order = {"alert": 0, "status": 1, "run": 2, "finding": 3, "action": 4, "notification": 5, "escalation": 6}
     items.sort(key=lambda i: (i["at"], order.get(str(i["kind"]), 9)))
     return items
+
+
+def told_once(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The merged timeline as a person reads it: a finding only when it is new or its summary
+    changed (every notebook that saw it adds an entry to the record), and alerts that began
+    firing within a minute of each other in one row."""
+    from vcci_nb.story import _strip_where
+
+    said: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item["kind"] == "finding":
+            key = str(item.get("key") or item["summary"])
+            text = _strip_where(str(item["summary"]))
+            if said.get(key) == text:
+                continue
+            prefix = "Changed: " if key in said else ""
+            said[key] = text
+            out.append({**item, "summary": prefix + text})
+            continue
+        name = _firing_name(item) if item["kind"] == "alert" else None
+        prev = out[-1] if out else None
+        if name and prev is not None and prev.get("names") and (item["at"] - prev["at"]).total_seconds() <= 60:
+            if name not in prev["names"]:
+                prev["names"].append(name)
+            elif len(prev["names"]) == 1 and ": " in str(item["summary"]) and ": " not in str(prev["summary"]):
+                # one alert told twice (its start, then Alertmanager's notice): one row, with the annotation
+                prev["summary"] = f"{name} began firing: {str(item['summary']).split(': ', 1)[1]}"
+            n = len(prev["names"])
+            if n > 1:
+                prev["summary"] = f"{n} alerts began firing ({', '.join(prev['names'])})"
+            continue
+        if name:
+            item = {**item, "names": [name]}
+        out.append(item)
+    return out
+
+
+def _firing_name(item: dict[str, Any]) -> str | None:
+    """The alert name of a "began firing" / "Alert X firing" row (the record has both for one alert)."""
+    from vcci_nb.story import firing_name
+
+    return firing_name(str(item.get("summary") or ""))
 
 
 def response_times(data: dict[str, Any], start: datetime) -> dict[str, float | None]:
@@ -434,7 +482,8 @@ def build(
     write: bool = True,
 ) -> Postmortem:
     """Draft the Post-Incident Report for ``record_id`` and write it into the incident folder."""
-    from vcci_nb.analysis.model import Finding, sort_findings
+    from vcci_nb import story
+    from vcci_nb.analysis.model import Finding
     from vcci_nb.record import IncidentRecord
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -461,17 +510,18 @@ def build(
             findings.append(Finding.from_dict(f))
         except (KeyError, TypeError):
             continue
-    top = sort_findings(findings)
-    seen: set[str] = set()
-    top_unique: list[Finding] = []
-    for f in top:
-        # info findings (recent changes, a suggested severity) are context, not causes; nor are
-        # checks that could not run (checks.not_run): they say what we could not see
-        if f.key not in seen and f.key not in ("tree.hypothesis", "checks.not_run") and f.severity != "info":
-            seen.add(f.key)
-            top_unique.append(f)
-    top_unique = top_unique[:3]
+    # One fact per finding key, causes above symptoms: the root cause and the first action item
+    # come from the most specific causal finding (preferring the decision tree's top branch);
+    # alerts, error rates and latency are how it was detected and what it did (Detection, Impact);
+    # checks that could not run (checks.not_run) are context: they say what we could not see.
     tree = decision_tree_hypothesis(findings)
+    facts = story.facts(data.get("findings") or [])
+    root = story.root_cause(facts, tree)
+    explaining = [f for f in facts if f.role in (story.CAUSE, story.CONTRIBUTING) and f.severity != "info"]
+    if root is not None:
+        explaining = [root] + [f for f in explaining if f is not root]
+    top_unique = explaining[:3]
+    detected = [f for f in facts if f.role == story.SYMPTOM and f.severity != "info"]
     good, bad = _facts(data, prof, start, resp, now)
     related = related_incidents(data, record.outputs)
 
@@ -500,15 +550,21 @@ def build(
         )
     else:
         md.append(f"- **Impact**: _not measured: {impact['message']}_")
-    if top_unique:
-        md.append(f"- **Root Cause** (DRAFT, confirm): {_md_escape(top_unique[0].summary)}")
+    if detected:
+        md.append(f"- **Detection**: {_md_escape('; '.join(f.summary for f in detected[:3]))}")
+    if root is not None:
+        md.append(f"- **Root Cause** (DRAFT, confirm): {_md_escape(root.summary)} (`{root.key}`)")
         if tree:
             md.append(
                 f"- **Decision tree** (DRAFT): {tree['symptom']} → {tree['cause']} ({tree['verdict']}); "
                 f"runbook {tree['runbook']}"
             )
     else:
-        md.append("- **Root Cause** (DRAFT): _no finding above info recorded; to be determined in the review_")
+        hints = story.leads(facts)[:2]
+        md.append(
+            "- **Root Cause** (DRAFT): _no causal finding recorded (only symptoms); to be determined in the review_"
+            + (f"; leads: {_md_escape('; '.join(f.summary for f in hints))}" if hints else "")
+        )
     if data.get("resolution"):
         md.append(f"- **Resolution**: {_md_escape(data['resolution'])}")
     md.append("")
@@ -520,7 +576,7 @@ def build(
         "| time | offset | kind | what | who |",
         "|---|---|---|---|---|",
     ]
-    for item in timeline:
+    for item in told_once(timeline):
         md.append(
             f"| {_hm(item['at'])} | {_offset(item['at'], start)} | {item['kind']} | "
             f"{_md_escape(item['summary'])} | {_md_escape(item.get('actor') or '')} |"
@@ -547,8 +603,8 @@ def build(
     ]
     if top_unique:
         for f in top_unique:
-            val = f" (value {f.value}{f.unit and ' ' + f.unit}, threshold {f.threshold})" if f.value is not None else ""
-            md.append(f"- [{f.severity}] {_md_escape(f.summary)}{val} — `{f.key}`")
+            seen = f"; seen in {f.where}" if f.notebooks else ""
+            md.append(f"- [{f.severity}] {_md_escape(f.summary)} — `{f.key}` ({f.role}{_md_escape(seen)})")
     else:
         md.append("- _to be completed_")
     if tree:
@@ -567,6 +623,8 @@ def build(
     ]
 
     md += ["## Impact Analysis"]
+    for f in detected:
+        md.append(f"- **Symptom**: {_md_escape(f.summary)} — `{f.key}`")
     if impact["status"] == "ok" and impact["failed_share"] is not None:
         tenants = impact["affected_tenants"]
         shown = ", ".join(tenants[:20]) + (f" and {len(tenants) - 20} more" if len(tenants) > 20 else "")
@@ -599,9 +657,10 @@ def build(
         n += 1
         pr = _FINDING_PRIORITY.get(f.severity, "P2")
         due = due_base + timedelta(days=7 if pr in {"P0", "P1"} else 30)
+        runbook = str(f.latest.get("runbook") or "")
         md += [
             f"{n}. **[{pr}] Prevent recurrence: {_md_escape(f.summary)}** (Owner: @TBD, Due: {due:%Y-%m-%d})",
-            f"   - {_md_escape(f.runbook or _tree_runbook(tree, f.key) or 'Decide the long-term fix for ' + f.key)}",
+            f"   - {_md_escape(runbook or _tree_runbook(tree, f.key) or 'Decide the long-term fix for ' + f.key)}",
         ]
     if any("Update #" in b or "Escalation" in b for b in bad):
         n += 1
@@ -675,7 +734,16 @@ def build(
         atomic_write_text(md_path, markdown, what="postmortem")
         atomic_write_text(html_path, page, what="postmortem")
     return Postmortem(
-        data["id"], markdown, page, md_path, html_path, impact, timeline=timeline, response=resp, related=related
+        data["id"],
+        markdown,
+        page,
+        md_path,
+        html_path,
+        impact,
+        timeline=timeline,
+        response=resp,
+        related=related,
+        root_cause=root.to_dict() if root is not None else None,
     )
 
 

@@ -708,34 +708,32 @@ def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
     duration = format_duration(((finished or now) - created).total_seconds())
     live = finished is None
 
-    rows = []
-    for ev in data.get("timeline", []):
-        rows.append(
-            f"<tr class='k-{e(ev['kind'])}'><td>{e(ev['at'])}</td><td>{e(ev['kind'])}</td>"
-            f"<td>{e(ev.get('actor') or '')}</td><td>{e(ev['summary'])}</td></tr>"
-        )
     # The record keeps every finding of every notebook; the page shows each one once, with the
-    # notebooks that raised it (triage notebooks often see the same fault from several sides).
-    merged: dict[tuple[str, str, str], tuple[dict[str, Any], list[str]]] = {}
-    for f in data.get("findings", []):
-        ident = (f.get("severity", "info"), f["key"], f["summary"])
-        _first, seen_in = merged.setdefault(ident, (f, []))
-        if f.get("notebook") and f["notebook"] not in seen_in:
-            seen_in.append(f["notebook"])
-    groups: dict[str, list[tuple[dict[str, Any], list[str]]]] = {}
-    for (sev, _key, _summary), item in merged.items():
-        groups.setdefault(sev, []).append(item)
+    # notebooks that raised it and how it changed, causes first (vcci_nb.story).
+    from vcci_nb import story
+
+    titles = {story.CAUSE: "Cause", story.CONTRIBUTING: "Comes with it", story.SYMPTOM: "Detection and impact",
+              story.CONTEXT: "Context"}  # fmt: skip
+    by_role: dict[str, list[story.Fact]] = {}
+    for fact in story.facts(data.get("findings", [])):
+        by_role.setdefault(fact.role, []).append(fact)
     finding_html = []
-    for sev in sorted(groups, key=lambda s: _SEV_ORDER.get(s, 9)):
+    for role_name, facts in by_role.items():
         items = "".join(
-            f"<li><b>{e(f['summary'])}</b> <code>{e(f['key'])}</code>"
-            + (f" — value {e(str(f.get('value')))}" if f.get("value") is not None else "")
-            + (f" (threshold {e(str(f.get('threshold')))})" if f.get("threshold") is not None else "")
-            + (f" <i>{e(', '.join(seen_in))}</i>" if seen_in else "")
+            f"<li><span class='sev-{e(f.severity)}'>[{e(f.severity)}]</span> <b>{e(f.summary)}</b> "
+            f"<code>{e(f.key)}</code>"
+            + (f" <i>seen in {e(f.where)}</i>" if f.notebooks else "")
+            + (f" <small>(first: {e(f.history[0])})</small>" if f.changed else "")
             + "</li>"
-            for f, seen_in in groups[sev]
+            for f in facts
         )
-        finding_html.append(f"<h3 class='sev-{e(sev)}'>{e(sev)} ({len(groups[sev])})</h3><ul>{items}</ul>")
+        finding_html.append(f"<h3>{e(titles.get(role_name, role_name))} ({len(facts)})</h3><ul>{items}</ul>")
+    rows = []
+    for ev in story.story_events(data.get("timeline", [])):
+        rows.append(
+            f"<tr class='k-{e(str(ev['kind']))}'><td>{e(str(ev['at']))}</td><td>{e(str(ev['kind']))}</td>"
+            f"<td>{e(str(ev.get('actor') or ''))}</td><td>{e(str(ev['summary']))}</td></tr>"
+        )
     nb_rows = []
     for nb in data.get("notebooks", []):
         path = nb.get("path")

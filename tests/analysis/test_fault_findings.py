@@ -105,7 +105,9 @@ def test_healthy_lab_raises_no_fault_finding(everything: None) -> None:
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 
-def test_pool_exhaustion_names_the_application_and_the_role_limit(lab: Any, lab_env: dict[str, str]) -> None:
+def test_pool_exhaustion_names_the_application_and_the_role_limit(
+    lab: Any, lab_env: dict[str, str], cause_first: Any
+) -> None:
     with lab.fault("pool-exhaustion"):
         evs = gather_db()
     f = only(find_all(evs), "db.pool_exhaustion")
@@ -119,9 +121,10 @@ def test_pool_exhaustion_names_the_application_and_the_role_limit(lab: Any, lab_
     assert tree.top.notebook == "scenarios/connection_pool_exhausted"
     sev = suggest(evs)
     assert sev.level == "P1" and any("connections exhausted" in r for r in sev.reasons)
+    assert cause_first(evs, find_all(evs), {"db.pool_exhaustion"}) == "Database connection refused"
 
 
-def test_lock_chain_gives_blocking_and_blocked_pids(lab: Any, lab_env: dict[str, str]) -> None:
+def test_lock_chain_gives_blocking_and_blocked_pids(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     import psycopg
 
     with lab.fault("lock-contention"):
@@ -139,9 +142,10 @@ def test_lock_chain_gives_blocking_and_blocked_pids(lab: Any, lab_env: dict[str,
     assert sorted(f.details["blocked_pids"]) == sorted(p for (p,) in waiting)
     assert len(f.details["blocked_pids"]) == 3
     assert f"pid {holder[0][0]}" in f.summary and "idle in transaction" in f.summary
+    cause_first(evs, find_all(evs), {"db.lock_chain"})
 
 
-def test_long_queries_over_the_threshold(lab: Any, lab_env: dict[str, str]) -> None:
+def test_long_queries_over_the_threshold(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     import time
 
     try:
@@ -154,11 +158,12 @@ def test_long_queries_over_the_threshold(lab: Any, lab_env: dict[str, str]) -> N
     f = only(find_all(evs, {"long_query_s": 1}), "db.long_queries")
     assert len(f.details["pids"]) >= 2 and f.details["applications"] == ["vcci-worker"]
     assert "pg_sleep" in f.summary
+    cause_first(evs, find_all(evs, {"long_query_s": 1}), {"db.long_queries"})
     # Under the profile's 5-minute threshold, a one-second query is not news.
     assert "db.long_queries" not in {x.key for x in find_all(quiet)}
 
 
-def test_missing_index_shows_sequential_scans_on_emissions(lab: Any, lab_env: dict[str, str]) -> None:
+def test_missing_index_shows_sequential_scans_on_emissions(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     with lab.fault("slow-queries"):
         evs = gather_db()
     f = only(find_all(evs), "db.missing_index")
@@ -167,6 +172,7 @@ def test_missing_index_shows_sequential_scans_on_emissions(lab: Any, lab_env: di
     assert "sequential scans" in f.summary and "CREATE INDEX CONCURRENTLY" in f.summary
     tree = evaluate(evs)
     assert tree.top is not None and tree.top.cause == "Database queries slow"
+    assert cause_first(evs, find_all(evs), {"db.missing_index"}) == "Database queries slow"
     healed = find_all(gather_db())
     assert "db.missing_index" not in {x.key for x in healed}
 
@@ -174,23 +180,25 @@ def test_missing_index_shows_sequential_scans_on_emissions(lab: Any, lab_env: di
 # --- Redis ----------------------------------------------------------------------------------------
 
 
-def test_redis_memory_pressure(lab: Any, lab_env: dict[str, str]) -> None:
+def test_redis_memory_pressure(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     with lab.fault("redis-memory"):
         evs = gather_redis()
     f = only(find_all(evs), "redis.memory_pressure")
     assert float(f.value) >= 0.9  # type: ignore[arg-type]
     assert "maxmemory" in f.summary
+    cause_first(evs, find_all(evs), {"redis.memory_pressure"})
 
 
-def test_redis_slow_commands(lab: Any, lab_env: dict[str, str]) -> None:
+def test_redis_slow_commands(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     with lab.fault("redis-slow"):
         evs = gather_redis()
     f = only(find_all(evs), "redis.slow_commands")
     assert "DEBUG" in f.details["commands"]
     assert float(f.value) >= 100  # type: ignore[arg-type]
+    cause_first(evs, find_all(evs), {"redis.slow_commands"})
 
 
-def test_redis_down_is_a_finding_and_a_p1(lab: Any, lab_env: dict[str, str]) -> None:
+def test_redis_down_is_a_finding_and_a_p1(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     with lab.fault("redis-down"):
         evs = gather_redis()
     assert evs["redis.ping"].status == "unavailable"
@@ -199,12 +207,13 @@ def test_redis_down_is_a_finding_and_a_p1(lab: Any, lab_env: dict[str, str]) -> 
     assert suggest(evs).level in ("P0", "P1")
     tree = evaluate(evs)
     assert tree.top is not None and tree.top.cause == "Redis connection refused"
+    assert cause_first(evs, find_all(evs), {"redis.unavailable"}) == "Redis connection refused"
 
 
 # --- Kubernetes -----------------------------------------------------------------------------------
 
 
-def test_oomkilled_names_pods_and_restart_counts(kube_env: Any) -> None:
+def test_oomkilled_names_pods_and_restart_counts(kube_env: Any, cause_first: Any) -> None:
     with kube_env.fault("oomkill"):
         evs, _ = settled("kube.oomkilled")
         evs["kubernetes.oomkilled"] = kube.gather_oomkilled("lab")
@@ -216,16 +225,18 @@ def test_oomkilled_names_pods_and_restart_counts(kube_env: Any) -> None:
     tree = evaluate(evs)
     assert tree.top is not None and tree.top.cause == "OOMKilled"
     assert tree.top.notebook == "scenarios/memory_leak"
+    assert cause_first(evs, find_all(evs), {"kube.oomkilled"}) == "OOMKilled"
 
 
-def test_crashloop_is_found_and_not_called_oom(kube_env: Any) -> None:
+def test_crashloop_is_found_and_not_called_oom(kube_env: Any, cause_first: Any) -> None:
     with kube_env.fault("crashloop"):
-        _, findings = settled("kube.crashloop")
+        evs, findings = settled("kube.crashloop")
     keys = {f.key for f in findings}
     assert "kube.crashloop" in keys and "kube.oomkilled" not in keys
+    cause_first(evs, findings, {"kube.crashloop"})
 
 
-def test_bad_deploy_names_the_new_revision_and_its_error_signatures(kube_env: Any) -> None:
+def test_bad_deploy_names_the_new_revision_and_its_error_signatures(kube_env: Any, cause_first: Any) -> None:
     with kube_env.fault("bad-deploy"):
         evs, findings = settled("kube.bad_deploy")
         if not only(findings, "kube.bad_deploy").details["new_signatures"]:
@@ -245,6 +256,7 @@ def test_bad_deploy_names_the_new_revision_and_its_error_signatures(kube_env: An
     assert f"Revision {current}" in f.summary and f"Rollback candidate: revision {current - 1}" in f.summary
     tree = evaluate(evs)
     assert tree.top is not None and "kube.bad_deploy" in tree.top.findings
+    cause_first(evs, findings, {"kube.bad_deploy"})
     # After the rollback the same revision check is quiet again.
     assert "kube.bad_deploy" not in {x.key for x in find_all(gather_kube())}
 

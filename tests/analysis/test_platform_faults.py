@@ -77,7 +77,7 @@ def test_platform_sources_answer_with_the_lab_s_data(lab_env: dict[str, str]) ->
     assert not keys(findings) & {"deps.http_down", "deps.rabbitmq", "kube.disk_full", "deps.dependency_down"}
 
 
-def test_external_api_down_is_a_dependency_finding(lab: Any, lab_env: dict[str, str]) -> None:
+def test_external_api_down_is_a_dependency_finding(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     _need(lab_env, "EXTERNAL_API_URL")
     with lab.fault("external-down"):
         ev = http.gather_health("lab", timeout=3)
@@ -86,9 +86,12 @@ def test_external_api_down_is_a_dependency_finding(lab: Any, lab_env: dict[str, 
     tree = evaluate([ev], findings=f)
     assert tree.top is not None and "deps.http_down" in tree.top.findings
     assert tree.top.cause in ("External API timeout", "Network issues")
+    assert cause_first([ev], f, {"deps.http_down"}) == "External API timeout"
 
 
-def test_dependency_down_names_rabbitmq_and_the_external_api(lab: Any, lab_env: dict[str, str]) -> None:
+def test_dependency_down_names_rabbitmq_and_the_external_api(
+    lab: Any, lab_env: dict[str, str], cause_first: Any
+) -> None:
     _need(lab_env, "RABBITMQ_URL", "EXTERNAL_API_URL")
     with lab.fault("dependency-down"):
         evs = [rabbitmq.gather_overview("lab", timeout=3), http.gather_health("lab", timeout=3)]
@@ -96,9 +99,10 @@ def test_dependency_down_names_rabbitmq_and_the_external_api(lab: Any, lab_env: 
     found = keys(find_all(evs))
     assert {"deps.rabbitmq", "deps.http_down"} <= found
     assert suggest(evs).level == "P2"
+    cause_first(evs, find_all(evs), {"deps.rabbitmq", "deps.http_down"})
 
 
-def test_disk_full_from_volume_metrics(lab: Any, lab_env: dict[str, str]) -> None:
+def test_disk_full_from_volume_metrics(lab: Any, lab_env: dict[str, str], cause_first: Any) -> None:
     _need(lab_env, "PROMETHEUS_URL")
     with lab.fault("disk-full"):
         findings = until("kube.disk_full", lambda: {"v": prometheus.gather_volumes("lab")}, timeout=60)
@@ -106,6 +110,7 @@ def test_disk_full_from_volume_metrics(lab: Any, lab_env: dict[str, str]) -> Non
     assert f and "vcci-api-data" in f[0].summary and float(f[0].value) < 0.1  # type: ignore[arg-type]
     tree = evaluate({}, findings=f)
     assert tree.top is not None and tree.top.cause == "Disk full"
+    assert cause_first({}, f, {"kube.disk_full"}) == "Disk full"
 
 
 def test_error_spike_alert_shows_in_triage_before_the_5_minute_panels_move(lab: Any, lab_env: dict[str, str]) -> None:

@@ -282,3 +282,54 @@ def test_alert_text_stays_text_in_the_report(tmp_path: Path) -> None:
     # The words are still there, as text.
     assert "track.png" in body and "reset your password" in body and "*loud*" in body
     assert "raw.png" in body and "| cell" in body
+
+
+def test_root_cause_is_the_cause_not_the_alerts_and_each_finding_is_told_once(tmp_path: Path) -> None:
+    """The example incident: four notebooks record the pool exhaustion, the alerts and the 5xx
+    share. The draft blames the pool, not "4 alert(s) firing"; alerts and error rate go to Detection
+    and Impact; the timeline tells each finding once."""
+    start = datetime(2026, 1, 6, 14, 30, tzinfo=UTC)
+    rec = IncidentRecord.open("P1", "API returning 500 errors", "alice", outputs=tmp_path, now=start)
+    for name in ("VcciApiHighErrorRate", "VcciDbPoolNearlyExhausted", "PostgresConnectionsNearLimit"):
+        rec.add_alert({"at": _iso(start), "status": "firing", "startsAt": _iso(start), "labels": {"alertname": name}})
+    pool = "vcci-api holds 20 of vcci_app's 20 connections (limit reached)"
+    for nb in ("01_triage", "03_investigate_database", "03_decision_tree", "connection_pool_exhausted"):
+        rec.add_findings(
+            [
+                {"key": "alerts.firing", "severity": "critical", "summary": "4 alert(s) firing: VcciApiHighErrorRate"},
+                {"key": "metrics.error_rate", "severity": "critical", "summary": "5xx share of requests 7.1 %"},
+                {"key": "db.pool_exhaustion", "severity": "critical", "summary": pool},
+                {"key": "logs.errors", "severity": "high", "summary": "12 ERROR lines: connection pool exhausted"},
+            ],
+            notebook=nb,
+        )
+    md = postmortem.build(rec.id, outputs=tmp_path, prometheus_url=None).markdown
+    pool = postmortem._md_escape(pool)  # the report escapes record text (vcci\\_app)
+    assert f"- **Root Cause** (DRAFT, confirm): {pool} (`db.pool_exhaustion`)" in md
+    assert f"1. **[P0] Prevent recurrence: {pool}**" in md
+    assert "Prevent recurrence: 4 alert(s)" not in md and "Prevent recurrence: 5xx" not in md
+    assert "- **Detection**: 5xx share of requests 7.1 %; 4 alert(s) firing: VcciApiHighErrorRate" in md
+    assert "- **Symptom**: 5xx share of requests 7.1 % — `metrics.error_rate`" in md
+    rows = _timeline_rows(md)
+    assert sum(pool in r[3] for r in rows) == 1, "the pool finding is told once, not once per notebook"
+    assert len([r for r in rows if r[2] == "finding"]) == 4
+    assert [r[3] for r in rows if r[2] == "alert"] == [
+        "3 alerts began firing (VcciApiHighErrorRate, VcciDbPoolNearlyExhausted, PostgresConnectionsNearLimit)"
+    ]
+    assert postmortem._md_escape("seen in 01_triage, 03_investigate_database, 03_decision_tree") in md
+
+
+def test_symptoms_alone_leave_the_root_cause_to_the_review(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 6, 14, 30, tzinfo=UTC)
+    rec = IncidentRecord.open("P2", "API slow", "alice", outputs=tmp_path, now=start)
+    rec.add_findings(
+        [
+            {"key": "alerts.firing", "severity": "high", "summary": "1 alert(s) firing: VcciApiHighLatency"},
+            {"key": "metrics.latency", "severity": "high", "summary": "p95 latency 2.4 s"},
+        ],
+        notebook="01_triage",
+    )
+    pm = postmortem.build(rec.id, outputs=tmp_path, prometheus_url=None)
+    assert pm.root_cause is None
+    assert "- **Root Cause** (DRAFT): _no causal finding recorded (only symptoms)" in pm.markdown
+    assert "Prevent recurrence" not in pm.markdown

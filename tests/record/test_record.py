@@ -175,7 +175,7 @@ def test_typed_entries_land_in_timeline_and_index(tmp_path: Path) -> None:
         assert kind in kinds
     assert len(data["alerts"]) == len(data["actions"]) == len(data["notifications"]) == len(data["escalations"]) == 1
     index = (record.folder / "index.html").read_text()
-    assert index.index("critical (1)") < index.index("low (1)")
+    assert index.index("pool exhausted") < index.index("hit rate dipped")  # the more severe first
     assert "pool exhausted" in index and "P0" in index and "HighErrorRate" in index
 
 
@@ -187,8 +187,8 @@ def test_index_shows_a_finding_raised_by_several_notebooks_once(tmp_path: Path) 
     assert len(record.data["findings"]) == 3  # the record keeps each notebook's finding
     index = (record.folder / "index.html").read_text()
     assert index.count("vcci_app holds 20 of 20 connections</b>") == 1
-    assert "critical (1)" in index
-    assert "01_triage, 03_investigate_database, 03_decision_tree" in index
+    assert "Cause (1)" in index
+    assert "seen in 01_triage, 03_investigate_database, 03_decision_tree" in index
 
 
 def test_secrets_never_reach_the_record(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import pandas as pd
 from vcci_nb.analysis.findings import EvidenceSet, Thresholds, _iter, find_all, pick
 from vcci_nb.analysis.model import Finding
 from vcci_nb.evidence import Evidence, Window
+from vcci_nb.story import CAUSE, role, specificity
 
 #: What a notebook should gather so that every leaf can be judged (evidence kinds).
 NEEDS: tuple[str, ...] = (
@@ -197,14 +198,31 @@ def evaluate(
     items = _iter(evidence)
     hyps = [_judge(leaf, by_key, items) for leaf in TREE]
     order = {"likely": 0, "possible": 1, "unlikely": 2, "not checked": 3}
-    hyps.sort(key=lambda h: (-h.score, order[h.verdict], h.symptom))
+    hyps.sort(key=lambda h: (*_causal_rank(h, by_key), -h.score, order[h.verdict], h.symptom))
     return TreeResult(hypotheses=hyps, findings=found)
+
+
+def _causal_rank(h: Hypothesis, by_key: Mapping[str, list[Finding]]) -> tuple[int, int]:
+    """Cause above symptom: a branch that a causal finding of medium severity or worse supports
+    comes first, the most specific cause first (:data:`vcci_nb.story.CAUSE_ORDER`: a
+    missing index before the slow statements it causes, an OOM kill before the crash loop it
+    brings); then branches only contributing findings (log errors, idle connections) support;
+    then the rest, by score."""
+    causal = [
+        specificity(k)
+        for k in h.findings
+        if role(k) == CAUSE and any(_WEIGHT.get(f.severity, 0.0) >= _WEIGHT["medium"] for f in by_key.get(k, []))
+    ]
+    if causal:
+        return (0, min(causal))
+    return (1, 0) if h.findings else (2, 0)
 
 
 def _judge(leaf: Leaf, by_key: Mapping[str, list[Finding]], evidence: list[Evidence]) -> Hypothesis:
     support = [f for k in leaf.supports for f in by_key.get(k, [])]
     symptom = [f for k in leaf.symptom_keys for f in by_key.get(k, [])]
-    score = max((_WEIGHT.get(f.severity, 0.1) for f in support), default=0.0)
+    # A contributing finding (log errors, idle connections) supports a branch less than a cause does.
+    score = max((_WEIGHT.get(f.severity, 0.1) * (1.0 if role(f.key) == CAUSE else 0.6) for f in support), default=0.0)
     if support:
         # More evidence and the branch's symptom raise it; a leaf that few findings support is more
         # specific than one many do (Disk full beats Resource constraints on the same disk finding).

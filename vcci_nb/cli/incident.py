@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from vcci_nb.policy import SEVERITIES, level_rank
+from vcci_nb.policy import SEVERITIES
 
 _STATUSES = ("investigating", "identified", "mitigating", "monitoring", "resolved")
 
@@ -179,6 +179,7 @@ def _duration(data: dict[str, Any]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from vcci_nb import story
     from vcci_nb.record import IncidentRecord, severity_text, truncated_text
 
     record = IncidentRecord.load(args.id)
@@ -209,10 +210,13 @@ def _show(args: argparse.Namespace) -> int:
             out.append(line)
             if left_out := truncated_text(g):
                 out.append(f"    {left_out}")
-    findings = sorted(data["findings"], key=lambda f: level_rank(f.get("severity", "info")))
-    if findings:
-        out.append(f"\nFindings ({len(findings)}):")
-        out += [f"  [{f['severity']}] {f['summary']}  ({f.get('notebook') or '-'})" for f in findings]
+    # Each finding once (the record keeps every notebook's observation), causes first.
+    facts = story.facts(data["findings"])
+    if facts:
+        n_obs = len(data["findings"])
+        out.append(f"\nFindings ({len(facts)}, from {n_obs} observations; causes first):")
+        for f in facts:
+            out.append(f"  {f.role:<12} {story.line(f)}")
     if data["notebooks"]:
         out.append(f"\nNotebooks ({len(data['notebooks'])}):")
         for nb in data["notebooks"]:
@@ -220,8 +224,9 @@ def _show(args: argparse.Namespace) -> int:
             if nb.get("error"):
                 line += f"  — {nb['error']}"
             out.append(line)
-    out.append(f"\nTimeline ({len(data['timeline'])}):")
-    out += [f"  {ev['at']}  {ev['kind']:<12} {ev.get('actor') or '-':<12} {ev['summary']}" for ev in data["timeline"]]
+    told = story.story_events(data["timeline"])
+    out.append(f"\nTimeline ({len(told)} entries; each finding once, `--json` for all {len(data['timeline'])}):")
+    out += [f"  {ev['at']}  {ev['kind']:<12} {ev.get('actor') or '-':<12} {ev['summary']}" for ev in told]
     print("\n".join(out))
     return 0
 

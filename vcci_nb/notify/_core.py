@@ -143,6 +143,15 @@ class Preview:
         return deliver(self, send=send, actor=actor, sleep=sleep)
 
 
+def _record_link(profile: Profile, record: Any) -> str:
+    """Where readers find the whole record: ``notify.record_url`` (``{incident_id}`` filled in),
+    else the record's ``index.html`` on this machine."""
+    url = profile.get("notify.record_url")
+    if url:
+        return str(url).replace("{incident_id}", str(record.id))
+    return str(record.folder / "index.html")
+
+
 def render(
     incident: Any,
     template: str,
@@ -175,6 +184,7 @@ def render(
         impact=impact,
         environment=str(prof.get("notify.environment_label") or prof.name),
         extra=extra,
+        record_link=_record_link(prof, record),
     )
     messages = []
     for ch in chosen:

@@ -32,9 +32,11 @@ import jinja2
 
 from vcci_nb.config import parameters_dir
 from vcci_nb.errors import ConfigError
-from vcci_nb.policy import UPDATE_TEMPLATES, human_minutes, incident_start, last_sent_update, level_rank, update_rounds
+from vcci_nb.policy import UPDATE_TEMPLATES, human_minutes, incident_start, last_sent_update, update_rounds
 from vcci_nb.policy import maybe_time as _parse
 from vcci_nb.redact import redact
+from vcci_nb.story import facts as story_facts
+from vcci_nb.story import story_events
 
 #: The record's status mapped onto Statuspage's incident statuses (it has no "mitigating").
 STATUSPAGE_STATUS: dict[str, str] = {
@@ -141,23 +143,53 @@ def slack_escaped(ctx: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if k in SLACK_RAW else esc(v)) for k, v in ctx.items()}
 
 
-def changes_since(data: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
-    """Timeline entries after ``since`` that a reader of an update wants (notifications left out)."""
+#: At most this many lines of "what changed" in an update; the rest is a link to the record.
+MAX_CHANGES = 8
+
+#: Which changes an update keeps first when there are more than :data:`MAX_CHANGES`.
+_CHANGE_PRIORITY = {"status": 0, "action": 0, "escalation": 1, "note": 1, "finding": 2, "alert": 3}
+
+
+def changes_since(
+    data: dict[str, Any],
+    since: datetime | None,
+    *,
+    limit: int = MAX_CHANGES,
+    more: str = "the record",
+    skip_keys: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """What changed after ``since``, told once (notifications and runs left out).
+
+    Each finding appears when it is first seen or when its summary changes, not once per notebook
+    that saw it (:func:`vcci_nb.story.story_events`); alerts that began together are one line.
+    More than ``limit`` changes keep status changes, actions and escalations first, then the
+    causes found, and end with one line saying how many more are in ``more``.
+    """
+    from vcci_nb.story import CAUSE, role
+
+    timeline = [ev for ev in data.get("timeline") or [] if ev.get("kind") not in {"notification", "run"}]
+    told = story_events(timeline, since=since.isoformat() if since else None, skip_keys=skip_keys)
+    if len(told) > limit:
+
+        def priority(ev: dict[str, Any]) -> tuple[int, str]:
+            p = _CHANGE_PRIORITY.get(str(ev["kind"]), 2)
+            if ev["kind"] == "finding":
+                p = 1 if role(str(ev.get("key") or "")) == CAUSE else 2
+            return p, str(ev["at"])
+
+        kept = sorted(sorted(told, key=priority)[: limit - 1], key=lambda ev: str(ev["at"]))
+        dropped = len(told) - len(kept)
+    else:
+        kept, dropped = told, 0
     out = []
-    for ev in data.get("timeline") or []:
-        if ev.get("kind") in {"notification", "run"}:
-            continue
+    for ev in kept:
         at = _parse(ev.get("at"))
-        if since is not None and at is not None and at <= since:
-            continue
         out.append(
-            {
-                "at": ev.get("at"),
-                "time": at.strftime("%H:%M") if at else "",
-                "kind": ev.get("kind"),
-                "summary": ev.get("summary", ""),
-            }
-        )
+            {"at": ev.get("at"), "time": at.strftime("%H:%M") if at else "", "kind": ev.get("kind"),
+             "summary": ev.get("summary", "")}
+        )  # fmt: skip
+    if dropped:
+        out.append({"at": None, "time": "", "kind": "more", "summary": f"… {dropped} more in {more}"})
     return out
 
 
@@ -170,8 +202,17 @@ def context(
     impact: str | None = None,
     environment: str = "",
     extra: dict[str, Any] | None = None,
+    record_link: str = "",
 ) -> dict[str, Any]:
-    """Everything a template may use, from a record dict (``IncidentRecord.data``)."""
+    """Everything a template may use, from a record dict (``IncidentRecord.data``).
+
+    ``findings`` are the record's findings told once (one per key, causes first, context such
+    as severity suggestions left out); ``impact`` defaults to what users feel (the top symptom,
+    e.g. the 5xx share), and that finding is not listed again under ``findings``.
+    """
+    from vcci_nb.story import CONTEXT, SYMPTOM
+
+    felt_key = ""
 
     now = now or datetime.now(UTC)
     start = incident_start(data)
@@ -179,12 +220,17 @@ def context(
     elapsed_min = ((end or now) - start).total_seconds() / 60
     last = last_sent_update(data)
     last_at = _parse(last.get("at")) if last else None
-    findings = sorted(data.get("findings") or [], key=lambda f: level_rank(f.get("severity", "info")))
+    told = [f for f in story_facts(data.get("findings") or []) if f.role != CONTEXT and f.severity != "info"]
     if impact is None:
         notes = [h.get("note") for h in data.get("status_history") or [] if h.get("note")]
-        impact = findings[0]["summary"] if findings else None
+        felt = next((f for f in told if f.role == SYMPTOM), None) or (told[0] if told else None)
+        felt_key = felt.key if felt is not None else ""
+        impact = felt.summary if felt else None
+        if felt is not None:
+            told = [f for f in told if f is not felt]
         if impact is None and notes and notes[-1] != "incident opened":
             impact = notes[-1]
+    findings = [{**f.to_dict(), "summary": f.summary} for f in told]
     updates_sent = len(update_rounds(data, {"update"}))
     status = str(data.get("status") or "investigating")
     next_due = (now + timedelta(minutes=cadence_minutes)) if cadence_minutes else None
@@ -209,7 +255,8 @@ def context(
         "next_update_minutes": cadence_minutes,
         "next_update_at": next_due.strftime("%H:%M UTC") if next_due else "",
         "update_number": updates_sent + 1,
-        "changes": changes_since(data, last_at),
+        "changes": changes_since(data, last_at, more=record_link or "the record", skip_keys=(felt_key,)),
+        "record_link": record_link or f"the record of {data['id']} (index.html)",
         "last_update_at": last_at.strftime("%H:%M UTC") if last_at else "",
         "findings": findings[:5],
         "actions": data.get("actions") or [],
