@@ -300,7 +300,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vcci_nb.lab import FAULTS, PRESETS, Lab
+    from vcci_lab import FAULTS, PRESETS, Lab
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="+", help="fault or preset names, 'presets', 'faults' or 'all'")
