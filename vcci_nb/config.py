@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from vcci_nb.errors import ConfigError
-from vcci_nb.policy import CADENCE_MINUTES, INITIAL_UPDATE_MINUTES
+from vcci_nb.policy import ALERT_LEVELS, CADENCE_MINUTES, DEFAULT_ALERT_LEVEL, INITIAL_UPDATE_MINUTES, SEVERITIES
 from vcci_nb.redact import register_secret
 
 
@@ -162,6 +162,28 @@ def register_url_secrets(url: str) -> None:
     if pw:
         register_secret(pw)
         register_secret(unquote(pw))
+
+
+def alert_levels() -> tuple[dict[str, str], str]:
+    """``routes.yaml``'s alert-label → severity mapping and its default level (the one severity rule).
+
+    Falls back to :data:`vcci_nb.policy.ALERT_LEVELS` and P2 when the file has no mapping; a broken
+    routes.yaml is serve's error to report, so triage still suggests (with the fallback).
+    """
+    path = parameters_dir() / "routes.yaml"
+    try:
+        data = read_yaml(path) if path.exists() else {}
+    except Exception:  # a broken routes.yaml is serve's error to report; triage still suggests
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    mapping = data.get("severity")
+    levels = (
+        {str(k).lower(): str(v) for k, v in mapping.items() if str(v) in SEVERITIES}
+        if isinstance(mapping, dict) and mapping
+        else dict(ALERT_LEVELS)
+    )
+    default = str(data.get("default_severity") or DEFAULT_ALERT_LEVEL)
+    return levels, default if default in SEVERITIES else DEFAULT_ALERT_LEVEL
 
 
 def list_profiles() -> list[str]:

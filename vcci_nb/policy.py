@@ -26,7 +26,9 @@ from typing import Any
 from vcci_nb.errors import ParameterError, VcciNbError
 
 __all__ = [
+    "ALERT_LEVELS",
     "CADENCE_MINUTES",
+    "DEFAULT_ALERT_LEVEL",
     "INITIAL_UPDATE_MINUTES",
     "LEVELS",
     "LEVEL_ORDER",
@@ -65,6 +67,26 @@ def severity_rank(severity: str) -> int:
 def level_rank(level: str) -> int:
     """0 for ``critical`` … 4 for ``info``; an unknown level ranks 9 (after them all)."""
     return LEVEL_ORDER.get(level, 9)
+
+
+#: A firing alert's ``severity`` label to the incident severity it implies, when
+#: ``parameters/routes.yaml`` has no ``severity:`` mapping. ``critical`` is P1, not P0: the seed
+#: keeps P0 for an outage, a security incident or data at risk, which a rule states with
+#: ``severity: outage|security|data_loss``.
+ALERT_LEVELS: dict[str, str] = {
+    "outage": "P0",
+    "security": "P0",
+    "data_loss": "P0",
+    "critical": "P1",
+    "high": "P1",
+    "error": "P1",
+    "medium": "P2",
+    "warning": "P2",
+    "low": "P3",
+    "info": "P3",
+}
+#: The severity of an alert whose label the mapping does not list.
+DEFAULT_ALERT_LEVEL = "P2"
 
 
 # --------------------------------------------------------------------------------------------

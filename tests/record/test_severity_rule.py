@@ -19,7 +19,8 @@ import pytest
 from vcci_nb import escalation
 from vcci_nb.alerts.routing import Routes
 from vcci_nb.analysis.model import Finding
-from vcci_nb.analysis.severity import alert_level, alert_levels, suggest
+from vcci_nb.analysis.severity import alert_level, suggest
+from vcci_nb.config import alert_levels
 from vcci_nb.errors import RecordError
 from vcci_nb.record import IncidentRecord
 
@@ -28,10 +29,11 @@ T0 = datetime(2026, 1, 6, 14, 30, tzinfo=UTC)
 
 def test_routes_and_triage_agree_on_every_label_and_p0_is_only_the_seeds_p0() -> None:
     routes = Routes.load()
-    levels, _default = alert_levels()
+    rule = alert_levels()
+    levels, _default = rule
     labels = [*levels, "CRITICAL", "page", "", "p0", "nonsense"]
     for label in labels:
-        assert routes.severity({"severity": label}) == alert_level(label), label
+        assert routes.severity({"severity": label}) == alert_level(label, rule), label
     assert {k for k, v in levels.items() if v == "P0"} == {"outage", "security", "data_loss"}
     assert routes.severity({"severity": "critical"}) == "P1"
 
@@ -43,7 +45,11 @@ def test_a_critical_alert_suggests_the_level_serve_opens_with() -> None:
         summary="1 alert firing",
         details={"alerts": [{"alertname": "VcciApiHighErrorRate", "severity": "critical"}]},
     )
-    assert suggest([], findings=[firing]).level == Routes.load().severity({"severity": "critical"}) == "P1"
+    assert (
+        suggest([], findings=[firing], alert_levels=alert_levels()).level
+        == Routes.load().severity({"severity": "critical"})
+        == "P1"
+    )
 
 
 def test_the_seeds_example_incident_opens_as_p1() -> None:

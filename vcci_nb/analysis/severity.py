@@ -16,7 +16,8 @@ import pandas as pd
 
 from vcci_nb.analysis.findings import EvidenceSet, Thresholds, _iter, find_all, pick, thresholds_with_defaults
 from vcci_nb.analysis.model import Finding
-from vcci_nb.policy import CADENCE_MINUTES, SEVERITIES, human_minutes, severity_rank
+from vcci_nb.policy import ALERT_LEVELS as POLICY_ALERT_LEVELS
+from vcci_nb.policy import CADENCE_MINUTES, DEFAULT_ALERT_LEVEL, SEVERITIES, human_minutes, severity_rank
 
 #: The incident severities (P0 first); :data:`vcci_nb.policy.SEVERITIES`.
 LEVELS: tuple[str, ...] = SEVERITIES
@@ -87,49 +88,22 @@ FINDING_LEVELS: dict[str, tuple[str, str]] = {
     "logs.errors": ("P3", "Errors in application logs"),
 }
 
-#: A firing alert's ``severity`` label to the level it supports, when ``parameters/routes.yaml`` has no
-#: ``severity`` mapping. ``critical`` supports P1, not P0: the seed keeps P0 for an outage, a security
-#: incident or data at risk. The mapping serve opens incidents with (routes.yaml) is the one used:
-#: see :func:`alert_level`, so the incident's severity and triage's suggestion follow one rule.
-ALERT_LEVELS: dict[str, str] = {
-    "outage": "P0",
-    "security": "P0",
-    "data_loss": "P0",
-    "critical": "P1",
-    "high": "P1",
-    "error": "P1",
-    "medium": "P2",
-    "warning": "P2",
-    "low": "P3",
-    "info": "P3",
-}
+#: A firing alert's ``severity`` label to the level it supports when no rule is given:
+#: :data:`vcci_nb.policy.ALERT_LEVELS`. The rule in force is ``parameters/routes.yaml``'s
+#: (:func:`vcci_nb.config.alert_levels` reads it; the notebook passes it in), the one serve opens
+#: incidents with, so the incident's severity and triage's suggestion follow one rule.
+ALERT_LEVELS: dict[str, str] = dict(POLICY_ALERT_LEVELS)
+
+#: An alert label → level mapping and the level of labels it does not list.
+AlertLevels = tuple[Mapping[str, str], str]
 
 
-def alert_levels() -> tuple[dict[str, str], str]:
-    """``routes.yaml``'s label → level mapping and its default level (the one severity rule)."""
-    from vcci_nb.config import parameters_dir, read_yaml
-
-    path = parameters_dir() / "routes.yaml"
-    try:
-        data = read_yaml(path) if path.exists() else {}
-    except Exception:  # a broken routes.yaml is serve's error to report; triage still suggests
-        data = {}
-    data = data if isinstance(data, dict) else {}
-    mapping = data.get("severity")
-    levels = (
-        {str(k).lower(): str(v) for k, v in mapping.items() if str(v) in LEVELS}
-        if isinstance(mapping, dict) and mapping
-        else dict(ALERT_LEVELS)
-    )
-    default = str(data.get("default_severity") or "P2")
-    return levels, default if default in LEVELS else "P2"
-
-
-def alert_level(label: str) -> str:
-    """The level an alert's severity label implies: the same answer serve's routing gives."""
+def alert_level(label: str, rule: AlertLevels | None = None) -> str:
+    """The level an alert's severity label implies under ``rule`` (``config.alert_levels()``; None:
+    :data:`vcci_nb.policy.ALERT_LEVELS` and P2): the same answer serve's routing gives."""
     if label.upper() in LEVELS:
         return label.upper()
-    levels, default = alert_levels()
+    levels, default = rule if rule is not None else (POLICY_ALERT_LEVELS, DEFAULT_ALERT_LEVEL)
     return levels.get(label.lower(), default)
 
 
@@ -186,12 +160,14 @@ def suggest(
     findings: Iterable[Finding] | None = None,
     answers: Mapping[str, bool | None] | None = None,
     profile: Any = None,
+    alert_levels: AlertLevels | None = None,
 ) -> SeveritySuggestion:
     """Propose P0–P3 from the evidence, with a reason for every step up.
 
     Starts at P3; each finding and each "yes" raises it to the level it implies (see
     :data:`FINDING_LEVELS` and :data:`QUESTIONS`). Answers given by a person win over inferred ones.
-    ``profile`` (the run's Profile) is where the wording's update cadence is read from.
+    ``profile`` (the run's Profile) is where the wording's update cadence is read from;
+    ``alert_levels`` is the alert-label rule (:func:`vcci_nb.config.alert_levels`, routes.yaml's).
     """
     th = thresholds_with_defaults(thresholds)
     found = list(findings) if findings is not None else find_all(evidence, th)
@@ -211,7 +187,7 @@ def suggest(
             if _rank(implied) < _rank(level):
                 level = implied
     for f in found:
-        for implied, why in _levels_of(f):
+        for implied, why in _levels_of(f, alert_levels):
             reasons.append(f"{why} → {implied}")
             if _rank(implied) < _rank(level):
                 level = implied
@@ -222,7 +198,7 @@ def suggest(
     )
 
 
-def _levels_of(finding: Finding) -> list[tuple[str, str]]:
+def _levels_of(finding: Finding, rule: AlertLevels | None = None) -> list[tuple[str, str]]:
     """The levels one finding supports, each with its reason."""
     if finding.key in FINDING_LEVELS:
         return [FINDING_LEVELS[finding.key]]
@@ -230,7 +206,7 @@ def _levels_of(finding: Finding) -> list[tuple[str, str]]:
         out = []
         for alert in finding.details.get("alerts") or []:
             label = str(alert.get("severity") or "")
-            level = alert_level(label)
+            level = alert_level(label, rule)
             out.append((level, f"Alert {alert.get('alertname')} firing (severity={label or 'none'})"))
         return out
     return []
