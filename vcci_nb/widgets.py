@@ -146,13 +146,25 @@ class LiveMonitor:
         self.status.value = f"Stopped after {self.refreshes} refreshes."
 
     def refresh_once(self) -> None:
-        with self.output:
-            self.output.clear_output(wait=True)
+        """Run ``refresh`` and show what it displayed in the output widget.
+
+        ``with output:`` only captures displays made while a cell executes; the loop runs in a task
+        between cells, so its displays are captured here and set as the widget's outputs.
+        """
+        from IPython.utils.capture import capture_output
+
+        with capture_output(display=True) as cap:
             try:
                 self.refresh()
             except Exception as exc:  # a refresh failing must not kill the loop
                 log.warning("live refresh failed", exc_info=True)
                 print(f"Refresh failed: {type(exc).__name__}: {exc}")
+        outs: list[dict[str, Any]] = []
+        if cap.stdout:
+            outs.append({"output_type": "stream", "name": "stdout", "text": cap.stdout})
+        for out in cap.outputs:
+            outs.append({"output_type": "display_data", "data": out.data, "metadata": out.metadata or {}})
+        self.output.outputs = tuple(outs)
         self.refreshes += 1
 
     async def _loop(self) -> None:
@@ -160,7 +172,9 @@ class LiveMonitor:
             while True:
                 self.refresh_once()
                 stamp = datetime.now(UTC).strftime("%H:%M:%S UTC")
-                self.status.value = f"Last refresh {stamp}; next in {self.interval_s:g} s — press Stop to end."
+                self.status.value = (
+                    f"Refresh {self.refreshes} at {stamp}; next in {self.interval_s:g} s — press Stop to end."
+                )
                 await asyncio.sleep(self.interval_s)
         except asyncio.CancelledError:
             pass
