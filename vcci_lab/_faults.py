@@ -341,14 +341,14 @@ def _dependency_heal(ctx: Ctx, _info: Info) -> None:
 # --- Kubernetes (through the emulator's admin API) ----------------------------------------------
 
 
-def _kube_call(ctx: Ctx, method: str, path: str) -> Any:
+def _kube_call(ctx: Ctx, method: str, path: str, body: Any = None) -> Any:
     port = ctx.ports.get("kube")
     if not port or "kube" not in ctx.state["components"]:
         raise LabError("the Kubernetes API emulator is not running in this lab; run `vcci-nb lab up` again.")
     req = urllib.request.Request(
         f"http://{_procs.HOST}:{port}{path}",
         method=method,
-        data=b"{}" if method == "POST" else None,
+        data=json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None),
         headers={"Authorization": f"Bearer {ctx.secrets['kube_admin']}", "Content-Type": "application/json"},
     )
     try:
@@ -503,12 +503,16 @@ def stopped_by_faults(state: dict[str, Any]) -> set[str]:
 
 
 def refresh_flags(ctx: Ctx) -> None:
-    """Tell the fake vcci-api which faults are in force (it polls this file)."""
+    """Tell the fake vcci-api which faults are in force (it polls this file), and the Kubernetes
+    emulator too, so that vcci-api's pod logs show the errors those faults cause."""
     path = ctx.dir / "run" / "faults.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"faults": sorted(ctx.state["faults"]), "at": time.time()}))
     os.replace(tmp, path)
+    if "kube" in ctx.state["components"]:
+        with contextlib.suppress(LabError):
+            _kube_call(ctx, "PUT", "/_lab/flags", {"faults": sorted(ctx.state["faults"])})
 
 
 def stop_holders(ctx: Ctx) -> None:

@@ -86,6 +86,19 @@ def _terminate_stray_sleepers(admin_url: str) -> None:
         )
 
 
+def _signatures_until(text: str, timeout: float = 30.0) -> list[str]:
+    """vcci-api's error signatures in the lab's emulator, once one contains ``text`` (bounded wait)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        ev = kube.gather_error_signatures("lab")
+        found = [str(s) for s in ev.frame["signature"]] if ev.ok and "signature" in ev.frame else []
+        if any(text in s for s in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(1.0)
+
+
 # --- healthy --------------------------------------------------------------------------------------
 
 
@@ -110,6 +123,9 @@ def test_pool_exhaustion_names_the_application_and_the_role_limit(
 ) -> None:
     with lab.fault("pool-exhaustion"):
         evs = gather_db()
+        signatures = _signatures_until("too many connections")
+    # the application's logs say the same thing as the database (not an unrelated external API)
+    assert any("too many connections" in s for s in signatures), signatures
     f = only(find_all(evs), "db.pool_exhaustion")
     assert f.severity == "critical"
     assert f.details["role"] == "vcci_app" and f.details["role_limit"] == 20

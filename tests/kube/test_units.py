@@ -182,7 +182,32 @@ def test_log_rendering_tail_since_previous() -> None:
     text = _logs.render(inst=crashed, tail=None, since=None, **kw)  # type: ignore[arg-type]
     assert "ERROR vcci.startup Database connection failed" in text and "Traceback" in text
     levels = {line.split()[1] for line in _logs.render(inst=inst, tail=3000, since=None, **kw).splitlines()}  # type: ignore[arg-type]
-    assert levels == {"INFO", "WARN", "ERROR"}
+    assert levels == {"INFO", "WARN"}, "a healthy vcci-api logs no ERROR lines"
+
+
+def test_logs_follow_the_lab_s_faults() -> None:
+    """While a lab fault is in force, vcci-api logs the error it causes, and only then; an OOM kill
+    leaves a MemoryError in the run that was killed."""
+    now = time.time()
+    inst = _logs.Instance(0, now - 3600, "ok")
+    kw = {"app": "vcci-api", "image": "x:2.14.0", "uid": "u1", "now": now, "timestamps": False,
+          "limit_bytes": None, "limit_gib": 4.0, "tail": None, "since": now - 600}  # fmt: skip
+
+    def errors(windows: dict[str, list[tuple[float, float | None]]]) -> list[str]:
+        text = _logs.render(inst=inst, windows=windows, **kw)  # type: ignore[arg-type]
+        return [line for line in text.splitlines() if line.split()[1] == "ERROR"]
+
+    assert errors({}) == []
+    pool = errors({"pool-exhaustion": [(now - 300, None)]})
+    assert len(pool) > 20 and all('too many connections for role "vcci_app"' in line for line in pool)
+    slow = errors({"slow-queries": [(now - 300, None)]})
+    assert slow and all("canceling statement due to statement timeout" in line for line in slow)
+    down = errors({"external-down": [(now - 300, now - 120)]})
+    assert down and all("ExternalAPIError" in line for line in down)
+    assert all(line.split()[0] < _logs._fmt(now - 120) for line in down), "only while the provider is down"
+    oom = _logs.Instance(0, now - 600, "oom", finished_at=now - 5, reason="OOMKilled", exit_code=137)
+    text = _logs.render(inst=oom, windows={}, **{**kw, "since": None})  # type: ignore[arg-type]
+    assert "MemoryError" in text and "out of memory" in text.splitlines()[-1]
 
 
 def test_quantities_durations_and_pod_status_column() -> None:

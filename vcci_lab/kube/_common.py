@@ -128,6 +128,9 @@ class WorldBase:
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self.faults: dict[str, JSON] = {}
+        #: The lab's other faults in force (pool exhaustion, slow queries, a provider down, ...), as
+        #: windows [start, end or None] per name: vcci-api's logs show their errors while they last.
+        self.flags: dict[str, list[list[float | None]]] = {}
         self.bad_images: set[str] = set()
         self.volumes: dict[tuple[str, str], Volume] = {}
         self.overlays: dict[str, Volume] = {}

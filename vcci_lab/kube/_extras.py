@@ -137,7 +137,7 @@ class Extras(HandlerBase):
                     f'User "{USERS["view"][0]}" cannot {method.lower()} lab endpoint "{path}": lab faults need the admin token',
                 )
             )
-        self._json_body()
+        body = self._json_body()
         self._body_consumed = True
         parts = [p for p in path.split("/") if p]
         if parts == ["_lab", "metrics"] and method == "GET":
@@ -146,6 +146,13 @@ class Extras(HandlerBase):
         if parts == ["_lab", "reset"] and method == "POST":
             emu.reset()
             self.send_json(200, {"reset": True, **emu.world.fault_state()})
+            return
+        if parts == ["_lab", "flags"] and method == "PUT":
+            names = body.get("faults") if isinstance(body, dict) else None
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ApiError(status_body(400, "BadRequest", 'the body must be {"faults": ["name", ...]}'))
+            with emu.store.lock:
+                self.send_json(200, emu.world.set_flags(names, time.time()))
             return
         if parts == ["_lab", "faults"] and method == "GET":
             with emu.store.lock:

@@ -103,6 +103,18 @@ class Faults(Controllers):
         self.store.changed.set()
         return self.fault_state()
 
+    def set_flags(self, names: list[str], now: float) -> JSON:
+        """The lab's non-Kubernetes faults now in force: open a window for each new one, close the rest."""
+        wanted = set(names)
+        for name in wanted:
+            windows = self.flags.setdefault(name, [])
+            if not windows or windows[-1][1] is not None:
+                windows.append([now, None])
+        for name, windows in self.flags.items():
+            if name not in wanted and windows and windows[-1][1] is None:
+                windows[-1][1] = now
+        return {"flags": sorted(n for n, w in self.flags.items() if w and w[-1][1] is None)}
+
     def heal(self, name: str, now: float) -> JSON:
         if name not in FAULTS:
             raise KeyError(name)

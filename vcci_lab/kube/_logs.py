@@ -134,6 +134,20 @@ def _oom_tail(ts: float, limit_gib: float, seed: str) -> list[tuple[float, str]]
                 f"limit={limit_gib:.2f}GiB cache_entries={rng.randint(180_000, 260_000)}",
             )
         )
+    rid = _hex(rng, 12)
+    tenant = rng.choice(TENANTS)
+    for i, line in enumerate(
+        (
+            f"ERROR django.request request_id={rid} tenant={tenant} Internal Server Error: /api/v1/reports/scope3",
+            "Traceback (most recent call last):",
+            '  File "/app/vcci/reports/scope3.py", line 214, in build_report',
+            "    rows = list(self._cache.materialise(tenant_id, period))",
+            "MemoryError",
+            f"ERROR vcci.memory worker out of memory pid={rng.randint(8, 40)} rss={limit_gib * 0.99:.2f}GiB "
+            f"limit={limit_gib:.2f}GiB: the kernel OOM killer will stop this container",
+        )
+    ):
+        out.append((ts - 0.4 + 0.05 * i, line))
     return out
 
 
@@ -146,7 +160,7 @@ def _periodic(app: str, mode: str, seed: str, k: int, ts: float, limit_gib: floa
     if app == "vcci-worker":
         if roll < 0.015:
             return (
-                f"ERROR celery.app.trace task_id={_hex(rng, 8)}-{_hex(rng, 4)} tenant={tenant} "
+                f"WARN  celery.app.trace task_id={_hex(rng, 8)}-{_hex(rng, 4)} tenant={tenant} "
                 f"Task vcci.tasks.recalculate_supplier_emissions raised unexpected: "
                 f"SupplierDataError('supplier {rng.randint(1000, 99999)} has no activity data for {rng.choice(['2026-Q2', '2026-Q3'])}')"
             )
@@ -167,20 +181,11 @@ def _periodic(app: str, mode: str, seed: str, k: int, ts: float, limit_gib: floa
             f"WARN  vcci.memory worker memory high pid={rng.randint(8, 40)} "
             f"rss={limit_gib * rng.uniform(0.8, 0.95):.2f}GiB limit={limit_gib:.2f}GiB"
         )
-    if roll < 0.004:
+    # A healthy vcci-api logs no ERROR lines: a client's bad input is a 400 and a WARN.
+    if roll < 0.006:
         return (
-            f"ERROR vcci.integrations.ecoinvent request_id={rid} tenant={tenant} "
-            f"ExternalAPIError: provider returned 503 after 3 retries (elapsed {rng.randint(2000, 9000)}ms)"
-        )
-    if roll < 0.008:
-        return (
-            f"ERROR django.request request_id={rid} tenant={tenant} Internal Server Error: /api/v1/emissions/calculate "
-            f"ValueError: unknown scope3 category {rng.randint(16, 99)} for supplier {rng.randint(1000, 99999)}"
-        )
-    if roll < 0.01:
-        return (
-            f"ERROR vcci.db request_id={rid} tenant={tenant} QueryCanceled: canceling statement due to statement "
-            f"timeout after {rng.choice([5000, 10000])}ms"
+            f"WARN  django.request request_id={rid} tenant={tenant} Bad Request: /api/v1/emissions/calculate "
+            f"unknown scope3 category {rng.randint(16, 99)} for supplier {rng.randint(1000, 99999)}"
         )
     if roll < 0.04:
         return (
@@ -220,6 +225,50 @@ def _disk_full_line(seed: str, k: int) -> str:
     )
 
 
+#: vcci-api's log lines while one of the lab's non-Kubernetes faults is in force, about one
+#: request line in three: the errors a user of the platform would find in ``kubectl logs``.
+def _fault_line(name: str, seed: str, k: int) -> str | None:
+    rng = random.Random(f"{name}:{seed}:{k}")
+    rid, tenant = _hex(rng, 12), rng.choice(TENANTS)
+    head = f"request_id={rid} tenant={tenant}"
+    if name == "pool-exhaustion":
+        return (
+            f"ERROR vcci.db {head} OperationalError: connection pool exhausted: connection to server at "
+            '"vcci-postgres.vcci-production.svc" (10.100.23.7), port 5432 failed: FATAL:  too many connections '
+            'for role "vcci_app"'
+        )
+    if name in ("slow-queries", "long-queries", "lock-contention"):
+        return (
+            f"ERROR vcci.db {head} QueryCanceled: canceling statement due to statement timeout after "
+            f"{rng.choice([5000, 10000])}ms (table emissions)"
+        )
+    if name in ("external-down", "dependency-down"):
+        return (
+            f"ERROR vcci.integrations.ecoinvent {head} ExternalAPIError: provider returned 503 after 3 retries "
+            f"(elapsed {rng.randint(2000, 9000)}ms)"
+        )
+    if name == "redis-down":
+        return (
+            f"ERROR vcci.cache {head} ConnectionError: Error 111 connecting to vcci-redis.vcci-production.svc:6379. "
+            "Connection refused."
+        )
+    return None
+
+
+def _in_fault(
+    windows: dict[str, list[tuple[float, float | None]]] | None, app: str, seed: str, k: int, ts: float
+) -> str | None:
+    if not windows or app != "vcci-api":
+        return None
+    for name in sorted(windows):
+        active = any(start <= ts and (end is None or ts < end) for start, end in windows[name])
+        if active and hashlib.blake2b(f"flag:{name}:{seed}:{k}".encode(), digest_size=2).digest()[0] < 85:
+            line = _fault_line(name, seed, k)
+            if line is not None:
+                return line
+    return None
+
+
 def render(
     *,
     app: str,
@@ -233,11 +282,13 @@ def render(
     limit_bytes: int | None,
     limit_gib: float,
     disk_full_since: float | None = None,
+    windows: dict[str, list[tuple[float, float | None]]] | None = None,
 ) -> str:
     """The text ``GET .../log`` returns for one container instance.
 
     ``disk_full_since``: while the log volume is full, some requests fail writing to it, as the
-    runbook's "No space left on device" symptom says.
+    runbook's "No space left on device" symptom says. ``windows``: the lab's other faults and
+    when they were in force; while one is, some requests log the error it causes.
     """
     seed = f"{uid}:{inst.number}"
     end = inst.finished_at if inst.finished_at is not None else now
@@ -270,6 +321,8 @@ def render(
         ts = base + k * period
         if _disk_hit(disk_full_since, app, seed, k, ts):
             lines.append((ts, _disk_full_line(seed, k)))
+        elif (faulty := _in_fault(windows, app, seed, k, ts)) is not None:
+            lines.append((ts, faulty))
         else:
             lines.append((ts, _periodic(app, inst.mode, seed, k, ts, limit_gib)))
     lines += [x for x in closing if since is None or x[0] >= since]

@@ -135,6 +135,7 @@ class Subresources(Writes):
             full = vol is not None and vol.available < 0.05 * vol.capacity
             # the volume filled up over the ten minutes before anyone injected (noticed) it
             disk_since = parse_time(disk["since"]) - 600 if disk and full and ns == NS else None
+            windows = {k: [(float(w[0] or 0.0), w[1]) for w in v] for k, v in world.flags.items()} if ns == NS else {}
         now = time.time()
         since: float | None = None
         if q.get("sinceSeconds"):
@@ -158,6 +159,7 @@ class Subresources(Writes):
             limit_bytes=limit_bytes,
             limit_gib=limit,
             disk_full_since=disk_since,
+            windows=windows,
         )
         follow = q.get("follow") in ("true", "1") and not previous
         if not follow:
@@ -185,6 +187,7 @@ class Subresources(Writes):
                     limit_bytes=None,
                     limit_gib=limit,
                     disk_full_since=disk_since,
+                    windows=windows,
                 )
                 sent_until = t
                 self._chunk(more.encode())
