@@ -155,6 +155,19 @@ def _xid_age_inject(ctx: Ctx) -> Info:
     return _holder(ctx, "xid-age", timeout=120.0)
 
 
+def _xid_age_heal(ctx: Ctx, info: Info) -> None:
+    """End the old transaction, then freeze every database so that its age is back where it was."""
+    import psycopg
+
+    _stop_holder(ctx, info)
+    with _admin(ctx) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn").fetchall()]
+    for name in names:
+        with psycopg.connect(_pg_url(ctx, "postgres").rsplit("/", 1)[0] + "/" + name, autocommit=True) as conn:
+            conn.execute("SET statement_timeout = 0")
+            conn.execute("VACUUM (FREEZE)")
+
+
 SLOT = "vcci_replica_1"
 
 
@@ -420,9 +433,9 @@ _add(
 _add(
     Fault(
         "xid-age",
-        "60,000 transaction IDs consumed behind an old transaction that holds its XID (freezing cannot catch up)",
+        "150,000 transaction IDs consumed behind an old transaction that holds its XID (freezing cannot catch up)",
         _xid_age_inject,
-        _stop_holder,
+        _xid_age_heal,
     )
 )
 _add(Fault("wal-slot", "a physical replication slot with no replica, retaining WAL", _wal_slot_inject, _wal_slot_heal))

@@ -167,7 +167,7 @@ def xid_age(ready: Path) -> None:
     consumed by short transactions: the database's transaction ID age climbs and stays up."""
     import psycopg
 
-    burn = int(os.environ.get("VCCI_LAB_XIDS", "60000"))
+    burn = int(os.environ.get("VCCI_LAB_XIDS", "150000"))
     holder = psycopg.connect(os.environ["VCCI_LAB_WORKER_DSN"], application_name="vcci-worker", connect_timeout=5)
     xid = holder.execute("SELECT txid_current()").fetchone()[0]  # type: ignore[index]
     with psycopg.connect(os.environ["VCCI_LAB_ADMIN_DSN"], autocommit=True, connect_timeout=5) as admin:

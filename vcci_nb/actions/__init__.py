@@ -31,10 +31,14 @@ from vcci_nb.actions.kube import (
 )
 from vcci_nb.actions.postgres import (
     CreateIndex,
+    DropReplicationSlot,
+    FinishPrepared,
     SetMaxConnections,
     TerminateSessions,
     VacuumAnalyze,
     emissions_tenant_date_index,
+    idle_in_transaction_sessions,
+    rollback_prepared,
 )
 from vcci_nb.actions.steps import mark_action, step, window_since
 from vcci_nb.actions.traffic import AllowSourceRanges, BlockSourceRanges, MaintenanceMode, RateLimit
@@ -57,6 +61,8 @@ ACTIONS: dict[str, type[Action]] = {
         SetMaxConnections,
         VacuumAnalyze,
         CreateIndex,
+        FinishPrepared,
+        DropReplicationSlot,
         RateLimit,
         AllowSourceRanges,
         BlockSourceRanges,
@@ -82,8 +88,10 @@ __all__ = [
     "CreateIndex",
     "DeletePod",
     "DeletePodsRolling",
+    "DropReplicationSlot",
     "EbsExpandVolume",
     "ExpandVolume",
+    "FinishPrepared",
     "FlushDB",
     "MaintenanceMode",
     "Outcome",
@@ -101,7 +109,9 @@ __all__ = [
     "VacuumAnalyze",
     "Verification",
     "emissions_tenant_date_index",
+    "idle_in_transaction_sessions",
     "mark_action",
+    "rollback_prepared",
     "run",
     "step",
     "window_since",

@@ -455,17 +455,25 @@ class VacuumAnalyze(_PostgresAction):
     name = "postgres.vacuum_analyze"
 
     def __init__(
-        self, table: str | None = None, *, url: str | None = None, profile: Profile | str | None = None
+        self,
+        table: str | None = None,
+        *,
+        freeze: bool = False,
+        enable_autovacuum: bool = False,
+        url: str | None = None,
+        profile: Profile | str | None = None,
     ) -> None:
         super().__init__(url=url, profile=profile)
         self.table = table
+        self.freeze = bool(freeze)
+        self.enable_autovacuum = bool(enable_autovacuum)
 
     @property
     def target(self) -> str:
         return self.database_target() + (f"/table/{self.table}" if self.table else "/all-tables")
 
     def parameters(self) -> dict[str, Any]:
-        return {"table": self.table}
+        return {"table": self.table, "freeze": self.freeze, "enable_autovacuum": self.enable_autovacuum}
 
     def preflight(self) -> None:
         if self.table is not None:
@@ -476,7 +484,9 @@ class VacuumAnalyze(_PostgresAction):
             """
             SELECT s.schemaname AS schema, s.relname AS table, s.n_live_tup AS live_rows,
                    s.n_dead_tup AS dead_rows, s.last_vacuum, s.last_autovacuum, s.last_analyze,
-                   pg_has_role(c.relowner, 'USAGE') AS may_vacuum, s.relid
+                   pg_has_role(c.relowner, 'USAGE') AS may_vacuum, s.relid, age(c.relfrozenxid)::bigint AS xid_age,
+                   coalesce((SELECT o.option_value::bool FROM pg_options_to_table(c.reloptions) o
+                              WHERE o.option_name = 'autovacuum_enabled'), true) AS autovacuum_enabled
             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
             ORDER BY s.n_dead_tup DESC, s.relname
             """
@@ -506,18 +516,27 @@ class VacuumAnalyze(_PostgresAction):
                 "dead_rows": r["dead_rows"],
                 "last_vacuum": str(r["last_vacuum"] or r["last_autovacuum"] or "never"),
                 "last_analyze": str(r["last_analyze"] or "never"),
+                "xid_age": r["xid_age"],
+                "autovacuum": "enabled"
+                if r["autovacuum_enabled"]
+                else "disabled on the table" + (" → RESET" if self.enable_autovacuum else ""),
             }
             for r in targets
+        ]
+        verb = "VACUUM (FREEZE, ANALYZE)" if self.freeze else "VACUUM (ANALYZE)"
+        reenable = [
+            [r["schema"], r["table"]] for r in targets if self.enable_autovacuum and not r["autovacuum_enabled"]
         ]
         return Plan(
             action=self.name,
             target=self.target,
-            summary=f"VACUUM (ANALYZE) {len(targets)} table(s)",
+            summary=f"{verb} {len(targets)} table(s)"
+            + (f"; re-enable autovacuum on {', '.join('.'.join(t) for t in reenable)}" if reenable else ""),
             changes=changes,
             skipped=skipped,
             noop=not targets,
             warnings=["VACUUM reads whole tables: expect extra I/O while it runs (it does not block reads or writes)"],
-            details={"tables": [[r["schema"], r["table"]] for r in targets]},
+            details={"tables": [[r["schema"], r["table"]] for r in targets], "reenable": reenable},
         )
 
     def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:
@@ -526,8 +545,15 @@ class VacuumAnalyze(_PostgresAction):
         done = []
         started = self.scalar("SELECT now()")
         self.conn.execute("SET statement_timeout = 0")
+        for schema, table in plan.details.get("reenable") or []:
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {}.{} RESET (autovacuum_enabled)").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+        verb = sql.SQL("VACUUM (FREEZE, ANALYZE) {}.{}" if self.freeze else "VACUUM (ANALYZE) {}.{}")
         for schema, table in plan.details["tables"]:
-            self.conn.execute(sql.SQL("VACUUM (ANALYZE) {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+            self.conn.execute(verb.format(sql.Identifier(schema), sql.Identifier(table)))
             done.append(f"{schema}.{table}")
         self.conn.execute("RESET statement_timeout")
         return {"vacuumed": done, "started": started.isoformat()}
@@ -549,11 +575,21 @@ class VacuumAnalyze(_PostgresAction):
                 break
             time.sleep(0.2)
         missing = sorted(wanted - fresh)
-        return Verification().add(
+        v = Verification().add(
             "tables vacuumed and analyzed",
             not missing,
             f"{len(fresh)} of {len(wanted)} show a fresh last_vacuum" + (f"; missing {missing}" if missing else ""),
         )
+        if plan.details.get("reenable"):
+            still = [
+                f"{r['schema']}.{r['table']}"
+                for r in self._tables()
+                if [r["schema"], r["table"]] in plan.details["reenable"] and not r["autovacuum_enabled"]
+            ]
+            v.add(
+                "autovacuum enabled again", not still, f"still disabled on {still}" if still else "reset on every table"
+            )
+        return v
 
 
 class CreateIndex(_PostgresAction):
@@ -770,4 +806,201 @@ def emissions_tenant_date_index(**kwargs: Any) -> CreateIndex:
             "SELECT sum(kgco2e) FROM emissions WHERE tenant_id = 7 AND calculated_at >= now() - interval '30 days'"
         ),
         **kwargs,
+    )
+
+
+class FinishPrepared(_PostgresAction):
+    """``ROLLBACK PREPARED`` (default) or ``COMMIT PREPARED`` of one prepared transaction, by gid.
+
+    A prepared transaction has no backend, so ``pg_terminate_backend`` cannot end it and
+    ``pg_blocking_pids`` shows its waiters blocked by PID 0. PostgreSQL lets only the role that
+    prepared it, or a superuser, finish it: the action does ``SET ROLE <owner>`` for exactly this
+    statement (the mitigation role is a member of the application roles; ``parameters/rbac``), and
+    refuses with what to grant when it is not. The plan lists the transaction's owner, database, age
+    and locks, and the sessions waiting on it; the verification checks the gid is gone and nobody
+    waits on it any more.
+    """
+
+    name = "postgres.rollback_prepared"
+
+    def __init__(
+        self, gid: str, *, commit: bool = False, url: str | None = None, profile: Profile | str | None = None
+    ) -> None:
+        super().__init__(url=url, profile=profile)
+        self.gid = gid
+        self.commit = bool(commit)
+
+    @property
+    def target(self) -> str:
+        return self.database_target() + f"/prepared/{self.gid}"
+
+    def parameters(self) -> dict[str, Any]:
+        return {"gid": self.gid, "commit": self.commit}
+
+    def preflight(self) -> None:
+        if not isinstance(self.gid, str) or not self.gid or len(self.gid) > 200 or "\x00" in self.gid:
+            raise ActionRefused(f"gid={self.gid!r} is not a prepared transaction's gid (see pg_prepared_xacts)")
+
+    def _row(self) -> dict[str, Any] | None:
+        rows = self.rows(
+            """
+            SELECT p.gid, p.owner, p.database, p.transaction::text AS xid, p.prepared,
+                   round(extract(epoch FROM now() - p.prepared)::numeric, 1)::float AS age_s,
+                   (SELECT count(*) FROM pg_locks l WHERE l.pid IS NULL AND l.granted AND l.virtualtransaction IN
+                      (SELECT x.virtualtransaction FROM pg_locks x WHERE x.pid IS NULL
+                          AND x.locktype = 'transactionid' AND x.transactionid = p.transaction))::int AS locks_held,
+                   (SELECT count(*) FROM pg_locks w WHERE NOT w.granted AND w.locktype = 'transactionid'
+                       AND w.transactionid = p.transaction)::int AS sessions_waiting,
+                   pg_has_role(p.owner, 'MEMBER') AS may_set_role,
+                   p.database = current_database() AS same_database
+            FROM pg_prepared_xacts p WHERE p.gid = %s
+            """,
+            (self.gid,),
+        )
+        return rows[0] if rows else None
+
+    def plan(self) -> Plan:
+        row = self._row()
+        verb = "COMMIT PREPARED" if self.commit else "ROLLBACK PREPARED"
+        if row is None:
+            raise ActionRefused(f"no prepared transaction with gid {self.gid!r} (pg_prepared_xacts); nothing to finish")
+        if not row["same_database"]:
+            raise ActionRefused(
+                f"prepared transaction {self.gid!r} belongs to database {row['database']!r}; connect the mitigation "
+                "URL to that database to finish it"
+            )
+        if not row["may_set_role"]:
+            raise ActionRefused(
+                f"only {row['owner']} (who prepared {self.gid!r}) or a superuser may finish it, and this role is not a "
+                f"member of {row['owner']}: GRANT {row['owner']} TO the mitigation role (parameters/rbac/postgres.sql)"
+            )
+        warnings = [
+            "ROLLBACK PREPARED discards the transaction's changes; make sure its coordinator (the application "
+            "or transaction manager) will not try to commit it"
+            if not self.commit
+            else "COMMIT PREPARED makes the transaction's changes permanent; do it only when its coordinator "
+            "decided to commit"
+        ]
+        return Plan(
+            action=self.name,
+            target=self.target,
+            summary=f"{verb} {self.gid!r} (owner {row['owner']}, prepared {row['age_s']:.0f} s ago, "
+            f"{row['locks_held']} locks, {row['sessions_waiting']} sessions waiting)",
+            changes=[
+                {
+                    "gid": row["gid"],
+                    "statement": f"{verb} '{self.gid}'",
+                    "owner": row["owner"],
+                    "database": row["database"],
+                    "xid": row["xid"],
+                    "prepared": str(row["prepared"]),
+                    "locks_held": row["locks_held"],
+                    "sessions_waiting": row["sessions_waiting"],
+                }
+            ],
+            warnings=warnings,
+            destructive=not self.commit,
+            details={"owner": row["owner"], "xid": row["xid"]},
+        )
+
+    def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:
+        from psycopg import sql
+
+        verb = "COMMIT PREPARED" if self.commit else "ROLLBACK PREPARED"
+        self.conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(plan.details["owner"])))
+        try:
+            self.conn.execute(sql.SQL(verb + " {}").format(sql.Literal(self.gid)))
+        finally:
+            self.conn.execute("RESET ROLE")
+        return {"finished": self.gid, "statement": verb}
+
+    def verify(self, plan: Plan, result: dict[str, Any]) -> Verification:
+        gone = self._row() is None
+        waiting = self.scalar(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid' "
+            "AND transactionid::text = %s",
+            (plan.details["xid"],),
+        )
+        return (
+            Verification()
+            .add("prepared transaction gone", gone, f"pg_prepared_xacts has {'no' if gone else 'still a'} {self.gid!r}")
+            .add("nobody waits on it", int(waiting or 0) == 0, f"{int(waiting or 0)} sessions waiting on its lock")
+        )
+
+
+def rollback_prepared(gid: str, **kwargs: Any) -> FinishPrepared:
+    """``ROLLBACK PREPARED gid`` (the usual fix of an abandoned prepared transaction)."""
+    return FinishPrepared(gid, commit=False, **kwargs)
+
+
+class DropReplicationSlot(_PostgresAction):
+    """Drop an *inactive* replication slot that retains WAL (the disk fills while it stays).
+
+    Uses ``vcci_ops.drop_inactive_replication_slot`` (SECURITY DEFINER, ``parameters/rbac``) so the
+    mitigation role needs neither REPLICATION nor superuser. Destructive: the replica or consumer
+    that used the slot must be rebuilt from a new base backup afterwards.
+    """
+
+    name = "postgres.drop_replication_slot"
+
+    def __init__(self, slot: str, *, url: str | None = None, profile: Profile | str | None = None) -> None:
+        super().__init__(url=url, profile=profile)
+        self.slot = slot
+
+    @property
+    def target(self) -> str:
+        return self.database_target() + f"/slot/{self.slot}"
+
+    def parameters(self) -> dict[str, Any]:
+        return {"slot": self.slot}
+
+    def preflight(self) -> None:
+        _ident(self.slot, "slot")
+
+    def _row(self) -> dict[str, Any] | None:
+        rows = self.rows(
+            "SELECT slot_name, slot_type, database, active, active_pid, wal_status, "
+            "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS retained_bytes "
+            "FROM pg_replication_slots WHERE slot_name = %s",
+            (self.slot,),
+        )
+        return rows[0] if rows else None
+
+    def plan(self) -> Plan:
+        row = self._row()
+        if row is None:
+            raise ActionRefused(f"no replication slot {self.slot!r} (pg_replication_slots)")
+        if row["active"]:
+            raise ActionRefused(
+                f"slot {self.slot!r} is active (pid {row['active_pid']}): its consumer is connected; stop it first, "
+                "or keep the slot"
+            )
+        mib = float(row["retained_bytes"] or 0) / 1024**2
+        return Plan(
+            action=self.name,
+            target=self.target,
+            summary=f"drop inactive {row['slot_type']} slot {self.slot} (retains {mib:,.0f} MiB of WAL)",
+            changes=[{**row, "retained_mib": round(mib, 1)}],
+            warnings=[
+                "the replica or consumer that used this slot cannot resume: rebuild it from a new base backup",
+                "the retained WAL is removed at the next checkpoint",
+            ],
+            destructive=True,
+        )
+
+    def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:
+        self.conn.execute("SELECT vcci_ops.drop_inactive_replication_slot(%s)", (self.slot,))
+        return {"dropped": self.slot}
+
+    def verify(self, plan: Plan, result: dict[str, Any]) -> Verification:
+        gone = self._row() is None
+        return Verification().add(
+            "slot gone", gone, f"pg_replication_slots {'no longer has' if gone else 'still has'} {self.slot}"
+        )
+
+
+def idle_in_transaction_sessions(min_age_s: float = 60, **kwargs: Any) -> TerminateSessions:
+    """End sessions idle *in a transaction* for at least ``min_age_s`` (their locks and snapshot go with them)."""
+    return TerminateSessions(
+        state=["idle in transaction", "idle in transaction (aborted)"], min_age_s=min_age_s, **kwargs
     )

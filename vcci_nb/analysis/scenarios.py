@@ -24,6 +24,11 @@ SCENARIOS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] =
     "connection_pool_exhausted": (
         ("Connections at or near a limit", ("db.pool_exhaustion", "db.max_connections"), ("postgres.connections",)),
         ("Idle connections held open by the application", ("db.idle_connections",), ("postgres.connections",)),
+        (
+            "Sessions idle in a transaction, holding connections, locks and snapshots",
+            ("db.idle_in_transaction",),
+            ("postgres.idle_in_transaction",),
+        ),
         ("Requests failing with 5xx", ("metrics.error_rate",), ("prometheus.error_ratio_5xx",)),
         ("Errors in the application logs", ("logs.errors",), ("kubernetes.error_signatures",)),
     ),
@@ -34,6 +39,11 @@ SCENARIOS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] =
     ),
     "disk_full": (
         ("A volume nearly full", ("kube.disk_full",), ("prometheus.volumes",)),
+        (
+            "WAL kept by an inactive replication slot (the database's disk)",
+            ("db.replication_slot_wal",),
+            ("postgres.replication_slots",),
+        ),
         ("Errors in the application logs", ("logs.errors",), ("kubernetes.error_signatures",)),
     ),
     "slow_queries": (
@@ -46,6 +56,12 @@ SCENARIOS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] =
         ("Statements slow on average", ("db.slow_statements",), ("postgres.statements",)),
         ("p95 latency over the threshold", ("metrics.latency",), ("prometheus.latency_p95",)),
         ("Sessions waiting on locks or long queries", ("db.lock_chain", "db.long_queries"), ("postgres.blocking",)),
+        (
+            "Locks held by a prepared transaction or a session idle in transaction",
+            ("db.prepared_xacts", "db.idle_in_transaction"),
+            ("postgres.prepared_xacts", "postgres.idle_in_transaction"),
+        ),
+        ("Dead rows autovacuum has not removed", ("db.autovacuum_behind", "db.bloat"), ("postgres.vacuum",)),
     ),
     "external_api_down": (
         (

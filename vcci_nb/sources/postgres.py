@@ -60,17 +60,119 @@ WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
 ORDER BY duration_s DESC"""
 
 SQL_BLOCKING = """
-SELECT w.pid AS blocked_pid, b.pid AS blocking_pid,
+SELECT w.pid AS blocked_pid, bp.pid AS blocking_pid,
        w.usename AS blocked_role, w.application_name AS blocked_application,
-       b.usename AS blocking_role, b.application_name AS blocking_application, b.state AS blocking_state,
+       coalesce(b.usename, px.owner) AS blocking_role,
+       CASE WHEN bp.pid = 0 THEN 'prepared transaction' ELSE b.application_name END AS blocking_application,
+       CASE WHEN bp.pid = 0 THEN 'prepared' ELSE b.state END AS blocking_state,
        extract(epoch FROM now() - w.query_start)::float8 AS waiting_s,
-       extract(epoch FROM now() - coalesce(b.xact_start, b.query_start))::float8 AS blocking_xact_s,
+       extract(epoch FROM now() - coalesce(b.xact_start, b.query_start, px.prepared))::float8 AS blocking_xact_s,
        w.wait_event_type AS blocked_wait, left(w.query, 500) AS blocked_query, left(b.query, 500) AS blocking_query,
-       cardinality(pg_blocking_pids(b.pid)) = 0 AS blocking_is_root
+       CASE WHEN bp.pid = 0 THEN true ELSE cardinality(pg_blocking_pids(b.pid)) = 0 END AS blocking_is_root,
+       px.gid AS blocking_gid
 FROM pg_stat_activity w
 CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
-JOIN pg_stat_activity b ON b.pid = bp.pid
+LEFT JOIN pg_stat_activity b ON b.pid = bp.pid AND bp.pid <> 0
+-- PID 0: the lock is held by a prepared transaction (no backend). Find it through the lock the
+-- waiter asks for: the same object held with no PID, by the virtual transaction whose own
+-- transaction ID is that of a row in pg_prepared_xacts.
+LEFT JOIN LATERAL (
+  SELECT p.gid, p.owner, p.prepared
+  FROM pg_locks wl
+  JOIN pg_locks hl ON hl.granted AND hl.pid IS NULL AND hl.locktype = wl.locktype
+       AND hl.database IS NOT DISTINCT FROM wl.database AND hl.relation IS NOT DISTINCT FROM wl.relation
+       AND hl.page IS NOT DISTINCT FROM wl.page AND hl.tuple IS NOT DISTINCT FROM wl.tuple
+       AND hl.transactionid IS NOT DISTINCT FROM wl.transactionid
+       AND hl.virtualxid IS NOT DISTINCT FROM wl.virtualxid AND hl.classid IS NOT DISTINCT FROM wl.classid
+       AND hl.objid IS NOT DISTINCT FROM wl.objid AND hl.objsubid IS NOT DISTINCT FROM wl.objsubid
+  JOIN pg_locks xl ON xl.pid IS NULL AND xl.locktype = 'transactionid'
+       AND xl.virtualtransaction = hl.virtualtransaction
+  JOIN pg_prepared_xacts p ON p.transaction = xl.transactionid
+  WHERE bp.pid = 0 AND wl.pid = w.pid AND NOT wl.granted
+  LIMIT 1
+) px ON true
 ORDER BY waiting_s DESC"""
+
+SQL_PREPARED_XACTS = """
+SELECT p.gid, p.owner, p.database, p.transaction::text AS xid, p.prepared,
+       extract(epoch FROM now() - p.prepared)::float8 AS age_s, age(p.transaction)::bigint AS xid_age,
+       (SELECT count(*) FROM pg_locks l
+         WHERE l.pid IS NULL AND l.granted AND l.virtualtransaction IN
+               (SELECT x.virtualtransaction FROM pg_locks x
+                 WHERE x.pid IS NULL AND x.locktype = 'transactionid' AND x.transactionid = p.transaction))::int
+         AS locks_held,
+       (SELECT count(*) FROM pg_locks wl WHERE NOT wl.granted AND wl.locktype = 'transactionid'
+           AND wl.transactionid = p.transaction)::int AS sessions_waiting
+FROM pg_prepared_xacts p ORDER BY p.prepared"""
+
+SQL_IDLE_IN_TRANSACTION = """
+SELECT a.pid, a.usename AS role, a.application_name AS application, coalesce(host(a.client_addr), 'local') AS client,
+       a.state, extract(epoch FROM now() - a.state_change)::float8 AS idle_s,
+       extract(epoch FROM now() - a.xact_start)::float8 AS transaction_s,
+       age(a.backend_xid)::bigint AS xid_age, age(a.backend_xmin)::bigint AS xmin_age,
+       (SELECT count(*) FROM pg_locks l WHERE l.pid = a.pid AND l.granted)::int AS locks_held,
+       (SELECT count(*) FROM pg_stat_activity w WHERE a.pid = ANY(pg_blocking_pids(w.pid)))::int AS sessions_blocked,
+       left(a.query, 500) AS last_query
+FROM pg_stat_activity a
+WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid() AND a.state LIKE 'idle in transaction%%'
+  AND now() - a.state_change > make_interval(secs => %(threshold)s)
+ORDER BY idle_s DESC"""
+
+SQL_XID_AGE = """
+SELECT d.datname AS database, age(d.datfrozenxid)::bigint AS xid_age, mxid_age(d.datminmxid)::bigint AS mxid_age,
+       current_setting('autovacuum_freeze_max_age')::bigint AS autovacuum_freeze_max_age,
+       d.datname = current_database() AS current
+FROM pg_database d WHERE d.datallowconn ORDER BY xid_age DESC"""
+
+#: What holds the xmin horizon back (VACUUM cannot freeze past it), oldest first. Run without
+#: parameters, so ``%`` is literal here.
+SQL_XMIN_HOLDERS = """
+SELECT kind, name, age FROM (
+  SELECT 'session' AS kind,
+         format('pid %s (%s, %s, %s)', a.pid, coalesce(nullif(a.application_name, ''), a.usename),
+                a.usename, a.state) AS name,
+         greatest(age(a.backend_xid), age(a.backend_xmin))::bigint AS age
+    FROM pg_stat_activity a WHERE (a.backend_xid IS NOT NULL OR a.backend_xmin IS NOT NULL)
+     AND a.pid <> pg_backend_pid()
+  UNION ALL
+  SELECT 'prepared transaction', format('gid %L (%s)', p.gid, p.owner), age(p.transaction)::bigint
+    FROM pg_prepared_xacts p
+  UNION ALL
+  SELECT 'replication slot', format('slot %s', s.slot_name), greatest(age(s.xmin), age(s.catalog_xmin))::bigint
+    FROM pg_replication_slots s WHERE s.xmin IS NOT NULL OR s.catalog_xmin IS NOT NULL
+) h ORDER BY age DESC NULLS LAST LIMIT 5"""
+
+SQL_OLDEST_TABLES = """
+SELECT n.nspname || '.' || c.relname AS "table", age(c.relfrozenxid)::bigint AS xid_age
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm', 't') AND c.relfrozenxid <> '0'::xid
+ORDER BY age(c.relfrozenxid) DESC LIMIT 5"""
+
+SQL_REPLICATION_SLOTS = """
+SELECT s.slot_name AS slot, s.slot_type, s.database, s.active, s.active_pid, s.wal_status,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
+                       s.restart_lsn)::bigint AS retained_bytes,
+       age(s.xmin)::bigint AS xmin_age, age(s.catalog_xmin)::bigint AS catalog_xmin_age,
+       s.safe_wal_size::bigint AS safe_wal_size
+FROM pg_replication_slots s ORDER BY retained_bytes DESC NULLS LAST"""
+
+SQL_VACUUM = """
+SELECT t.schemaname AS schema, t.relname AS "table", t.n_live_tup AS live_rows, t.n_dead_tup AS dead_rows,
+       (t.n_tup_ins + t.n_tup_upd + t.n_tup_del)::bigint AS writes, t.n_mod_since_analyze AS modified_since_analyze,
+       t.last_autovacuum, t.last_vacuum, t.autovacuum_count,
+       extract(epoch FROM now() - greatest(t.last_autovacuum, t.last_vacuum))::float8 AS since_vacuum_s,
+       coalesce((SELECT o.option_value::bool FROM pg_options_to_table(c.reloptions) o
+                  WHERE o.option_name = 'autovacuum_enabled'), current_setting('autovacuum')::bool)
+         AS autovacuum_enabled,
+       (coalesce((SELECT o.option_value::float8 FROM pg_options_to_table(c.reloptions) o
+                   WHERE o.option_name = 'autovacuum_vacuum_threshold'),
+                 current_setting('autovacuum_vacuum_threshold')::float8)
+        + coalesce((SELECT o.option_value::float8 FROM pg_options_to_table(c.reloptions) o
+                     WHERE o.option_name = 'autovacuum_vacuum_scale_factor'),
+                   current_setting('autovacuum_vacuum_scale_factor')::float8)
+          * greatest(c.reltuples, 0))::bigint AS autovacuum_trigger
+FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
+ORDER BY t.n_dead_tup DESC"""
 
 SQL_LOCK_WAITS = """
 SELECT l.pid, l.locktype, l.mode, l.relation::regclass::text AS relation, a.usename AS role,
@@ -279,6 +381,76 @@ def gather_blocking(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIM
     return _gather(profile, "blocking", SQL_BLOCKING, None, timeout)
 
 
+def gather_prepared_xacts(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
+    """Prepared (two-phase) transactions: gid, owner, age, the locks they hold and who waits on them.
+
+    They survive their session and a restart; ``pg_terminate_backend`` cannot end them (they have
+    no backend), only ``COMMIT PREPARED`` or ``ROLLBACK PREPARED`` by their owner or a superuser.
+    ``meta.max_prepared_transactions`` is the server's setting (0: the feature is off).
+    """
+    return _gather(
+        profile,
+        "prepared_xacts",
+        SQL_PREPARED_XACTS,
+        None,
+        timeout,
+        extra=_one_row("SELECT current_setting('max_prepared_transactions')::int AS max_prepared_transactions"),
+    )
+
+
+def gather_idle_in_transaction(
+    profile: ProfileLike = None, *, threshold_s: float | None = None, timeout: float = DEFAULT_TIMEOUT_S
+) -> Evidence:
+    """Sessions idle *in an open transaction* for longer than ``threshold_s`` (profile ``idle_in_transaction_s``).
+
+    Unlike plain idle sessions they hold their locks and their snapshot (which stops VACUUM from
+    removing dead rows) for as long as they sit there. ``meta.session_timeout`` is the server's
+    ``idle_in_transaction_session_timeout`` (0: never ended by the server).
+    """
+    prof = resolve_profile(profile)
+    thr = threshold_s if threshold_s is not None else float(prof.get("thresholds.idle_in_transaction_s") or 60)
+    return _gather(
+        profile,
+        "idle_in_transaction",
+        SQL_IDLE_IN_TRANSACTION,
+        {"threshold": float(thr)},
+        timeout,
+        extra=_one_row("SELECT current_setting('idle_in_transaction_session_timeout') AS session_timeout"),
+        meta={"threshold_s": float(thr)},
+    )
+
+
+def gather_xid_age(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
+    """Transaction ID age per database (wraparound danger), with ``meta.holders`` (what keeps VACUUM from
+    freezing: old sessions, prepared transactions, slots) and ``meta.oldest_tables`` of this database."""
+
+    def more(conn: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, sql in (("holders", SQL_XMIN_HOLDERS), ("oldest_tables", SQL_OLDEST_TABLES)):
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                names = [d.name for d in cur.description or []]
+                out[key] = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return out
+
+    return _gather(profile, "xid_age", SQL_XID_AGE, None, timeout, extra=more)
+
+
+def gather_replication_slots(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
+    """Replication slots: active or not, and how much WAL each keeps on disk (``retained_bytes``).
+
+    An inactive slot (its replica or consumer gone) keeps every WAL segment written since, until
+    the disk fills; ``wal_status`` says whether the server can still keep it (``lost``: it cannot).
+    """
+    return _gather(profile, "replication_slots", SQL_REPLICATION_SLOTS, None, timeout)
+
+
+def gather_vacuum(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
+    """Autovacuum health per table: dead rows against the table's autovacuum trigger, whether autovacuum
+    is enabled for it, and how long since it was last vacuumed."""
+    return _gather(profile, "vacuum", SQL_VACUUM, None, timeout)
+
+
 def gather_lock_waits(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
     """Locks requested and not granted (``pg_locks``), with what each waiter runs."""
     return _gather(profile, "lock_waits", SQL_LOCK_WAITS, None, timeout)
@@ -414,6 +586,11 @@ ALL: dict[str, Callable[..., Evidence]] = {
     "postgres.table_scans": gather_table_scans,
     "postgres.indexes": gather_indexes,
     "postgres.bloat": gather_bloat,
+    "postgres.prepared_xacts": gather_prepared_xacts,
+    "postgres.idle_in_transaction": gather_idle_in_transaction,
+    "postgres.xid_age": gather_xid_age,
+    "postgres.replication_slots": gather_replication_slots,
+    "postgres.vacuum": gather_vacuum,
     "postgres.migrations": gather_migrations,
 }
 

@@ -41,15 +41,20 @@ from vcci_nb.analysis.findings.kube import (
 )
 from vcci_nb.analysis.findings.logs import find_log_errors
 from vcci_nb.analysis.findings.postgres import (
+    find_autovacuum_behind,
     find_bloat,
     find_idle_connections,
+    find_idle_in_transaction,
     find_lock_chains,
     find_long_queries,
     find_missing_indexes,
     find_pending_restart,
     find_pool_exhaustion,
+    find_prepared_xacts,
+    find_replication_slot_wal,
     find_seq_scans,
     find_slow_statements,
+    find_xid_age,
 )
 from vcci_nb.analysis.findings.prometheus import (
     ALERT_SEVERITY,
@@ -76,6 +81,7 @@ __all__ = [
     "_iter",
     "checks_headline",
     "find_all",
+    "find_autovacuum_behind",
     "find_bad_deploy",
     "find_bloat",
     "find_checks_not_run",
@@ -86,6 +92,7 @@ __all__ = [
     "find_firing_alerts",
     "find_http_down",
     "find_idle_connections",
+    "find_idle_in_transaction",
     "find_latency",
     "find_lock_chains",
     "find_log_errors",
@@ -97,14 +104,17 @@ __all__ = [
     "find_pending_restart",
     "find_pods_not_ready",
     "find_pool_exhaustion",
+    "find_prepared_xacts",
     "find_rabbitmq",
     "find_recent_changes",
     "find_redis_memory",
     "find_redis_slowlog",
+    "find_replication_slot_wal",
     "find_resource_saturation",
     "find_seq_scans",
     "find_slow_statements",
     "find_unreachable",
+    "find_xid_age",
     "pick",
     "thresholds_with_defaults",
 ]
@@ -133,6 +143,16 @@ def find_all(
         out += find_slow_statements(ev, thresholds)
     if (ev := p("postgres.bloat")) is not None:
         out += find_bloat(ev, thresholds)
+    if (ev := p("postgres.prepared_xacts")) is not None:
+        out += find_prepared_xacts(ev, thresholds)
+    if (ev := p("postgres.idle_in_transaction")) is not None:
+        out += find_idle_in_transaction(ev, thresholds)
+    if (ev := p("postgres.xid_age")) is not None:
+        out += find_xid_age(ev, thresholds)
+    if (ev := p("postgres.replication_slots")) is not None:
+        out += find_replication_slot_wal(ev, thresholds)
+    if (ev := p("postgres.vacuum")) is not None:
+        out += find_autovacuum_behind(ev, thresholds)
     if (ev := p("postgres.settings")) is not None:
         out += find_pending_restart(ev)
     if (ev := p("redis.info")) is not None:

@@ -136,29 +136,229 @@ def find_long_queries(long_queries: Evidence, thresholds: Thresholds | None = No
 
 
 def find_lock_chains(blocking: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
-    """Sessions waiting on others' locks: the blocking (root) PIDs and the blocked PIDs."""
+    """Sessions waiting on others' locks: the root blockers and the blocked PIDs.
+
+    A root that is a prepared transaction (``pg_blocking_pids`` gives 0) is named by its gid: it has
+    no backend, so no PID is offered for it; the fix is ``ROLLBACK PREPARED`` (or ``COMMIT PREPARED``).
+    """
     if not _usable(blocking, "blocked_pid", "blocking_pid"):
         return []
     f = blocking.frame
     blocked = sorted({int(p) for p in f["blocked_pid"]})
     roots_mask = f["blocking_is_root"] if "blocking_is_root" in f else ~f["blocking_pid"].isin(f["blocked_pid"])
     roots = sorted({int(p) for p in f.loc[roots_mask, "blocking_pid"]}) or sorted({int(p) for p in f["blocking_pid"]})
-    root_rows = f[f["blocking_pid"].isin(roots)].drop_duplicates("blocking_pid")
-    who = "; ".join(
-        f"pid {int(r.blocking_pid)} ({r.blocking_application or r.blocking_role}, {r.blocking_state}, "
-        f"transaction open {float(r.blocking_xact_s or 0):.0f} s)"
-        for r in _rows(root_rows)
-    )
+    root_rows = f[f["blocking_pid"].isin(roots)]
+    gids: list[str] = []
+    parts: list[str] = []
+    for r in _rows(
+        root_rows.drop_duplicates(["blocking_pid", "blocking_gid"] if "blocking_gid" in f else "blocking_pid")
+    ):
+        gid = getattr(r, "blocking_gid", None)
+        if int(r.blocking_pid) == 0:
+            name = str(gid) if isinstance(gid, str) and gid else "(unknown gid)"
+            gids.append(name)
+            parts.append(
+                f"prepared transaction {name!r} ({r.blocking_role}, "
+                f"prepared {float(r.blocking_xact_s or 0):.0f} s ago; "
+                "it has no session to terminate: ROLLBACK PREPARED after review)"
+            )
+        else:
+            parts.append(
+                f"pid {int(r.blocking_pid)} ({r.blocking_application or r.blocking_role}, {r.blocking_state}, "
+                f"transaction open {float(r.blocking_xact_s or 0):.0f} s)"
+            )
     wait = float(f["waiting_s"].max()) if "waiting_s" in f else float("nan")
+    pids = [p for p in roots if p != 0]
     return [
         _finding(
             "db.lock_chain",
-            "high" if len(blocked) >= 3 or wait >= 60 else "medium",
-            f"{len(blocked)} sessions blocked (pids {_names(blocked, 8)}) behind {who}; longest wait {wait:.0f} s.",
+            "high" if len(blocked) >= 3 or wait >= 60 or gids else "medium",
+            f"{len(blocked)} sessions blocked (pids {_names(blocked, 8)}) behind {'; '.join(parts)}; "
+            f"longest wait {wait:.0f} s.",
             value=len(blocked),
             unit="sessions",
             evidence=[blocking],
-            details={"blocking_pids": roots, "blocked_pids": blocked, "max_wait_s": wait},
+            details={
+                "blocking_pids": pids,
+                "blocking_gids": sorted(set(gids)),
+                "blocked_pids": blocked,
+                "max_wait_s": wait,
+            },
+        )
+    ]
+
+
+def find_prepared_xacts(prepared: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Prepared transactions older than ``prepared_xact_s``: locks and an old XID that no session owns."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(prepared, "gid", "age_s"):
+        return []
+    f = prepared.frame[prepared.frame["age_s"] >= th["prepared_xact_s"]]
+    if f.empty:
+        return []
+    waiting = int(f["sessions_waiting"].sum()) if "sessions_waiting" in f else 0
+    oldest = f.sort_values("age_s", ascending=False).iloc[0]
+    listed = _names(f"{r.gid!r} ({r.owner}, {r.age_s:.0f} s, {int(r.locks_held)} locks)" for r in _rows(f))
+    return [
+        _finding(
+            "db.prepared_xacts",
+            "high" if waiting else "medium",
+            f"{len(f)} prepared transaction(s) left open: {listed}"
+            + (f"; {waiting} session(s) wait on their locks" if waiting else "")
+            + ". They have no backend (pg_terminate_backend cannot end them) and hold back VACUUM: "
+            "ROLLBACK PREPARED (or COMMIT PREPARED) by gid, after review.",
+            value=float(oldest["age_s"]),
+            threshold=th["prepared_xact_s"],
+            unit="s",
+            evidence=[prepared],
+            details={
+                "gids": [str(g) for g in f["gid"]],
+                "owners": sorted(set(map(str, f["owner"]))),
+                "sessions_waiting": waiting,
+            },
+        )
+    ]
+
+
+def find_idle_in_transaction(idle_tx: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Sessions idle in an open transaction past their own (short) threshold: locks and snapshots held."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(idle_tx, "pid", "idle_s"):
+        return []
+    asked = idle_tx.meta.get("threshold_s")
+    limit = float(asked) if asked is not None else th["idle_in_transaction_s"]
+    f = idle_tx.frame[idle_tx.frame["idle_s"] >= limit]
+    if f.empty:
+        return []
+    blocking = int(f["sessions_blocked"].sum()) if "sessions_blocked" in f else 0
+    worst = f.sort_values("idle_s", ascending=False).iloc[0]
+    return [
+        _finding(
+            "db.idle_in_transaction",
+            "high" if blocking else "medium",
+            f"{len(f)} session(s) idle in an open transaction for over {limit:g} s; the oldest (pid "
+            f"{int(worst['pid'])}, {worst.get('application') or worst.get('role')}) for {float(worst['idle_s']):.0f} s "
+            f"holding {int(worst.get('locks_held') or 0)} locks"
+            + (f"; {blocking} session(s) wait on them" if blocking else "")
+            + ". They keep their locks and snapshot until they end: terminate them (state 'idle in transaction').",
+            value=float(worst["idle_s"]),
+            threshold=limit,
+            unit="s",
+            evidence=[idle_tx],
+            details={
+                "pids": [int(p) for p in f["pid"]],
+                "applications": sorted(set(map(str, f["application"]))),
+                "sessions_blocked": blocking,
+            },
+        )
+    ]
+
+
+#: PostgreSQL stops assigning XIDs 3 million short of 2^31; warn well before.
+XID_WRAPAROUND = 2**31
+
+
+def find_xid_age(xid_age: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Transaction ID age past ``xid_age`` (wraparound danger), naming what holds VACUUM back."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(xid_age, "database", "xid_age"):
+        return []
+    f = xid_age.frame
+    hits = f[f["xid_age"] >= th["xid_age"]]
+    if hits.empty:
+        return []
+    worst = int(hits["xid_age"].max())
+    holders = [h for h in xid_age.meta.get("holders") or [] if h.get("age") is not None]
+    held = "; ".join(f"{h['kind']} {h['name']} (age {int(h['age']):,})" for h in holders[:3])
+    share = worst / XID_WRAPAROUND
+    return [
+        _finding(
+            "db.xid_age",
+            "critical" if share >= 0.7 else "high" if share >= 0.25 else "medium",
+            f"Transaction ID age {worst:,} in {_names(hits['database'])} ({share:.2%} of the way to wraparound, "
+            f"threshold {th['xid_age']:,.0f})."
+            + (f" Freezing is held back by: {held}." if held else "")
+            + " End what holds the horizon, then VACUUM (FREEZE) the oldest tables.",
+            value=worst,
+            threshold=th["xid_age"],
+            unit="transactions",
+            evidence=[xid_age],
+            details={
+                "databases": [str(d) for d in hits["database"]],
+                "holders": holders[:5],
+                "oldest_tables": list(xid_age.meta.get("oldest_tables") or [])[:5],
+            },
+        )
+    ]
+
+
+def find_replication_slot_wal(slots: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Inactive replication slots keeping more than ``slot_retained_bytes`` of WAL (the disk fills)."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(slots, "slot", "active", "retained_bytes"):
+        return []
+    f = slots.frame
+    hits = f[(~f["active"].astype(bool)) & (f["retained_bytes"].fillna(0) >= th["slot_retained_bytes"])]
+    lost = f[f["wal_status"].astype(str) == "lost"] if "wal_status" in f else f.iloc[0:0]
+    if hits.empty and lost.empty:
+        return []
+    rows = hits if not hits.empty else lost
+    mib = float(rows["retained_bytes"].fillna(0).max()) / 1024**2
+    listed = _names(
+        f"{r.slot} ({r.slot_type}, {float(r.retained_bytes or 0) / 1024**2:,.0f} MiB of WAL, {r.wal_status})"
+        for r in _rows(rows)
+    )
+    return [
+        _finding(
+            "db.replication_slot_wal",
+            "high",
+            f"Inactive replication slot(s) {listed}: nothing consumes"
+            " them, so WAL piles up until the disk is full. Bring the replica back, or drop the slot (the replica "
+            "must then be rebuilt).",
+            value=mib,
+            threshold=th["slot_retained_bytes"] / 1024**2,
+            unit="MiB",
+            evidence=[slots],
+            details={"slots": [str(s) for s in rows["slot"]]},
+        )
+    ]
+
+
+def find_autovacuum_behind(vacuum: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Tables whose dead rows passed their autovacuum trigger with no vacuum since (or autovacuum off)."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(vacuum, "table", "dead_rows", "autovacuum_trigger"):
+        return []
+    f = vacuum.frame
+    over = f["dead_rows"] > f["autovacuum_trigger"]
+    stale = f["since_vacuum_s"].isna() | (f["since_vacuum_s"] >= th["vacuum_stale_s"])
+    off = ~f["autovacuum_enabled"].astype(bool)
+    hits = f[over & (f["dead_rows"] >= th["dead_tuple_rows"]) & (stale | off)]
+    if hits.empty:
+        return []
+
+    def why(r: Any) -> str:
+        last = "never vacuumed" if r.since_vacuum_s != r.since_vacuum_s else f"last vacuum {r.since_vacuum_s:.0f} s ago"
+        return (
+            f"{r.table} ({int(r.dead_rows):,} dead rows, trigger {int(r.autovacuum_trigger):,}, {last}"
+            + (", autovacuum disabled on the table" if not bool(r.autovacuum_enabled) else "")
+            + ")"
+        )
+
+    return [
+        _finding(
+            "db.autovacuum_behind",
+            "medium",
+            f"Autovacuum has not kept up: {_names(why(r) for r in _rows(hits))}. VACUUM (ANALYZE) them"
+            + (" and re-enable autovacuum" if bool(off[hits.index].any()) else "")
+            + ".",
+            value=int(hits["dead_rows"].max()),
+            unit="dead rows",
+            evidence=[vacuum],
+            details={
+                "tables": [str(t) for t in hits["table"]],
+                "autovacuum_disabled": [str(t) for t in hits.loc[off[hits.index], "table"]],
+            },
         )
     ]
 
@@ -188,8 +388,11 @@ def find_missing_indexes(
             srow = scans[scans["table"] == table]
             if not srow.empty:
                 s = srow.iloc[0]
-                detail.update(seq_scans=int(s["seq_scan"]), live_rows=int(s.get("live_rows", 0) or 0),
-                              seq_tup_read=int(s.get("seq_tup_read", 0) or 0))  # fmt: skip
+                detail.update(
+                    seq_scans=int(s["seq_scan"]),
+                    live_rows=int(s.get("live_rows", 0) or 0),
+                    seq_tup_read=int(s.get("seq_tup_read", 0) or 0),
+                )
                 extra = (
                     f" {table} has had {int(s['seq_scan'])} sequential scans reading {int(s['seq_tup_read']):,} rows."
                 )
