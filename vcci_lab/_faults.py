@@ -199,11 +199,16 @@ def _wal_slot_heal(ctx: Ctx, _info: Info) -> None:
 
 def _dead_tuples_inject(ctx: Ctx) -> Info:
     """Autovacuum switched off on a busy table (suppliers), which then takes 12 full updates: dead tuples pile up."""
-    with _admin(ctx) as conn:
+    with _admin(ctx) as conn, _admin(ctx) as snapshot:
         conn.execute("SET lock_timeout = '15s'")
         conn.execute("ALTER TABLE suppliers SET (autovacuum_enabled = false)")
+        # A snapshot held during the updates, so that page pruning cannot remove (and uncount) the
+        # dead versions while they are made: the count is the same on every run.
+        snapshot.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        snapshot.execute("SELECT count(*) FROM suppliers")
         for _ in range(12):
             conn.execute("UPDATE suppliers SET name = name")
+        snapshot.execute("ROLLBACK")
         conn.execute("SELECT pg_stat_force_next_flush()")
     return {"detail": {"table": "suppliers"}}
 
