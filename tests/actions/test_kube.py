@@ -77,10 +77,24 @@ def _image(obj: dict[str, Any]) -> str:
     return str(spec["containers"][0]["image"])
 
 
+def _history(lab_env: dict[str, str]) -> list[tuple[str, str]]:
+    """``kubectl rollout history`` of vcci-api: (revision, change-cause), oldest first."""
+    import subprocess
+
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", lab_env["KUBECONFIG"], "--context", "vcci-lab-admin", "rollout", "history",
+         "deployment/vcci-api", "-n", NS],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    rows = [line.split(None, 1) for line in out.splitlines()[2:] if line.strip()]
+    return [(r[0], r[1].strip() if len(r) > 1 else "") for r in rows]
+
+
 def test_rollback_after_bad_deploy_brings_back_the_previous_revision_with_ready_pods(
     lab: Any, lab_env: dict[str, str], kube: KubeClient, record: IncidentRecord, restore: None
 ) -> None:
     good = _image(kube.get(DEPLOY))
+    before_fault = _history(lab_env)
     with lab.fault("bad-deploy"):
         bad = _image(kube.get(DEPLOY))
         assert bad != good
@@ -102,6 +116,11 @@ def test_rollback_after_bad_deploy_brings_back_the_previous_revision_with_ready_
         assert dep["metadata"]["annotations"]["vcci-nb/incident"] == record.id
         pods = [p for p in _api_pods(kube) if _ready(p)]
         assert len(pods) == dep["spec"]["replicas"] and all(_image(p) == good for p in pods)
+        # As after `kubectl rollout undo`: the new revision carries the good release's change-cause,
+        # not the bad one's (the bad release keeps its own revision in the history).
+        history = _history(lab_env)
+        assert history[-1][1] == before_fault[-1][1], history
+        assert "CHG-1974" in dict(history).get(str(int(history[-1][0]) - 1), ""), history
     entry = record.data["actions"][-1]
     assert entry["result"] == "succeeded" and entry["identity"].startswith("kubernetes:vcci-lab-admin")
     assert {c["name"] for c in entry["verification"]["checks"]} >= {"rollout complete", "pods ready"}

@@ -37,6 +37,17 @@ from vcci_nb.errors import ActionRefused
 INCIDENT_ANNOTATION = "vcci-nb/incident"
 ACTION_ANNOTATION = "vcci-nb/action"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+#: What ``kubectl rollout undo`` does not copy from the target ReplicaSet (kubectl's annotationsToSkip).
+ROLLBACK_SKIP_ANNOTATIONS = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION_ANNOTATION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
@@ -571,7 +582,8 @@ class RolloutUndo(_DeploymentAction):
     """``kubectl rollout undo`` (seed 4.1): back to the previous revision, or ``to_revision``.
 
     Like kubectl, it copies the pod template of the target revision's ReplicaSet into the
-    deployment (a JSON patch replacing ``spec.template``); the controller then scales that
+    deployment and its annotations (change-cause), without the controller's own (a JSON patch
+    replacing ``spec.template`` and ``metadata.annotations``); the controller then scales that
     ReplicaSet back up. The verification waits for the rollout and checks the images are the
     target revision's and the pods are ready.
     """
@@ -634,7 +646,18 @@ class RolloutUndo(_DeploymentAction):
     def build(self, current: JSON) -> tuple[Any, str, str, list[dict[str, Any]]]:
         rev, cur_rev, rs = self._target(current)
         template = _template_key(rs["spec"]["template"])
-        body = [{"op": "replace", "path": "/spec/template", "value": template}]
+        # As kubectl does: the deployment takes the target revision's annotations (its change-cause
+        # above all), without the controller's own; the new revision then says what it runs.
+        kept = {
+            k: v
+            for k, v in ((rs.get("metadata") or {}).get("annotations") or {}).items()
+            if k not in ROLLBACK_SKIP_ANNOTATIONS
+        }
+        has_annotations = (current.get("metadata") or {}).get("annotations") is not None
+        body = [
+            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "replace" if has_annotations else "add", "path": "/metadata/annotations", "value": kept},
+        ]
         now_images = _images((current.get("spec") or {}).get("template") or {})
         rows: list[dict[str, Any]] = [
             {"": "now", "revision": cur_rev, "images": ", ".join(now_images)},
