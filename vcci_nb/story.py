@@ -33,15 +33,21 @@ ROLE_ORDER: dict[str, int] = {CAUSE: 0, CONTRIBUTING: 1, SYMPTOM: 2, CONTEXT: 3}
 
 #: Causal findings, most specific first: when several are present, the first one named here is
 #: the likelier root cause (a missing index explains slow statements; an OOM kill explains the
-#: crash loop that follows it; a bad release explains its pods' errors).
+#: crash loop that follows it; a bad release explains its pods' errors; a forgotten prepared
+#: transaction or a replication slot explains the lock chain or the full disk behind it).
 CAUSE_ORDER: tuple[str, ...] = (
     "kube.bad_deploy",
+    "db.prepared_xacts",
     "db.pool_exhaustion",
     "db.max_connections",
+    "db.idle_in_transaction",
+    "db.xid_age",
     "kube.oomkilled",
+    "db.replication_slot_wal",
     "kube.disk_full",
     "db.missing_index",
     "db.lock_chain",
+    "db.autovacuum_behind",
     "redis.unavailable",
     "db.unavailable",
     "deps.http_down",

@@ -55,7 +55,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "slow_queries": ("db.missing_index",),
     "external_api_down": ("deps.http_down", "deps.dependency_down"),
     "pool-exhaustion": ("db.pool_exhaustion", "db.max_connections"),
-    "lock-contention": ("db.lock_chain",),
+    "lock-contention": ("db.lock_chain", "db.idle_in_transaction"),
+    "prepared-xact": ("db.prepared_xacts",),
+    "idle-in-transaction": ("db.idle_in_transaction",),
+    "xid-age": ("db.xid_age",),
+    "wal-slot": ("db.replication_slot_wal",),
+    "dead-tuples": ("db.autovacuum_behind", "db.bloat"),
     "long-queries": ("db.long_queries",),
     "slow-queries": ("db.missing_index",),
     "redis-memory": ("redis.memory_pressure",),
@@ -178,7 +183,9 @@ def _load(folder: Path) -> dict[str, Any]:
     return dict(json.loads((folder / "record.json").read_text()))
 
 
-def drill(lab: Any, name: str, work: Path, *, timeout: float, resolve_timeout: float, quiet_s: float) -> dict[str, Any]:
+def drill(
+    lab: Any, name: str, work: Path, *, timeout: float, resolve_timeout: float, quiet_s: float, alert_timeout: float
+) -> dict[str, Any]:
     """One drill; returns its row (plus the raw facts under ``_``)."""
     from vcci_nb import postmortem, story
     from vcci_nb.notify import render
@@ -194,9 +201,12 @@ def drill(lab: Any, name: str, work: Path, *, timeout: float, resolve_timeout: f
         lab.set_webhook(f"{serve.base}/alertmanager", serve.token)
         _say(f"{name}: injecting")
         lab.inject(name)
-        deadline = time.monotonic() + timeout
+        t_inject = time.monotonic()
+        deadline = t_inject + timeout
         settled_since: float | None = None
         while time.monotonic() < deadline:
+            if not _records(outputs) and time.monotonic() - t_inject > alert_timeout:
+                break  # no alert rule fired for this fault
             queued, running, finished = serve.runs()
             busy = queued or running
             if _records(outputs) and finished >= 1 and not busy:
@@ -208,7 +218,7 @@ def drill(lab: Any, name: str, work: Path, *, timeout: float, resolve_timeout: f
                 settled_since = None
             time.sleep(1.0)
         folders = _records(outputs)
-        row["incidents"] = len(folders)
+        row["incidents"] = str(len(folders))
         if not folders:
             row.update({k: "—" for k in COLUMNS[2:]})
             row["incidents"] = "0 (no alert fired)"
@@ -261,8 +271,14 @@ def drill(lab: Any, name: str, work: Path, *, timeout: float, resolve_timeout: f
                     lines = max(lines, sum(1 for ln in m.text.splitlines() if ln.startswith("•")))
         row["repeated in messages"] = str(len(repeated)) if not repeated else f"{len(repeated)}: {repeated[0][:60]}"
         row["update lines"] = str(lines)
+        notes = []
+        failed = [nb["name"] for nb in data.get("notebooks") or [] if nb.get("status") != "succeeded"]
+        if failed:
+            notes.append(f"failed: {', '.join(failed)}")
         if by_hand:
-            row["incidents"] = f"{len(folders)} (resolved by hand)"
+            notes.append("resolved by hand")
+        if notes:
+            row["incidents"] = f"{len(folders)} ({'; '.join(notes)})"
         row["_"] = {"records": [str(f) for f in folders], "repeated": repeated, "tree": tree}
         return row
     finally:
@@ -308,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each record")
     parser.add_argument("--resolve-timeout", type=float, default=240.0, help="seconds to wait for serve to resolve")
     parser.add_argument("--quiet", type=float, default=20.0, help="seconds with no run queued before reading")
+    parser.add_argument("--alert-timeout", type=float, default=90.0, help="seconds to wait for a first incident")
     parser.add_argument("--lab-dir", help="lab directory (default: a temporary one, removed afterwards)")
     args = parser.parse_args(argv)
     names: list[str] = []
@@ -330,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             try:
                 row = drill(lab, name, work, timeout=args.timeout, resolve_timeout=args.resolve_timeout,
-                            quiet_s=args.quiet)  # fmt: skip
+                            quiet_s=args.quiet, alert_timeout=args.alert_timeout)  # fmt: skip
             except Exception as exc:  # one broken drill does not end the others
                 row = {"drill": name, "incidents": f"error: {exc}"[:120]}
             rows.append(row)
