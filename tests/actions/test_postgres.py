@@ -70,6 +70,14 @@ def test_terminating_idle_connections_under_pool_exhaustion_lets_the_app_connect
         held = _sessions(lab_env, user="vcci_app", application="vcci-api")
         assert len(held) >= 20
 
+        # With the runbook's five minutes, the sessions are there but too young: the plan says so,
+        # and what it would do at that point and why, instead of a bare "terminate 0 sessions".
+        young = run(TerminateSessions(state="idle", min_age_s=300, application="vcci-api"), record.id)
+        summary = young.plan.summary  # type: ignore[union-attr]
+        assert summary.startswith("terminate 0 idle session(s) for ≥ 300 s of application 'vcci-api'; ")
+        assert f"{len(held)} idle session(s) from vcci-api are younger (oldest " in summary
+        assert "the 300 s threshold is not reached yet. In about " in summary and "this step would end them" in summary
+
         def action() -> TerminateSessions:
             return TerminateSessions(state="idle", min_age_s=0, application="vcci-api", user="vcci_app")
 

@@ -124,6 +124,16 @@ def test_pool_exhaustion_names_the_application_and_the_role_limit(
     with lab.fault("pool-exhaustion"):
         evs = gather_db()
         signatures = _signatures_until("too many connections")
+    # The fault is seconds old: the idle connections are there but younger than the threshold. The
+    # check says so (its table shows them) instead of "not seen".
+    from vcci_nb.analysis.scenarios import scenario_check
+
+    check = scenario_check("connection_pool_exhausted", evs, find_all(evs), {"idle_connection_s": 300})
+    idle = check.frame.set_index("symptom").loc["Idle connections held open by the application"]
+    assert idle["status"] == "present, young", idle.to_dict()
+    assert "idle connections from vcci-api" in idle["because"] and ", oldest " in idle["because"]
+    assert idle["because"].endswith("the 300 s threshold is not reached yet")
+    assert "1 present but younger than its threshold" in check.headline
     # the application's logs say the same thing as the database (not an unrelated external API)
     assert any("too many connections" in s for s in signatures), signatures
     f = only(find_all(evs), "db.pool_exhaustion")

@@ -209,12 +209,12 @@ class TerminateSessions(_PostgresAction):
             return "superuser session"
         return None
 
-    def _matches(self, row: dict[str, Any]) -> bool:
+    def _matches(self, row: dict[str, Any], *, any_age: bool = False) -> bool:
         if self.pids is not None and row["pid"] not in self.pids:
             return False
         if self.pids is None and row["state"] not in self.states:
             return False
-        if self.pids is None and (row["age_s"] is None or row["age_s"] < self.min_age_s):
+        if self.pids is None and (row["age_s"] is None or (row["age_s"] < self.min_age_s and not any_age)):
             return False
         if self.application is not None and row["application"] != self.application:
             return False
@@ -224,7 +224,11 @@ class TerminateSessions(_PostgresAction):
 
     def plan(self) -> Plan:
         reader = self.reader
-        rows = [r for r in self.rows(_ACTIVITY_SQL, (self._own_pids(),), conn=reader) if self._matches(r)]
+        every = self.rows(_ACTIVITY_SQL, (self._own_pids(),), conn=reader)
+        rows = [r for r in every if self._matches(r)]
+        # Sessions that match but are younger than the threshold: present, not yet old enough.
+        young = [r for r in every if self._matches(r, any_age=True) and not self._matches(r)]
+        young = [r for r in young if self._protection(r) is None]
         targets: list[dict[str, Any]] = []
         skipped: list[dict[str, Any]] = []
         for r in rows:
@@ -261,6 +265,15 @@ class TerminateSessions(_PostgresAction):
             summary += f" of application {self.application!r}"
         if self.user:
             summary += f" of user {self.user!r}"
+        if not targets and young and self.pids is None:
+            oldest = max(float(r["age_s"] or 0) for r in young)
+            apps = sorted({str(r["application"] or "?") for r in young})
+            summary += (
+                f"; {len(young)} {what} session(s) from {', '.join(apps)} are younger (oldest {oldest:.0f} s): "
+                f"the {self.min_age_s:g} s threshold is not reached yet. In about {self.min_age_s - oldest:.0f} s "
+                f"this step would end them, because by then they have held connection slots unused for "
+                f"{self.min_age_s:g} s; plan it again then, or end them now by PID if the pool is exhausted"
+            )
         return Plan(
             action=self.name,
             target=self.target,

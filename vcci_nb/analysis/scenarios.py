@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from vcci_nb.analysis.findings import pick
+from vcci_nb.analysis.findings import Thresholds, pick
+from vcci_nb.analysis.findings.postgres import idle_connections_young
 from vcci_nb.analysis.model import Finding
 from vcci_nb.errors import ParameterError
 from vcci_nb.evidence import Evidence
@@ -76,6 +77,13 @@ SCENARIOS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] =
 }
 
 
+def _young(keys: tuple[str, ...], sources: list[Evidence | None], thresholds: Thresholds | None) -> str | None:
+    """A symptom whose evidence shows it, younger than its threshold (see :func:`scenario_check`)."""
+    if "db.idle_connections" in keys and sources and sources[0] is not None:
+        return idle_connections_young(sources[0], thresholds)
+    return None
+
+
 @dataclass
 class ScenarioCheck:
     """The symptoms of one scenario against the evidence."""
@@ -88,9 +96,14 @@ class ScenarioCheck:
     @property
     def headline(self) -> str:
         total = len(self.frame.index)
+        young = int((self.frame["status"] == "present, young").sum())
+        also = f"; {young} present but younger than its threshold" if young else ""
         if self.confirmed == 0:
-            return f"Not this scenario (so far): none of {total} symptoms seen ({self.checked} could be checked)"
-        return f"{self.confirmed} of {total} symptoms confirmed"
+            return (
+                f"Not this scenario (so far): none of {total} symptoms confirmed ({self.checked} could be checked)"
+                + also
+            )
+        return f"{self.confirmed} of {total} symptoms confirmed{also}"
 
     def finding(self) -> Finding:
         # The first symptom defines the scenario (OOMKilled for a memory leak); the others add weight.
@@ -113,9 +126,16 @@ class ScenarioCheck:
         )
 
 
-def scenario_check(scenario: str, evidence: Mapping[str, Evidence], findings: Iterable[Finding]) -> ScenarioCheck:
-    """Each symptom of ``scenario``: *confirmed* (a finding shows it), *not seen* (its evidence was
-    gathered and shows nothing), or *unknown* (its evidence is missing or its source failed)."""
+def scenario_check(
+    scenario: str,
+    evidence: Mapping[str, Evidence],
+    findings: Iterable[Finding],
+    thresholds: Thresholds | None = None,
+) -> ScenarioCheck:
+    """Each symptom of ``scenario``: *confirmed* (a finding shows it), *present, young* (the evidence
+    shows it but not yet for as long as the threshold asks: 20 idle connections, oldest 15 s),
+    *not seen* (its evidence was gathered and shows nothing), or *unknown* (its evidence is
+    missing or its source failed). A check never says "not seen" above a table that shows it."""
     if scenario not in SCENARIOS:
         raise ParameterError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     by_key: dict[str, list[Finding]] = {}
@@ -129,6 +149,9 @@ def scenario_check(scenario: str, evidence: Mapping[str, Evidence], findings: It
         status = "confirmed" if hits else ("not seen" if usable else "unknown")
         missing = [f"{k}: {'not gathered' if ev is None else ev.status}" for k, ev in zip(kinds, sources, strict=True)]
         because = hits[0].summary if hits else ("checked: nothing found" if usable else "; ".join(missing))
+        young = _young(keys, sources, thresholds) if status == "not seen" else None
+        if young:
+            status, because = "present, young", young
         rows.append({"symptom": symptom, "status": status, "because": because})
     frame = pd.DataFrame(rows)
     return ScenarioCheck(

@@ -108,6 +108,27 @@ def find_idle_connections(connections: Evidence, thresholds: Thresholds | None =
     ]
 
 
+def idle_connections_young(connections: Evidence, thresholds: Thresholds | None = None) -> str | None:
+    """Idle connections that are there but younger than ``idle_connection_s``: its own state, not
+    "not seen". Returns a sentence (``20 idle connections from vcci-api, oldest 15 s; the 300 s
+    threshold is not reached yet``), or None when there are none or they are already old enough."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(connections, "state", "count", "oldest_state_s"):
+        return None
+    f = connections.frame
+    idle = f[f["state"] == "idle"]
+    if idle.empty or int(idle["count"].sum()) < 5 or (idle["oldest_state_s"] >= th["idle_connection_s"]).any():
+        return None
+    n = int(idle["count"].sum())
+    apps = idle.groupby("application")["count"].sum().sort_values(ascending=False)
+    oldest = float(idle["oldest_state_s"].max())
+    who = _names(str(a) if len(apps) == 1 else f"{a} ({int(c)})" for a, c in apps.items())
+    return (
+        f"{n} idle connections from {who}, oldest {oldest:.0f} s; "
+        f"the {th['idle_connection_s']:g} s threshold is not reached yet"
+    )
+
+
 def find_long_queries(long_queries: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
     """Queries active (or transactions open) longer than ``long_query_s`` (seed 3.1: 5 minutes)."""
     th = thresholds_with_defaults(thresholds)
