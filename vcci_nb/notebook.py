@@ -92,6 +92,7 @@ __all__ = [
     "setup",
     "show_banner",
     "show_chart",
+    "show_contacts",
     "show_evidence",
     "show_failures",
     "show_next",
@@ -420,6 +421,59 @@ def rows_where(**equals: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
         return frame[mask].reset_index(drop=True)
 
     return pick
+
+
+# --------------------------------------------------------------------------------------------
+# Who to call and where to look (seed "Quick Reference")
+
+
+def show_contacts(ctx: Context) -> dict[str, Any]:
+    """The profile's on-call, hotline, emergency contacts and links opened on the incident window.
+
+    Kept in the incident record too (``contacts``), so messages and ``index.html`` show them. A
+    contacts section that is wrong (a secret in a link) is a banner, never an exception.
+    """
+    from vcci_nb import contacts
+    from vcci_nb.errors import RecordError
+    from vcci_nb.record import IncidentRecord
+
+    record = None
+    end = None
+    if ctx.incident_id:
+        try:
+            record = IncidentRecord.load(ctx.incident_id)
+            end = maybe_time(record.data.get("resolved_at")) or maybe_time(record.data.get("closed_at"))
+        except RecordError as exc:
+            show_banner(str(exc), "warning", title="No record")
+    try:
+        kept = contacts.for_record(
+            ctx.profile, start=ctx.window.start, end=end, namespace=ctx.namespace, incident_id=ctx.incident_id
+        )
+    except ConfigError as exc:
+        show_banner(str(exc), "error", title="Contacts and links")
+        return {}
+    if record is not None:
+        try:
+            record.set_contacts(kept)
+        except RecordError as exc:
+            show_banner(str(exc), "warning", title="Contacts not recorded")
+    who = [
+        {"who": "On call", "how": " · ".join(str(v) for v in kept["on_call"].values() if v)},
+        {"who": "Rota", "how": " · ".join(str(v) for v in kept["rota"].values() if v)},
+        {"who": "Hotline (24/7)", "how": kept["hotline"]},
+        *({"who": c.get("role") or c.get("name"), "how": contacts.describe(c)} for c in kept["emergency"]),
+    ]
+    rows = [r for r in who if r["how"]]
+    if rows:
+        show_table(pd.DataFrame(rows), "Who to call")
+    if kept["links"]:
+        items = "".join(
+            f"<li><a href='{_esc(ln['url'])}' target='_blank'>{_esc(ln['name'])}</a></li>" for ln in kept["links"]
+        )
+        text = "\n".join(f"- {ln['name']}: {ln['url']}" for ln in kept["links"])
+        _display({"text/html": f"<p><strong>Links (on this incident's window)</strong></p><ul>{items}</ul>",
+                  "text/plain": "Links (on this incident's window)\n" + text})  # fmt: skip
+    return kept
 
 
 # --------------------------------------------------------------------------------------------

@@ -529,6 +529,23 @@ class IncidentRecord:
         summary = f"Alert {name} {status}" + (f": {text}" if text else "")
         return self._append("alerts", "alert", alert, summary, actor)
 
+    def set_contacts(self, contacts: dict[str, Any]) -> dict[str, Any]:
+        """Keep who to call and the links on the incident window (``vcci_nb.contacts.for_record``)."""
+
+        def apply(data: dict[str, Any]) -> None:
+            data["contacts"] = contacts
+
+        return self.update(apply)
+
+    def add_attachment(self, name: str, path: str, kind: str = "") -> dict[str, Any]:
+        """Attach a file of the incident folder (e.g. the review invite ``review.ics``); replaces one of that name."""
+
+        def apply(data: dict[str, Any]) -> None:
+            kept = [a for a in data.get("attachments") or [] if a.get("name") != name]
+            data["attachments"] = [*kept, {"name": name, "path": path, "kind": kind, "at": utc_iso()}]
+
+        return self.update(apply)
+
     def add_action(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Record an action (the actions gateway's audit entry)."""
         summary = str(entry.get("summary") or entry.get("action") or entry.get("name") or "action")
@@ -698,6 +715,44 @@ def _severity_line(data: dict[str, Any]) -> str:
     return f"<span id='severity'{title}>severity {e(severity_text(data))}</span> ·"
 
 
+def _contacts_html(data: dict[str, Any]) -> str:
+    """Who to call and the links (re-opened on the incident's own window once it is resolved)."""
+    c = data.get("contacts") or {}
+    if not c:
+        return ""
+    e = html.escape
+    from vcci_nb.contacts import describe, fill
+    from vcci_nb.policy import incident_start, maybe_time
+
+    end = maybe_time(data.get("resolved_at")) or maybe_time(data.get("closed_at"))
+    links = c.get("links") or []
+    if end is not None and c.get("link_templates"):
+        start = incident_start(data)
+        links = [
+            {**t, "url": fill(str(t["url"]), start=start, end=end, namespace=str(c.get("namespace") or ""),
+                              incident_id=str(data["id"]))}
+            for t in c["link_templates"]
+        ]  # fmt: skip
+    who = []
+    if c.get("on_call"):
+        who.append("on call " + " · ".join(e(str(v)) for v in c["on_call"].values() if v))
+    if c.get("hotline"):
+        who.append(f"hotline <a href='tel:{e(str(c['hotline']), quote=True)}'>{e(str(c['hotline']))}</a> (24/7)")
+    rota = c.get("rota") or {}
+    if rota.get("url"):
+        who.append(f"<a href='{e(str(rota['url']), quote=True)}'>{e(str(rota.get('name') or 'on-call rota'))}</a>")
+    items = "".join(f"<li>{e(describe(x))}</li>" for x in c.get("emergency") or [])
+    link_items = " · ".join(
+        f"<a href='{e(str(ln['url']), quote=True)}'>{e(str(ln['name']))}</a>" for ln in links if ln.get("url")
+    )
+    return (
+        "<h2>Contacts and links</h2>"
+        + (f"<p id='contacts'>{' · '.join(who)}</p>" if who else "")
+        + (f"<ul>{items}</ul>" if items else "")
+        + (f"<p id='links'>{link_items}</p>" if link_items else "")
+    )
+
+
 def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
     """A self-contained HTML page for the incident folder: no network, relative links only."""
     e = html.escape
@@ -763,6 +818,13 @@ def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
         if group_rows
         else ""
     )
+    contacts_html = _contacts_html(data)
+    attachments = "".join(
+        f"<li><a href='{e(str(a.get('path')), quote=True)}'>{e(str(a.get('name')))}</a> "
+        f"{e(str(a.get('kind') or ''))}</li>"
+        for a in data.get("attachments") or []
+    )
+    attachments_html = f"<h2>Attachments</h2><ul>{attachments}</ul>" if attachments else ""
     script = (
         "<script>(function(){var c=new Date(" + json.dumps(data["created_at"]) + ");"
         "function f(){var s=Math.max(0,Math.floor((Date.now()-c)/1000)),d=Math.floor(s/86400),"
@@ -789,6 +851,7 @@ commander {e(data.get("commander") or "unassigned")} · opened {e(data["created_
 duration <span id="dur">{e(duration)}</span></p>
 {f"<p><b>Resolution:</b> {e(data['resolution'])}</p>" if data.get("resolution") else ""}
 {groups_html}
+{contacts_html}
 <h2>Findings</h2>
 {"".join(finding_html) or "<p>No findings yet.</p>"}
 <h2>Notebooks</h2>
@@ -797,6 +860,7 @@ duration <span id="dur">{e(duration)}</span></p>
 <h2>Timeline</h2>
 <table><tr><th>time (UTC)</th><th>kind</th><th>actor</th><th>what</th></tr>
 {"".join(rows)}</table>
+{attachments_html}
 <p><a href="record.json">record.json</a> · <a href="evidence/">evidence/</a></p>
 {script}
 </body></html>

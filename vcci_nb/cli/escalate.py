@@ -45,6 +45,10 @@ def handle(args: argparse.Namespace) -> int:
     print(f"reason: {entry['reason']}")
     for d in result["deliveries"]:
         print(f"  {d['channel']:<18} {d['status']}" + (f"  {d['error']}" if d.get("error") else ""))
+    from vcci_nb.cli.contacts import text_for
+
+    print('\nIf nobody answers (seed "How to Escalate"):')
+    print(text_for(record.id, args.profile, args.outputs))
     if not args.send:
         print("Dry run: nobody was paged. Add --send to escalate.")
     return 0 if result["ok"] else 1

@@ -186,6 +186,17 @@ def render(
         extra=extra,
         record_link=_record_link(prof, record),
     )
+    # Who to call and where to look (profile contacts/links), on the incident's window.
+    from vcci_nb import contacts
+    from vcci_nb.policy import incident_start, maybe_time
+
+    for key, value in contacts.template_vars(
+        prof,
+        start=incident_start(data),
+        end=maybe_time(data.get("resolved_at")) or maybe_time(data.get("closed_at")),
+        incident_id=str(data["id"]),
+    ).items():
+        ctx.setdefault(key, value)
     messages = []
     for ch in chosen:
         variant_ctx = _templates.slack_escaped(ctx) if ch.variant == "slack" else ctx
