@@ -14,6 +14,7 @@ with ``fig.show()``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -171,7 +172,7 @@ def timeseries_chart(
     for name in groups:
         part = incident if key is None else incident[incident[key] == name]
         x, y = downsample(part["timestamp"], part["value"])
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=str(name) if key else title))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=legend_name(name, title) if key else title))
     if baseline and has_period and window is not None and "offset_s" in frame:
         base = frame[frame["period"] == "baseline"]
         for name in groups[:3]:
@@ -180,12 +181,25 @@ def timeseries_chart(
                 continue
             shifted = pd.Timestamp(window.start) + pd.to_timedelta(part["offset_s"], unit="s")
             x, y = downsample(shifted, part["value"])
-            label = f"{name} (baseline)" if key else "baseline (same length, just before)"
+            label = f"{legend_name(name, title)} (baseline)" if key else "baseline (same length, just before)"
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label, line={"dash": "dot", "color": BASELINE_COLOR}))
     hidden = _count_groups(incident, key) - len(groups)
     if hidden > 0:
         fig.update_layout(legend_title_text=f"top {len(groups)} of {len(groups) + hidden} series")
     return _mark(fig, window, threshold, unit)
+
+
+def legend_name(name: Any, title: str) -> str:
+    """A series' name in a legend: ``pod=vcci-api-1, route=/x`` for ``{pod="vcci-api-1",route="/x"}``;
+    the chart's title for a single series with no labels (``{}``), never ``{}``."""
+    text = str(name).strip()
+    if text in ("", "{}", "None", "nan"):
+        return title
+    m = re.fullmatch(r"([^{]*)\{(.*)\}", text)
+    if m:
+        inner = ", ".join(part.replace('"', "") for part in m.group(2).split(",") if part)
+        return inner or m.group(1) or title
+    return text
 
 
 def _top_groups(frame: pd.DataFrame, key: str | None, limit: int) -> list[Any]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from vcci_nb import numbers
 from vcci_nb.analysis.model import FINDING_MIME, Finding, sort_findings
 from vcci_nb.evidence import Evidence
 from vcci_nb.policy import level_rank
@@ -114,24 +115,51 @@ def _cell_text(value: object) -> object:
 
 def _number(value: float) -> str:
     """Numbers as a person reads them: 0.5823, 2383, 21,201,870,000; never 5.823075e-01."""
-    if value != value:  # NaN
-        return ""
-    if abs(value) >= 1e5:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
+    return numbers.plain(value)
+
+
+#: A table shows this many columns; the rest are behind a toggle ("all N columns").
+MAX_COLUMNS = 8
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as a person reads them: durations (``*_s``), bytes (``*_bytes``) and ratios by column name."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(_cell_text)
+        elif (
+            pd.api.types.is_numeric_dtype(out[col])
+            and not pd.api.types.is_bool_dtype(out[col])
+            and numbers.column_kind(str(col)) != "plain"
+        ):
+            name = str(col)
+            out[col] = out[col].map(lambda v, name=name: "" if v != v else numbers.fmt_cell(name, v))
+    return out
 
 
 def _frame_html(frame: pd.DataFrame, max_rows: int) -> tuple[str, str]:
-    shown = frame.head(max_rows).copy()
-    for col in shown.columns:
-        if pd.api.types.is_object_dtype(shown[col]) or pd.api.types.is_string_dtype(shown[col]):
-            shown[col] = shown[col].map(_cell_text)
+    shown = _readable(frame.head(max_rows))
     more = len(frame.index) - len(shown.index)
     note = f"<p><em>{more} more rows not shown (first {max_rows} of {len(frame.index)}).</em></p>" if more > 0 else ""
-    table = shown.to_html(
-        index=False, escape=True, border=0, classes="vcci-table", na_rep="", max_cols=30, float_format=_number
-    )
-    text = shown.to_string(index=False, max_cols=30, max_colwidth=60, float_format=_number)
+
+    def html_of(part: pd.DataFrame) -> str:
+        return part.to_html(index=False, escape=True, border=0, classes="vcci-table", na_rep="", float_format=_number)
+
+    if len(shown.columns) > MAX_COLUMNS:
+        # The columns that matter first (the caller's order), the rest behind a toggle.
+        first = shown[list(shown.columns[:MAX_COLUMNS])]
+        table = (
+            html_of(first) + f"<details><summary style='cursor:pointer;color:#57606a'>all {len(shown.columns)} "
+            f"columns</summary>{html_of(shown)}</details>"
+        )
+        text = first.to_string(index=False, max_colwidth=60, float_format=_number)
+        text += (
+            f"\n({len(shown.columns) - MAX_COLUMNS} more columns: {', '.join(map(str, shown.columns[MAX_COLUMNS:]))})"
+        )
+    else:
+        table = html_of(shown)
+        text = shown.to_string(index=False, max_colwidth=60, float_format=_number)
     if more > 0:
         text += f"\n… {more} more rows"
     return table + note, text
@@ -314,12 +342,7 @@ def _as_finding(item: Finding | Mapping[str, Any]) -> Finding:
 
 
 def _fmt_value(value: object, unit: str) -> str:
-    if value is None or value == "":
-        return ""
-    text = str(value)
-    if isinstance(value, float):
-        text = f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return f"{text} {unit}".strip()
+    return numbers.fmt_value(value, unit)
 
 
 def _finding_card(f: Finding) -> tuple[str, str]:
@@ -449,14 +472,4 @@ def show_verdict(verdict: Verdict) -> list[Finding]:
 
 def human_bytes(value: object) -> str:
     """``1.4 GiB`` for a byte count; ``?`` when unknown (a title must never fail)."""
-    try:
-        n = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "?"
-    if not math.isfinite(n):
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    return numbers.human_bytes(value)

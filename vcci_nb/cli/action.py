@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import Any
 
 from vcci_nb.errors import ParameterError
@@ -85,7 +86,24 @@ def _build(args: argparse.Namespace) -> Any:
         ) from exc
 
 
-def _show(outcome: Any, as_json: bool) -> int:
+def _row_text(row: dict[str, Any]) -> str:
+    """One planned change as a line: ``now: revision 5, images …`` (a blank key labels the row)."""
+    from vcci_nb.numbers import fmt_cell
+
+    label = str(row.get("", "")).strip()
+    parts = [f"{k}={fmt_cell(str(k), v)}" for k, v in row.items() if k != ""]
+    return (f"{label}: " if label else "") + ", ".join(parts)
+
+
+def _cli_hint(args: argparse.Namespace) -> str:
+    """What to type to run the planned action from here (not the notebook's ``dry_run=False``)."""
+    params = " ".join(f"-p {shlex.quote(p)}" for p in args.param)
+    return f"vcci-nb action run {args.name} --incident {args.incident} {params} --confirm {args.incident}".replace(
+        "  ", " "
+    )
+
+
+def _show(outcome: Any, as_json: bool, args: argparse.Namespace | None = None) -> int:
     if as_json:
         print(json.dumps(outcome.entry, indent=2, default=str))
     else:
@@ -96,15 +114,18 @@ def _show(outcome: Any, as_json: bool) -> int:
             for w in plan.warnings:
                 print(f"  ! {w}")
             for row in plan.changes[:50]:
-                print("  - " + ", ".join(f"{k}={v}" for k, v in row.items()))
+                print("  - " + _row_text(row))
             for row in plan.skipped[:20]:
-                print("  (protected) " + ", ".join(f"{k}={v}" for k, v in row.items()))
+                print("  (protected) " + _row_text(row))
             if plan.diff:
                 print(plan.diff)
         if outcome.verification is not None:
             for c in outcome.verification.checks:
                 print(f"  {'ok' if c.ok else 'FAILED'}  {c.name}: {c.detail}")
-        print(outcome.message)
+        message = str(outcome.message)
+        if args is not None and "to execute: dry_run=False" in message:
+            message = message.split("to execute: dry_run=False", 1)[0] + f"to execute: {_cli_hint(args)}"
+        print(message)
     return 0 if outcome.status in ("planned", "succeeded") else 1
 
 
@@ -112,7 +133,7 @@ def handle_plan(args: argparse.Namespace) -> int:
     from vcci_nb.actions import run
 
     outcome = run(_build(args), args.incident, dry_run=True, interactive=False, outputs=args.outputs)
-    return _show(outcome, args.json)
+    return _show(outcome, args.json, args)
 
 
 def handle_run(args: argparse.Namespace) -> int:
@@ -121,4 +142,4 @@ def handle_run(args: argparse.Namespace) -> int:
     outcome = run(
         _build(args), args.incident, dry_run=False, confirm=args.confirm, interactive=False, outputs=args.outputs
     )
-    return _show(outcome, args.json)
+    return _show(outcome, args.json, args)

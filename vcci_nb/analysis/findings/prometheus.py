@@ -18,6 +18,7 @@ from vcci_nb.analysis.findings._common import (
 )
 from vcci_nb.analysis.model import Finding, Severity
 from vcci_nb.evidence import Evidence
+from vcci_nb.numbers import fmt_value
 from vcci_nb.policy import level_rank
 
 
@@ -56,12 +57,13 @@ def find_metric_threshold(
     if not math.isfinite(recent) or recent < threshold:
         return []
     base_med = float(base.median()) if not base.empty else float("nan")
-    vs = f"; baseline median {base_med:.3g} {unit}" if math.isfinite(base_med) else ""
+    vs = f"; baseline median {fmt_value(base_med, unit)}" if math.isfinite(base_med) else ""
     return [
         _finding(
             key,
             "high" if recent >= 2 * threshold else "medium",
-            f"{what} is {recent:.3g} {unit} now (peak {peak:.3g}) against a threshold of {threshold:g}{vs}.",
+            f"{what} is {fmt_value(recent, unit)} now (peak {fmt_value(peak, unit)}) against a threshold of "
+            f"{fmt_value(threshold, unit)}{vs}.",
             value=recent,
             threshold=threshold,
             unit=unit,

@@ -1,0 +1,68 @@
+"""Numbers at a glance: the same readable form in findings, tables, charts and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from vcci_nb import numbers
+from vcci_nb.analysis.findings import find_error_rate, find_latency
+from vcci_nb.charts import legend_name, timeseries_chart
+from vcci_nb.display import _frame_html
+from vcci_nb.evidence import Evidence
+
+
+def test_values_read_as_percentages_durations_and_binary_bytes() -> None:
+    assert numbers.fmt_value(0.0714, "ratio") == "7.1 %"
+    assert numbers.fmt_value(0.05, "ratio") == "5 %"
+    assert numbers.fmt_value(68500.0, "s") == "19 h 1 min"
+    assert numbers.fmt_value(2.4, "s") == "2.4 s"
+    assert numbers.fmt_value(1503238553, "bytes") == "1.4 GiB"
+    assert numbers.fmt_value(20, "connections") == "20 connections"
+    assert numbers.human_duration(15) == "15 s" and numbers.human_duration(3 * 86400 + 7200) == "3 d 2 h"
+
+
+def _panel(values: list[float], name: str) -> Evidence:
+    ts = pd.date_range("2026-01-06T14:00Z", periods=len(values), freq="1min")
+    frame = pd.DataFrame({"timestamp": ts, "value": values, "period": "incident", "series": "{}"})
+    return Evidence(name=name, source="prometheus", query="q", frame=frame, meta={"kind": name})
+
+
+def test_metric_findings_say_7_1_percent_not_0_0714_ratio() -> None:
+    f = find_error_rate(_panel([0.0714] * 5, "prometheus.error_ratio_5xx"))[0]
+    assert "is 7.1 % now (peak 7.1 %) against a threshold of 5 %" in f.summary and "ratio" not in f.summary
+    lat = find_latency(_panel([2.4] * 5, "prometheus.latency_p95"))[0]
+    assert "is 2.4 s now" in lat.summary
+
+
+def test_tables_format_by_column_and_hide_the_minor_columns() -> None:
+    frame = pd.DataFrame(
+        {"pod": ["vcci-api-1"], "age_s": [68500.0], "memory_bytes": [1503238553], "cpu_ratio": [0.25]}
+        | {f"extra_{i}": [i] for i in range(10)}
+    )
+    html, text = _frame_html(frame, 30)
+    assert "19 h 1 min" in text and "1.4 GiB" in text and "25 %" in text and "6.85e+04" not in text
+    assert "all 14 columns</summary>" in html and "(6 more columns: extra_4" in text
+
+
+def test_a_single_series_legend_is_named_not_braces() -> None:
+    assert legend_name("{}", "5xx share") == "5xx share"
+    assert legend_name('{dependency="ecoinvent"}', "up") == "dependency=ecoinvent"
+    frame = _panel([0.1, 0.2], "x").frame
+    fig = timeseries_chart(frame, title="5xx share of requests", unit="ratio")
+    assert [t.name for t in fig.data] == ["5xx share of requests"]
+
+
+def test_cli_plan_lines_and_hint() -> None:
+    from vcci_nb.cli.action import _cli_hint, _row_text
+
+    assert _row_text({"": "now", "revision": 5, "images": "vcci-api:2.15.0"}) == (
+        "now: revision=5, images=vcci-api:2.15.0"
+    )
+    assert _row_text({"pid": 7, "age_s": 15.0}) == "pid=7, age_s=15 s"
+    args = argparse.Namespace(name="k8s.rollout_undo", incident="INC-20260106-001", param=["deployment=vcci-api"])
+    assert _cli_hint(args) == (
+        "vcci-nb action run k8s.rollout_undo --incident INC-20260106-001 -p deployment=vcci-api "
+        "--confirm INC-20260106-001"
+    )
