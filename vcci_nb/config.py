@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,28 @@ class Profile:
     def namespace(self) -> str:
         return str(self.require("kubernetes.namespace"))
 
+    @property
+    def names(self) -> Names:
+        """Every name of the platform this profile describes (checked when the profile loads)."""
+        return Names.from_profile(self)
+
+    def promql(self, template: str) -> str:
+        """A PromQL template from the profile with ``{job}`` and ``{namespace}`` filled in."""
+        job = str(self.get("prometheus.job") or "")
+        ns = str(self.get("prometheus.namespace") or self.get("kubernetes.namespace") or "")
+        return template.replace("{job}", job).replace("{namespace}", ns)
+
+    def query(self, name: str) -> str:
+        """``prometheus.queries.NAME`` (or ``prometheus.series.NAME``) with its placeholders filled in."""
+        for section in ("queries", "series"):
+            value = self.get(f"prometheus.{section}.{name}")
+            if value:
+                return self.promql(str(value))
+        raise ConfigError(
+            f"profile {self.name!r} has no PromQL 'prometheus.queries.{name}'; add it to "
+            f"{parameters_dir() / 'environments' / (self.name + '.yaml')}"
+        )
+
     def threshold(self, name: str) -> float:
         value = self.get(f"thresholds.{name}")
         if value is None:
@@ -134,6 +157,150 @@ class Profile:
         if not var:
             return None
         return env_secret(str(var))
+
+
+# --- The names a platform uses: the profile schema ----------------------------------------------
+
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_SELECTOR = re.compile(r"^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]+(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]+)*$")
+_PG_IDENT = re.compile(r"^[a-z_][a-z0-9_$]{0,62}$")
+_METRIC_OR_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+#: Every name the product reads from a profile: dotted key -> (kind, what it is). No code outside
+#: ``parameters/environments/`` (and the lab) spells one of these; a profile that lacks one, or
+#: holds a value of the wrong shape, fails to load with an error naming the key and the file.
+NAME_KEYS: dict[str, tuple[str, str]] = {
+    "kubernetes.namespace": ("dns1123", "the application's namespace"),
+    "kubernetes.api_deployment": ("dns1123_subdomain", "the API's Deployment"),
+    "kubernetes.api_container": ("dns1123", "the API's container in its pods"),
+    "kubernetes.deployments": ("dns1123_list", "the application's Deployments"),
+    "kubernetes.app_selector": ("selector", "the label selector of the API's pods, like app=NAME"),
+    "kubernetes.ingress": ("dns1123_subdomain", "the API's Ingress"),
+    "kubernetes.maintenance_configmap": ("dns1123_subdomain", "the ConfigMap with the maintenance switch"),
+    "kubernetes.data_pvc": ("dns1123_subdomain", "the API's data PersistentVolumeClaim"),
+    "postgres.database": ("pg_ident", "the application's database"),
+    "postgres.app_role": ("pg_ident", "the role the application connects as"),
+    "postgres.app_name": ("text", "the application_name the application sets"),
+    "postgres.diagnostics_role": ("pg_ident", "the read-only diagnostics role"),
+    "postgres.mitigation_role": ("pg_ident", "the mitigation role"),
+    "redis.cache_pattern": ("text", "the glob of the application's cache keys, like cache:*"),
+    "prometheus.job": ("text", "the Prometheus job of the API"),
+    "prometheus.series.requests": ("promql", 'the API\'s request counter, e.g. http_requests_total{job="{job}"}'),
+    "prometheus.series.errors_5xx": ("promql", "the same counter restricted to 5xx answers"),
+    "prometheus.series.tenant_label": ("label", "the label of the request counter naming the tenant"),
+    "prometheus.queries.dependency_up": ("promql", "1/0 per dependency, by a label called dependency"),
+    "prometheus.queries.volume_available": ("promql", "available bytes per PVC"),
+    "prometheus.queries.volume_capacity": ("promql", "capacity bytes per PVC"),
+}
+
+
+def _check_name(kind: str, value: Any) -> bool:
+    if kind == "dns1123_list":
+        return isinstance(value, list) and bool(value) and all(_check_name("dns1123_subdomain", v) for v in value)
+    if not isinstance(value, str) or not value.strip():
+        return False
+    patterns = {
+        "dns1123": _DNS1123,
+        "dns1123_subdomain": _DNS1123_SUBDOMAIN,
+        "selector": _LABEL_SELECTOR,
+        "pg_ident": _PG_IDENT,
+        "label": _METRIC_OR_LABEL,
+    }
+    pattern = patterns.get(kind)
+    return pattern is None or bool(pattern.match(value))
+
+
+def validate_profile(name: str, data: dict[str, Any], files: list[Path]) -> None:
+    """Check the names and panels of a loaded profile; raise one ConfigError listing every problem."""
+    prof = Profile(name=name, data=data)
+    where = str(files[0]) + (f" (extends {', '.join(str(f) for f in files[1:])})" if len(files) > 1 else "")
+    problems = []
+    for key, (kind, what) in NAME_KEYS.items():
+        value = prof.get(key)
+        if value is None:
+            problems.append(f"{key} is missing ({what})")
+        elif not _check_name(kind, value):
+            shape = {
+                "dns1123": "a Kubernetes name (lower-case letters, digits, '-')",
+                "dns1123_subdomain": "a Kubernetes name (lower-case letters, digits, '-', '.')",
+                "dns1123_list": "a non-empty list of Kubernetes names",
+                "selector": "a label selector like app=NAME (key=value, comma-separated)",
+                "pg_ident": "a PostgreSQL identifier (lower-case letters, digits, '_')",
+                "label": "a Prometheus label name",
+            }.get(kind, "a non-empty string")
+            problems.append(f"{key} must be {shape} ({what}), not {value!r}")
+    panels = prof.get("prometheus.panels")
+    if panels is not None:
+        if not isinstance(panels, dict):
+            problems.append("prometheus.panels must map panel names to {title, unit, query}")
+        else:
+            for panel, spec in panels.items():
+                if not isinstance(spec, dict) or not isinstance(spec.get("query"), str) or not spec["query"].strip():
+                    problems.append(f"prometheus.panels.{panel} needs a 'query:' (PromQL)")
+    expected = prof.get("postgres.expected_indexes")
+    if expected is not None:
+        ok = isinstance(expected, list) and all(
+            isinstance(e, dict) and all(isinstance(e.get(k), str) and e.get(k) for k in ("table", "name", "columns"))
+            for e in expected
+        )
+        if not ok:
+            problems.append("postgres.expected_indexes must be a list of {table, name, columns}")
+    if problems:
+        raise ConfigError(
+            f"profile {name!r} in {where} is not usable:\n  - "
+            + "\n  - ".join(problems)
+            + "\nFix the file and run again."
+        )
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names a platform uses, from its profile (see :data:`NAME_KEYS`)."""
+
+    namespace: str
+    api_deployment: str
+    api_container: str
+    deployments: tuple[str, ...]
+    app_selector: str
+    ingress: str
+    maintenance_configmap: str
+    data_pvc: str
+    database: str
+    app_role: str
+    app_name: str
+    diagnostics_role: str
+    mitigation_role: str
+    cache_pattern: str
+    job: str
+    expected_indexes: tuple[tuple[str, str, str], ...]
+
+    @classmethod
+    def from_profile(cls, prof: Profile) -> Names:
+        def s(key: str) -> str:
+            return str(prof.require(key))
+
+        return cls(
+            namespace=s("kubernetes.namespace"),
+            api_deployment=s("kubernetes.api_deployment"),
+            api_container=s("kubernetes.api_container"),
+            deployments=tuple(str(d) for d in prof.require("kubernetes.deployments")),
+            app_selector=s("kubernetes.app_selector"),
+            ingress=s("kubernetes.ingress"),
+            maintenance_configmap=s("kubernetes.maintenance_configmap"),
+            data_pvc=s("kubernetes.data_pvc"),
+            database=s("postgres.database"),
+            app_role=s("postgres.app_role"),
+            app_name=s("postgres.app_name"),
+            diagnostics_role=s("postgres.diagnostics_role"),
+            mitigation_role=s("postgres.mitigation_role"),
+            cache_pattern=s("redis.cache_pattern"),
+            job=s("prometheus.job"),
+            expected_indexes=tuple(
+                (str(e["table"]), str(e["name"]), str(e["columns"]))
+                for e in prof.get("postgres.expected_indexes") or []
+            ),
+        )
 
 
 def env_secret(var: str) -> str | None:
@@ -197,6 +364,7 @@ def load_profile(name: str | None = None) -> Profile:
     data: dict[str, Any] = {}
     current: str | None = name
     chain: list[dict[str, Any]] = []
+    files: list[Path] = []
     while current:
         if current in seen:
             raise ConfigError(f"profile {name!r}: 'extends' loops through {' -> '.join([*seen, current])}")
@@ -209,12 +377,14 @@ def load_profile(name: str | None = None) -> Profile:
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping at the top level")
         chain.append(loaded)
+        files.append(path)
         parent = loaded.get("extends")
         current = str(parent) if parent else None
     for layer in reversed(chain):
         data = _merge(data, layer)
     data.pop("extends", None)
     data["name"] = name
+    validate_profile(name, data, files)
     return Profile(name=name, data=data)
 
 

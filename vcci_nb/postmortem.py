@@ -10,9 +10,12 @@ written into the incident folder as ``postmortem.md`` and a self-contained ``pos
 Impact. Over the window W from the incident's start (first alert, or detection) to its
 resolution, at the end of the window::
 
-    failed share = sum(increase(http_requests_total{job=J,status=~"5.."}[W]))
-                 / sum(increase(http_requests_total{job=J}[W]))
-    affected tenants = tenants with sum by (tenant)(increase(…5xx…[W])) > 0
+    failed share = sum(increase(ERRORS[W])) / sum(increase(REQUESTS[W]))
+    affected tenants = values of TENANT with sum by (TENANT)(increase(ERRORS[W])) > 0
+
+REQUESTS, ERRORS and TENANT are the profile's ``prometheus.series`` (requests, errors_5xx,
+tenant_label): the lab's ``http_requests_total{job="vcci-api"}`` with ``status=~"5.."``, another
+platform's own counter and label (``code``, say).
 
 ``increase`` extrapolates to the window edges, as every Prometheus dashboard does; the figure is
 the one an engineer gets by running the same query.
@@ -96,29 +99,43 @@ def _first_value(frame: pd.DataFrame) -> float | None:
     return float(frame["value"].iloc[0]) if len(frame.index) else None
 
 
-def impact_queries(job: str, window_s: int) -> dict[str, str]:
+@dataclass(frozen=True)
+class ImpactSeries:
+    """The request counter the impact is measured on, from the profile (``prometheus.series``):
+    all requests, the 5xx part, and the label naming the tenant."""
+
+    requests: str
+    errors_5xx: str
+    tenant_label: str
+
+    @classmethod
+    def from_profile(cls, prof: Profile) -> ImpactSeries:
+        return cls(
+            requests=prof.query("requests"),
+            errors_5xx=prof.query("errors_5xx"),
+            tenant_label=str(prof.require("prometheus.series.tenant_label")),
+        )
+
+
+def impact_queries(series: ImpactSeries, window_s: int) -> dict[str, str]:
     """The PromQL behind the impact figures (shown in the report, so anyone can re-run them)."""
-    sel = f'job="{job}"'
+    req, err, tenant = series.requests, series.errors_5xx, series.tenant_label
+    w = f"[{window_s}s]"
     return {
-        "failed_share": (
-            f'sum(increase(http_requests_total{{{sel},status=~"5.."}}[{window_s}s])) / '
-            f"sum(increase(http_requests_total{{{sel}}}[{window_s}s]))"
-        ),
-        "failed": f'sum(increase(http_requests_total{{{sel},status=~"5.."}}[{window_s}s]))',
-        "total": f"sum(increase(http_requests_total{{{sel}}}[{window_s}s]))",
-        "tenants_failed": f'sum by (tenant) (increase(http_requests_total{{{sel},status=~"5.."}}[{window_s}s])) > 0',
-        "tenants_total": f"count(sum by (tenant) (increase(http_requests_total{{{sel}}}[{window_s}s])) > 0)",
-        "ratio_series": (
-            f'sum(rate(http_requests_total{{{sel},status=~"5.."}}[1m])) / sum(rate(http_requests_total{{{sel}}}[1m]))'
-        ),
+        "failed_share": f"sum(increase({err}{w})) / sum(increase({req}{w}))",
+        "failed": f"sum(increase({err}{w}))",
+        "total": f"sum(increase({req}{w}))",
+        "tenants_failed": f"sum by ({tenant}) (increase({err}{w})) > 0",
+        "tenants_total": f"count(sum by ({tenant}) (increase({req}{w})) > 0)",
+        "ratio_series": f"sum(rate({err}[1m])) / sum(rate({req}[1m]))",
     }
 
 
-def measure_impact(base: str | None, job: str, start: datetime, end: datetime) -> dict[str, Any]:
+def measure_impact(base: str | None, series: ImpactSeries, start: datetime, end: datetime) -> dict[str, Any]:
     """Impact over [start, end] from Prometheus; ``status`` is ``unavailable`` when it cannot be asked."""
     window_s = max(60, math.ceil((end - start).total_seconds()))
-    queries = impact_queries(job, window_s)
-    out: dict[str, Any] = {"window_s": window_s, "at": end.isoformat(), "queries": queries, "job": job}
+    queries = impact_queries(series, window_s)
+    out: dict[str, Any] = {"window_s": window_s, "at": end.isoformat(), "queries": queries}
     if not base:
         return {
             **out,
@@ -141,7 +158,8 @@ def measure_impact(base: str | None, job: str, start: datetime, end: datetime) -
     share_v = _first_value(share)
     if share_v is not None and math.isnan(share_v):
         share_v = None
-    affected = sorted(str(t) for t in tenants["tenant"]) if "tenant" in tenants else ["?"] * len(tenants.index)
+    label = series.tenant_label
+    affected = sorted(str(t) for t in tenants[label]) if label in tenants else ["?"] * len(tenants.index)
     out.update(
         {
             "status": "ok",
@@ -501,8 +519,7 @@ def build(
         from vcci_nb.config import env_secret
 
         prometheus_url = env_secret(str(var))
-    job = str(prof.get("prometheus.job") or "vcci-api")
-    impact = measure_impact(prometheus_url, job, start, end)
+    impact = measure_impact(prometheus_url, ImpactSeries.from_profile(prof), start, end)
     timeline = merged_timeline(data)
     findings: list[Finding] = []
     for f in data.get("findings") or []:
@@ -749,6 +766,7 @@ def build(
 
 __all__ = [
     "ConfigError",
+    "ImpactSeries",
     "Postmortem",
     "build",
     "impact_queries",

@@ -27,8 +27,8 @@ ALL = sorted(str(p.relative_to(NOTEBOOKS)) for p in NOTEBOOKS.rglob("*.ipynb") i
 
 COMMON_PARAMETERS = {
     "incident_id": "",
-    "environment": "lab",
-    "namespace": "vcci-production",
+    "environment": "",  # empty: $VCCI_NB_PROFILE, else lab (issue 13: a notebook never pins a profile)
+    "namespace": "",  # empty: the profile's
     "window_start": "",
     "window_end": "",
     "dry_run": True,
@@ -106,13 +106,40 @@ def test_the_check_catches_an_executed_notebook(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("rel", DIAGNOSTIC)
-def test_parameters_cell_declares_the_common_parameters_with_lab_defaults(rel: str) -> None:
+def test_parameters_cell_declares_the_common_parameters_with_empty_defaults(rel: str) -> None:
     params = _parameters(_load(rel))
     for name, default in COMMON_PARAMETERS.items():
         assert name in params, f"{rel}: parameter {name} missing"
         assert params[name] == default, f"{rel}: {name} defaults to {params[name]!r}, want {default!r}"
     for name, value in params.items():
-        assert isinstance(value, str | int | float | bool), f"{rel}: {name} must be a plain literal"
+        assert value is None or isinstance(value, str | int | float | bool), f"{rel}: {name} must be a plain literal"
+
+
+def _profile_names() -> set[str]:
+    """Every name the lab's profile defines (namespace, deployments, job, roles, metric names, …)."""
+    from vcci_nb.config import NAME_KEYS, load_profile
+
+    prof = load_profile("lab")
+    out: set[str] = set()
+    for key in NAME_KEYS:
+        value = prof.get(key)
+        for v in value if isinstance(value, list) else [value]:
+            out.add(str(v))
+            out.update(re.findall(r"[a-z_]{6,}(?=\{)", str(v)))  # metric names in a PromQL selector
+    for index in prof.get("postgres.expected_indexes") or []:
+        out.update({str(index["table"]), str(index["name"])})
+    return {n for n in out if len(n) >= 4}
+
+
+@pytest.mark.parametrize("rel", ALL)
+def test_no_platform_name_is_spelled_in_a_code_cell(rel: str) -> None:
+    """Names come from the profile: a parameter defaults to empty (the profile's) and code reads
+    ``ctx.profile.names``. A cheap static check; the other lab flavour's runs are the real test."""
+    names = _profile_names()
+    for cell in _code_cells(_load(rel)):
+        code = _strip_comments(_source(cell))
+        for name in names:
+            assert not re.search(rf"[\"'=]{re.escape(name)}[\"',]", code), f"{rel} spells {name!r}:\n{code}"
 
 
 @pytest.mark.parametrize("rel", ALL)

@@ -37,6 +37,7 @@ from vcci_nb.actions.postgres import (
     TerminateSessions,
     VacuumAnalyze,
     emissions_tenant_date_index,
+    expected_index,
     idle_in_transaction_sessions,
     rollback_prepared,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "VacuumAnalyze",
     "Verification",
     "emissions_tenant_date_index",
+    "expected_index",
     "idle_in_transaction_sessions",
     "mark_action",
     "rollback_prepared",

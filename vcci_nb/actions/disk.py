@@ -18,6 +18,7 @@ from typing import Any
 from vcci_nb.actions._kubeapi import MERGE_PATCH
 from vcci_nb.actions._model import Plan, Verification
 from vcci_nb.actions.kube import _check_name, _KubeAction, _pod_ready, object_diff, quantity
+from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused
 
 #: Directories a cleanup may delete in; anything else is refused (``/``, ``/app``, ``/etc``…).
@@ -54,7 +55,7 @@ class CleanupFiles(_KubeAction):
         self,
         pod: str | None = None,
         *,
-        deployment: str = "vcci-api",
+        deployment: str | None = None,
         container: str | None = None,
         log_dir: str = "/var/log",
         log_pattern: str = "*.log",
@@ -66,7 +67,7 @@ class CleanupFiles(_KubeAction):
     ) -> None:
         super().__init__(namespace, **kwargs)
         self.pod = pod
-        self.deployment = deployment
+        self._deployment_arg = deployment
         self.container = container
         self.log_dir = log_dir
         self.log_pattern = log_pattern
@@ -74,6 +75,14 @@ class CleanupFiles(_KubeAction):
         self.tmp_dir = tmp_dir
         self.tmp_minutes = tmp_minutes
         self._chosen: str | None = pod
+
+    @property
+    def deployment(self) -> str:
+        """The deployment given, else the profile's ``kubernetes.api_deployment``."""
+        if self._deployment_arg:
+            return self._deployment_arg
+        prof = self._profile if isinstance(self._profile, Profile) else load_profile(self._profile)
+        return prof.names.api_deployment
 
     @property
     def target(self) -> str:
@@ -110,7 +119,11 @@ class CleanupFiles(_KubeAction):
     def _pick_pod(self) -> str:
         if self.pod:
             return self.pod
-        pods = [p for p in self.pods(f"app={self.deployment}") if _pod_ready(p)]
+        dep = self.kube.get(f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{self.deployment}")
+        labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not labels:
+            raise ActionRefused(f"deployment {self.deployment} has no matchLabels to find its pods by; give pod=")
+        pods = [p for p in self.pods(",".join(f"{k}={v}" for k, v in labels.items())) if _pod_ready(p)]
         if not pods:
             raise ActionRefused(f"no ready pod of {self.deployment} to exec into; give pod= explicitly")
         return str(sorted(p["metadata"]["name"] for p in pods)[0])

@@ -24,7 +24,7 @@ from typing import Any
 
 from vcci_nb.actions._connect import pg_connect, postgres_url
 from vcci_nb.actions._model import Action, Plan, Verification
-from vcci_nb.config import Profile
+from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused, ConfigError
 from vcci_nb.redact import redact
 
@@ -1016,4 +1016,31 @@ def idle_in_transaction_sessions(min_age_s: float = 60, **kwargs: Any) -> Termin
     """End sessions idle *in a transaction* for at least ``min_age_s`` (their locks and snapshot go with them)."""
     return TerminateSessions(
         state=["idle in transaction", "idle in transaction (aborted)"], min_age_s=min_age_s, **kwargs
+    )
+
+
+def expected_index(profile: Profile | str | None = None, *, which: int = 0, **kwargs: Any) -> CreateIndex:
+    """Build the profile's ``postgres.expected_indexes[which]`` (the runbook's index) CONCURRENTLY.
+
+    The lab's is the seed's ``idx_emissions_tenant_date ON emissions(tenant_id, calculated_at)``;
+    another platform names its own table, index and columns, and an optional ``probe_query`` whose
+    plan must use the index afterwards.
+    """
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    listed = prof.get("postgres.expected_indexes") or []
+    if not listed or which >= len(listed):
+        raise ConfigError(
+            f"profile {prof.name!r} has no postgres.expected_indexes[{which}]; add "
+            '{table: ..., name: ..., columns: "a, b"} to its YAML file'
+        )
+    spec = listed[which]
+    columns = [c.strip() for c in str(spec["columns"]).split(",") if c.strip()]
+    probe = spec.get("probe_query")
+    return CreateIndex(
+        str(spec["table"]),
+        columns,
+        str(spec["name"]),
+        probe_query=str(probe) if probe else None,
+        profile=profile,
+        **kwargs,
     )

@@ -66,6 +66,10 @@ def step(
             "No incident",
         )
         return None
+    if getattr(action, "_profile", "") is None:
+        # The notebook's profile (its `environment` parameter), not $VCCI_NB_PROFILE's: the names the
+        # action acts on (namespace, deployment, ConfigMap, …) come from the same profile as the evidence.
+        action._profile = ctx.profile  # type: ignore[attr-defined]
     try:
         outcome = run(action, ctx.incident_id, dry_run=ctx.dry_run, confirm=confirm or None, interactive=interactive)
     except ActionRefusedWithOutcome as exc:

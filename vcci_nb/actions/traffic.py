@@ -240,7 +240,8 @@ class BlockSourceRanges(_SourceRanges):
 
 
 class MaintenanceMode(_KubeAction):
-    """Turn maintenance mode on or off through the ``vcci-maintenance`` ConfigMap (see the module doc)."""
+    """Turn maintenance mode on or off through the profile's ``kubernetes.maintenance_configmap``
+    ConfigMap (see the module doc)."""
 
     name = "traffic.maintenance"
 
@@ -263,7 +264,7 @@ class MaintenanceMode(_KubeAction):
         if self._configmap_arg:
             return self._configmap_arg
         prof = self._profile if isinstance(self._profile, Profile) else load_profile(self._profile)
-        return str(prof.get("kubernetes.maintenance_configmap") or "vcci-maintenance")
+        return prof.names.maintenance_configmap
 
     @property
     def path(self) -> str:

@@ -262,9 +262,9 @@ def _title(found: list[Finding]) -> str:
     titles = {
         "db.pool_exhaustion": "Database connection pool exhausted",
         "db.unavailable": "Database unavailable",
-        "kube.bad_deploy": "Failing release of vcci-api",
-        "kube.oomkilled": "vcci-api pods OOMKilled",
-        "kube.crashloop": "vcci-api pods crash-looping",
+        "kube.bad_deploy": "Failing release of {deployment}",
+        "kube.oomkilled": "{deployment} pods OOMKilled",
+        "kube.crashloop": "{deployment} pods crash-looping",
         "metrics.error_rate": "API returning 5xx errors",
         "db.lock_chain": "Database lock contention",
         "db.missing_index": "Slow database queries (missing index)",
@@ -275,5 +275,8 @@ def _title(found: list[Finding]) -> str:
     }
     for f in found:
         if f.key in titles:
-            return titles[f.key]
+            # The finding names what failed (a name from the platform, never spelled here).
+            deployment = (f.details or {}).get("deployment") or "application"
+            title = titles[f.key].format(deployment=deployment)
+            return title[:1].upper() + title[1:]
     return "Investigating degraded service" if found else "Investigating reported issue"

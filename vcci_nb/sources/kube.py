@@ -767,7 +767,7 @@ def gather_rollout_history(
     """
     prof = resolve_profile(profile)
     ns = _namespace(prof, namespace)
-    dep = deployment or str(prof.get("kubernetes.api_deployment") or "vcci-api")
+    dep = deployment or prof.names.api_deployment
 
     def build(client: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
         d = _get_json(client, f"/apis/apps/v1/namespaces/{ns}/deployments/{dep}", timeout)
@@ -835,7 +835,7 @@ def gather_logs(
     """
     prof = resolve_profile(profile)
     ns = _namespace(prof, namespace)
-    sel = selector or str(prof.get("kubernetes.app_selector") or "") or None
+    sel = selector or prof.names.app_selector
 
     def build(client: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
         pods = _list_pods(client, ns, sel, timeout)[:max_pods]
@@ -937,7 +937,7 @@ def gather_ingress(
     """The ingress' annotations (rate limits, allow-lists, maintenance) as ``key, value`` rows."""
     prof = resolve_profile(profile)
     ns = _namespace(prof, namespace)
-    ing = name or str(prof.get("kubernetes.ingress") or "vcci-api-ingress")
+    ing = name or prof.names.ingress
 
     def build(client: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
         d = _get_json(client, f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/{ing}", timeout)

@@ -516,8 +516,14 @@ def gather_table_scans(profile: ProfileLike = None, *, timeout: float = DEFAULT_
 
 
 def gather_indexes(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
-    """Every user index with its scans and size: unused indexes have ``idx_scan == 0``."""
-    return _gather(profile, "indexes", SQL_INDEXES, None, timeout)
+    """Every user index with its scans and size: unused indexes have ``idx_scan == 0``.
+
+    ``meta.expected_indexes`` is the profile's ``postgres.expected_indexes`` as [table, name, columns].
+    """
+    prof = resolve_profile(profile)
+    listed = prof.get("postgres.expected_indexes") or []
+    expected = [[str(e["table"]), str(e["name"]), str(e["columns"])] for e in listed]
+    return _gather(prof, "indexes", SQL_INDEXES, None, timeout, meta={"expected_indexes": expected})
 
 
 def gather_bloat(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:

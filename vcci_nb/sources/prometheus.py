@@ -302,9 +302,7 @@ def panel_query(profile: ProfileLike, panel: str) -> tuple[str, dict[str, Any]]:
             f"profile {prof.name!r} has no Prometheus panel {panel!r}; known panels: {', '.join(panels) or 'none'}"
         )
     spec = panels[panel]
-    job = str(prof.get("prometheus.job") or "")
-    ns = str(prof.get("prometheus.namespace") or prof.get("kubernetes.namespace") or "")
-    query = str(spec["query"]).replace("{job}", job).replace("{namespace}", ns)
+    query = prof.promql(str(spec["query"]))
     info: dict[str, Any] = {"panel": panel, "title": spec.get("title", panel), "unit": spec.get("unit", "")}
     threshold_key = PANEL_THRESHOLDS.get(panel)
     if threshold_key and prof.get(f"thresholds.{threshold_key}") is not None:
@@ -357,17 +355,16 @@ def gather_volumes(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIME
     The seed's ``df -h`` without exec'ing into a pod.
     """
     prof = resolve_profile(profile)
-    ns = str(prof.get("kubernetes.namespace") or "")
-    sel = f'{{namespace="{ns}"}}' if ns else ""
-    query = f"kubelet_volume_stats_available_bytes{sel} / kubelet_volume_stats_capacity_bytes{sel}"
+    available, capacity = prof.query("volume_available"), prof.query("volume_capacity")
+    query = f"({available}) / ({capacity})"
     base = _base_url(prof)
     if not base:
         return not_configured("prometheus.volumes", SOURCE, "PROMETHEUS_URL is not set", query=query)
 
     def fetch() -> pd.DataFrame:
         ratio = query_url(base, "/api/v1/query", {"query": query}, timeout)
-        avail = query_url(base, "/api/v1/query", {"query": f"kubelet_volume_stats_available_bytes{sel}"}, timeout)
-        cap = query_url(base, "/api/v1/query", {"query": f"kubelet_volume_stats_capacity_bytes{sel}"}, timeout)
+        avail = query_url(base, "/api/v1/query", {"query": available}, timeout)
+        cap = query_url(base, "/api/v1/query", {"query": capacity}, timeout)
         keys = [c for c in ("namespace", "persistentvolumeclaim") if c in ratio.columns]
         out = ratio[[*keys, "value"]].rename(columns={"value": "free_ratio"})
         for extra, col in ((avail, "available_bytes"), (cap, "capacity_bytes")):
@@ -462,15 +459,16 @@ def gather_alerts(
 def gather_dependency_up(
     profile: ProfileLike, window: Window, *, baseline: bool | Window | None = True, timeout: float = DEFAULT_TIMEOUT_S
 ) -> Evidence:
-    """``vcci_dependency_up{dependency}`` over the window: 1 while the app can reach each dependency."""
-    job = str(resolve_profile(profile).get("prometheus.job") or "")
-    sel = f'{{job="{job}"}}' if job else ""
+    """The profile's ``prometheus.queries.dependency_up`` over the window: 1 per ``dependency`` while
+    the application can reach it, 0 while it cannot."""
+    prof = resolve_profile(profile)
+    app = prof.names.api_deployment
     return gather_range(
-        profile,
-        f"min by (dependency) (vcci_dependency_up{sel})",
+        prof,
+        prof.query("dependency_up"),
         window,
         baseline=baseline,
         name="prometheus.dependency_up",
         timeout=timeout,
-        meta={"title": "Dependencies reachable from vcci-api", "unit": "up (1) / down (0)"},
+        meta={"title": f"Dependencies reachable from {app}", "unit": "up (1) / down (0)", "application": app},
     )

@@ -162,7 +162,7 @@ def gather_big_keys(
     SCAN walks the keyspace in small batches and never blocks the server as KEYS would;
     MEMORY USAGE is asked in one pipeline. ``meta.sampled`` says how many keys were looked at.
     """
-    pat = pattern or str(resolve_profile(profile).get("redis.cache_pattern") or "*")
+    pat = pattern or resolve_profile(profile).names.cache_pattern
 
     def build(client: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
         deadline = time.monotonic() + timeout * 0.8

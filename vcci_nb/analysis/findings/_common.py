@@ -40,10 +40,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "log_error_ratio": 0.05,
 }
 
-#: Indexes the runbook relies on (seed 4.2 scenario 4): table -> (index name, columns).
-EXPECTED_INDEXES: dict[str, tuple[str, str]] = {
-    "emissions": ("idx_emissions_tenant_date", "tenant_id, calculated_at"),
-}
+#: Indexes the runbook relies on (seed 4.2 scenario 4): table -> (index name, columns). Empty here:
+#: they are the profile's ``postgres.expected_indexes``, which ``postgres.gather_indexes`` carries
+#: in its evidence's ``meta.expected_indexes`` (so a replay judges by the profile of the run).
+EXPECTED_INDEXES: dict[str, tuple[str, str]] = {}
 
 #: finding key -> (runbook section, notebook to open next).
 RUNBOOK: dict[str, tuple[str, str]] = {

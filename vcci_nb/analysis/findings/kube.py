@@ -243,6 +243,7 @@ def find_bad_deploy(
             unit="revision",
             evidence=[e for e in (rollout, signatures, pods) if e is not None],
             details={
+                "deployment": str(rollout.meta.get("deployment") or ""),
                 "revision": int(latest["revision"]),
                 "previous_revision": int(prev["revision"]),
                 "change_cause": str(latest.get("change_cause") or ""),

@@ -392,7 +392,10 @@ def find_missing_indexes(
     """An index the runbook expects is absent (or invalid); the table's sequential scans are the symptom."""
     if indexes is None or not indexes.ok or "index" not in indexes.frame.columns:
         return []
-    exp = dict(EXPECTED_INDEXES if expected is None else expected)
+    if expected is None:
+        listed = indexes.meta.get("expected_indexes") or []
+        expected = {str(e[0]): (str(e[1]), str(e[2])) for e in listed if len(e) == 3} or EXPECTED_INDEXES
+    exp = dict(expected)
     f = indexes.frame
     out = []
     scans = table_scans.frame if _usable(table_scans, "table", "seq_scan") and table_scans is not None else None

@@ -136,7 +136,7 @@ def find_firing_alerts(alerts: Evidence) -> list[Finding]:
 
 
 def find_dependency_metric(dependency_up: Evidence) -> list[Finding]:
-    """Dependencies the application itself reports as down (``vcci_dependency_up == 0`` recently)."""
+    """Dependencies the application itself reports as down (the profile's ``dependency_up`` query at 0)."""
     if not _usable(dependency_up, "value", "dependency"):
         return []
     f = dependency_up.frame
@@ -149,7 +149,8 @@ def find_dependency_metric(dependency_up: Evidence) -> list[Finding]:
         _finding(
             "deps.dependency_down",
             "high",
-            f"vcci-api reports these dependencies down: {_names(down.index)}.",
+            f"{dependency_up.meta.get('application') or 'The application'} reports these dependencies down: "
+            f"{_names(down.index)}.",
             value=len(down),
             unit="dependencies",
             evidence=[dependency_up],
