@@ -431,8 +431,6 @@ class PagerDuty(Channel):
                 "summary": (message.subject or (message.text.splitlines() or [""])[0] or str(data["title"]))[:1024],
                 "source": str(self.conf.get("source") or f"vcci-nb/{self.environment or 'unknown'}"),
                 "severity": sev,
-                "component": str(self.conf.get("component", "vcci-api")),
-                "group": str(self.conf.get("group", "vcci-production")),
                 "class": "incident",
                 "custom_details": {
                     "incident_id": data["id"],
@@ -442,6 +440,11 @@ class PagerDuty(Channel):
                     "message": message.text,
                 },
             }
+            # PagerDuty's optional component and group come from the channel's settings in the
+            # profile (notify.channels.pagerduty.component / group), never from a name spelled here.
+            for key in ("component", "group"):
+                if self.conf.get(key):
+                    payload["payload"][key] = str(self.conf[key])
         message.payload = payload
 
     def send(self, message: Message, data: dict[str, Any], sleep: Sleep = time.sleep) -> Outcome:
