@@ -250,7 +250,11 @@ def _fakeapi_start(ctx: Ctx) -> Entry:
 
     argv = [sys.executable, _fakeapi.__file__, "--dir", str(ctx.dir)]
     argv += ["--api-port", str(ctx.ports["vcci_api"]), "--external-port", str(ctx.ports["external_api"])]
-    proc = _procs.spawn("vcci-api", argv, ctx.log_path("vcci-api"))
+    # The API token its authenticated endpoints accept (the smoke checks send it): from the environment,
+    # never the command line.
+    proc = _procs.spawn(
+        "vcci-api", argv, ctx.log_path("vcci-api"), env={"VCCI_LAB_API_TOKEN": ctx.secrets["vcci_api_token"]}
+    )
     for key in ("vcci_api", "external_api"):
         _procs.wait_until(
             "vcci-api",

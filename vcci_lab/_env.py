@@ -32,6 +32,7 @@ def lab_env(ctx: Ctx) -> dict[str, str]:
         env["EXTERNAL_API_URL"] = f"http://{HOST}:{p['external_api']}"
     if "vcci_api" in p:
         env["VCCI_API_URL"] = f"http://{HOST}:{p['vcci_api']}"
+        env["VCCI_API_SMOKE_TOKEN"] = s["vcci_api_token"]
     if "aws" in p:
         from vcci_lab import _aws
 

@@ -17,8 +17,10 @@ backfilled history (:func:`history`), so the live and the past series look alike
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import math
+import os
 import random
 import socket
 import threading
@@ -329,6 +331,35 @@ def _handler(live: Live, kind: str) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _authorized(self) -> bool:
+            """Bearer token of the lab (``VCCI_LAB_API_TOKEN``); 401 like the real API without it."""
+            want = os.environ.get("VCCI_LAB_API_TOKEN") or ""
+            got = self.headers.get("Authorization") or ""
+            if not want or not hmac.compare_digest(got.encode(), f"Bearer {want}".encode()):
+                self._send(401, json.dumps({"error": "authentication required"}))
+                return False
+            return True
+
+        def do_POST(self) -> None:
+            path = self.path.split("?", 1)[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if kind != "api" or path != "/api/v1/calculations/preview":
+                self._send(404, json.dumps({"error": "not found"}))
+                return
+            if not self._authorized():
+                return
+            try:
+                body = json.loads(raw or b"{}")
+                kg = float(body["quantity"]) * float(body["emission_factor"])
+            except (ValueError, KeyError, TypeError):
+                self._send(422, json.dumps({"error": "quantity and emission_factor (numbers) are required"}))
+                return
+            if "error-spike" in live.faults():
+                self._send(500, json.dumps({"error": "calculation engine failed"}))
+                return
+            self._send(200, json.dumps({"kgco2e": round(kg, 6), "method": "activity x factor"}))
+
         def do_HEAD(self) -> None:
             self.do_GET()
 
@@ -347,6 +378,17 @@ def _handler(live: Live, kind: str) -> type[BaseHTTPRequestHandler]:
                 return
             if path == "/metrics":
                 self._send(200, live.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+                return
+            if path.startswith("/api/v1/tenants/") and path.endswith("/emissions"):
+                if not self._authorized():
+                    return
+                if "pool-exhaustion" in faults:
+                    self._send(503, json.dumps({"error": 'FATAL: too many connections for role "vcci_app"'}))
+                    return
+                tenant = path.split("/")[4]
+                rows = [{"scope": 3, "category": c, "kgco2e": round(1000 / (i + 1), 2)}
+                        for i, c in enumerate(("purchased_goods", "transport", "business_travel"))]  # fmt: skip
+                self._send(200, json.dumps({"tenant_id": tenant, "data": rows}))
                 return
             if path in ("/health", "/healthz", "/api/v1/health"):
                 deps = live.deps()

@@ -35,6 +35,7 @@ SECRET_KEYS = (
     "kube_view",
     "kube_admin",
     "erlang_cookie",
+    "vcci_api_token",
 )
 
 

@@ -719,4 +719,7 @@ def resolution_verdict(ctx: Context, *, stable_minutes: float) -> Verdict:
         ev = ctx.ask(prometheus.gather_panel, panel, window=stable, baseline=False, key=f"resolve.{panel}")
         panels[panel] = (ev, ctx.threshold(threshold_name))
     smoke = ctx.evidence.get("http.health") or ctx.ask(http.gather_health)
-    return judge_resolution(pods, panels, smoke, stable_minutes=stable_minutes)
+    api_smoke = None
+    if ctx.profile.get("smoke.checks"):
+        api_smoke = ctx.evidence.get("http.smoke") or ctx.ask(http.gather_smoke)
+    return judge_resolution(pods, panels, smoke, stable_minutes=stable_minutes, api_smoke=api_smoke)

@@ -77,6 +77,7 @@ def judge_resolution(
     smoke: Evidence,
     *,
     stable_minutes: float,
+    api_smoke: Evidence | None = None,
 ) -> Verdict:
     """Check runbook 6.1 over the last ``stable_minutes``: pods ready now, each of
     :data:`RESOLUTION_PANELS` (``panels`` maps the panel to its evidence and threshold) under its
@@ -122,6 +123,15 @@ def judge_resolution(
               "all healthy" if not down else f"failing: {', '.join(down)}", smoke.name)  # fmt: skip
     else:
         check("smoke checks answer", None, smoke.message or "no health endpoints configured", smoke.name)
+    if api_smoke is not None:
+        if api_smoke.ok and "up" in api_smoke.frame and not api_smoke.frame.empty:
+            failing = api_smoke.frame.loc[~api_smoke.frame["up"].astype(bool)]
+            detail = "; ".join(f"{r['name']}: {r['detail'] or r['result']}" for r in failing.to_dict("records"))
+            names = ", ".join(map(str, api_smoke.frame["name"]))
+            check(f"API smoke tests pass ({names})", failing.empty,
+                  "all passed" if failing.empty else f"failing: {detail}", api_smoke.name)  # fmt: skip
+        else:
+            check("API smoke tests pass", None, api_smoke.message or "no smoke checks", api_smoke.name)
     table = pd.DataFrame(rows)
     failed = table[table["result"] != "pass"]
     resolved = failed.empty

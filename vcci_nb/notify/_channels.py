@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -570,6 +571,13 @@ class Email(Channel):
         mail["Message-ID"] = make_msgid(domain="vcci-nb")
         mail["X-VCCI-Incident"] = _one_line(str(data["id"]))
         mail.set_content(p["body"])
+        for att in message.meta.get("attachments") or []:
+            ctype = str(att.get("content_type") or "application/octet-stream")
+            main, _, rest = ctype.partition("/")
+            sub, *params = [x.strip() for x in rest.split(";")]
+            extra = dict(x.split("=", 1) for x in params if "=" in x)
+            content = Path(str(att["path"])).read_bytes()
+            mail.add_attachment(content, maintype=main, subtype=sub, filename=str(att["filename"]), params=extra)
         return mail
 
     def send(self, message: Message, data: dict[str, Any], sleep: Sleep = time.sleep) -> Outcome:

@@ -211,6 +211,8 @@ def render(
             meta=meta,
             target=ch.target(),
         )
+        if extra and extra.get("attachments") and ch.kind == "email":
+            msg.meta["attachments"] = list(extra["attachments"])  # files of the incident folder (review.ics)
         ch.build(msg, data)
         messages.append(msg)
     return Preview(

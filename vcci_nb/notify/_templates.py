@@ -193,6 +193,10 @@ def changes_since(
     return out
 
 
+#: Actors in a record that are not people (the thank-you message names only people).
+_NOT_PEOPLE = frozenset({"alertmanager", "vcci-nb", "runner", "serve", "system", "notebook", "vcci-nb serve"})
+
+
 def context(
     data: dict[str, Any],
     *,
@@ -234,7 +238,14 @@ def context(
     updates_sent = len(update_rounds(data, {"update"}))
     status = str(data.get("status") or "investigating")
     next_due = (now + timedelta(minutes=cadence_minutes)) if cadence_minutes else None
+    people = [data.get("commander")]
+    people += [e.get("actor") for e in data.get("timeline") or []]
+    people += [a.get("actor") for a in data.get("actions") or []]
+    responders = sorted({str(p) for p in people if p and p not in _NOT_PEOPLE})
+    review = next((a for a in data.get("attachments") or [] if a.get("name") == "review.ics"), None)
     ctx: dict[str, Any] = {
+        "responders": responders,
+        "review_at": str(review.get("kind") or "").removeprefix("review meeting ") if review else "",
         "incident_id": data["id"],
         "title": data["title"],
         "severity": data["severity"],
