@@ -120,6 +120,7 @@ class Evidence:
         tmp = data_path.with_suffix(".parquet.tmp")
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, data_path)
+        _save_series(self, out / f"{stem}.series.json")
         meta_path = out / f"{stem}.json"
         tmp_meta = meta_path.with_suffix(".json.tmp")
         tmp_meta.write_text(json.dumps(self.provenance(), indent=2, default=str))
@@ -145,6 +146,29 @@ class Evidence:
             elapsed_s=float(meta.get("elapsed_s", 0.0)),
             meta=dict(meta.get("meta") or {}),
         )
+
+
+#: Panels whose series the incident page (index.html) draws: the SLIs, by panel name.
+SLI_PANELS: tuple[str, ...] = ("error_ratio_5xx", "latency_p95")
+
+
+def _save_series(ev: Evidence, path: Path, max_points: int = 400) -> None:
+    """A small ``[time, value]`` JSON twin of an SLI panel (worst series per instant, incident
+    period), so that index.html can draw it with the standard library only (no pandas, no parquet)."""
+    panel = str(ev.meta.get("panel") or ev.name.rsplit(".", 1)[-1])
+    f = ev.frame
+    if panel not in SLI_PANELS or not ev.ok or not {"timestamp", "value"} <= set(map(str, f.columns)):
+        return
+    part = f[f["period"] == "incident"] if "period" in f else f
+    series = part.groupby("timestamp")["value"].max().sort_index().dropna()
+    if series.empty:
+        return
+    step = max(1, len(series) // max_points)
+    points = [[pd.Timestamp(str(t)).isoformat(), float(v)] for t, v in series.iloc[::step].items()]
+    body = {"panel": panel, "query": ev.query, "unit": str(ev.meta.get("unit") or ""), "points": points}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body))
+    os.replace(tmp, path)
 
 
 def _redacted_frame(frame: pd.DataFrame) -> pd.DataFrame:

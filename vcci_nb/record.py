@@ -387,7 +387,7 @@ class IncidentRecord:
         data.clear()
         data.update(clean)
         try:
-            atomic_write_text(self.folder / INDEX_FILE, render_index(clean), what="incident index")
+            atomic_write_text(self.folder / INDEX_FILE, render_index(clean, folder=self.folder), what="incident index")
         except RecordError as exc:  # the record is safe; the index is a view that the next write redoes
             log.warning("%s", exc)
 
@@ -753,8 +753,106 @@ def _contacts_html(data: dict[str, Any]) -> str:
     )
 
 
-def render_index(data: dict[str, Any], now: datetime | None = None) -> str:
-    """A self-contained HTML page for the incident folder: no network, relative links only."""
+#: The SLI charts on the incident page: (panel, title, unit).
+SLI_CHARTS: tuple[tuple[str, str, str], ...] = (
+    ("error_ratio_5xx", "5xx share of requests", "ratio"),
+    ("latency_p95", "p95 latency", "s"),
+)
+
+
+def _latest_series(folder: Path, panel: str) -> dict[str, Any] | None:
+    """The newest ``evidence/*/prometheus.<panel>.series.json`` a notebook saved, or None."""
+    found = sorted((folder / "evidence").glob(f"*/*{panel}.series.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in found:
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(body, dict) and body.get("points"):
+            return body
+    return None
+
+
+def _sli_svg(title: str, unit: str, points: list[list[Any]], alerts: list[tuple[datetime, str, bool]]) -> str:
+    """An inline SVG line chart with the alerts marked (orange: began firing; green: resolved)."""
+    from vcci_nb.numbers import fmt_value
+
+    e = html.escape
+    pts = []
+    for t, v in points:
+        with contextlib.suppress(ValueError, TypeError, RecordError):
+            if float(v) == float(v):
+                pts.append((parse_time(str(t)), float(v)))
+    if len(pts) < 2:
+        return ""
+    w, h, left, pad = 640, 170, 64, 22
+    t0, t1 = pts[0][0].timestamp(), pts[-1][0].timestamp()
+    t1 = t1 if t1 > t0 else t0 + 1
+    hi = max(v for _, v in pts) or 1.0
+
+    def x(t: float) -> float:
+        return left + (w - left - 10) * (t - t0) / (t1 - t0)
+
+    def y(v: float) -> float:
+        return h - pad - (h - 2 * pad) * v / hi
+
+    line = " ".join(f"{x(t.timestamp()):.1f},{y(v):.1f}" for t, v in pts)
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' aria-label='{e(title)}'>",
+        f"<text x='{left}' y='14' font-size='12' font-weight='bold'>{e(title)}</text>",
+        f"<line x1='{left}' y1='{h - pad}' x2='{w - 10}' y2='{h - pad}' stroke='#999'/>",
+        f"<text x='{left - 4}' y='{y(hi) + 4:.1f}' font-size='10' text-anchor='end'>{e(fmt_value(hi, unit))}</text>",
+        f"<text x='{left - 4}' y='{h - pad + 4}' font-size='10' text-anchor='end'>{e(fmt_value(0.0, unit))}</text>",
+        f"<text x='{left}' y='{h - 4}' font-size='10'>{e(pts[0][0].strftime('%H:%M'))} UTC</text>",
+        f"<text x='{w - 10}' y='{h - 4}' font-size='10' text-anchor='end'>{e(pts[-1][0].strftime('%H:%M'))}</text>",
+        f"<polyline fill='none' stroke='#b00' stroke-width='1.5' points='{line}'/>",
+    ]
+    for at, name, firing in alerts:
+        ts = at.timestamp()
+        if not t0 <= ts <= t1:
+            continue
+        color = "#d60" if firing else "#070"
+        parts.append(
+            f"<line x1='{x(ts):.1f}' y1='{pad}' x2='{x(ts):.1f}' y2='{h - pad}' stroke='{color}' "
+            f"stroke-dasharray='3,3'><title>{e(name)} {'began firing' if firing else 'resolved'}</title></line>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _sli_html(data: dict[str, Any], folder: Path | None) -> str:
+    """The incident's SLIs over its window, alerts marked; drawn offline from the saved evidence."""
+    if folder is None:
+        return ""
+    alerts: list[tuple[datetime, str, bool]] = []
+    for a in data.get("alerts") or []:
+        name = str((a.get("labels") or {}).get("alertname") or "alert")
+        for key, firing in (("startsAt", True), ("endsAt", False)):
+            value = a.get(key)
+            if value and not str(value).startswith("0001"):
+                with contextlib.suppress(ValueError, RecordError):
+                    alerts.append((parse_time(str(value)), name, firing))
+    charts = []
+    for panel, title, unit in SLI_CHARTS:
+        body = _latest_series(folder, panel)
+        if body is not None:
+            svg = _sli_svg(title, unit, body["points"], sorted(set(alerts)))
+            if svg:
+                query = html.escape(str(body.get("query") or ""))
+                charts.append(f"<figure>{svg}<figcaption><code>{query}</code></figcaption></figure>")
+    if not charts:
+        return ""
+    return (
+        "<h2>Service level</h2><p><small>Dashed lines: alerts began firing (orange) or resolved (green).</small></p>"
+        + "".join(charts)
+    )
+
+
+def render_index(data: dict[str, Any], now: datetime | None = None, folder: Path | None = None) -> str:
+    """A self-contained HTML page for the incident folder: no network, relative links only.
+
+    With ``folder``, the page also draws the incident's SLIs (5xx share, p95 latency) from the
+    series the notebooks saved under ``evidence/``, with the alerts marked (inline SVG)."""
     e = html.escape
     now = now or datetime.now(UTC)
     created = parse_time(data["created_at"])
@@ -852,6 +950,7 @@ duration <span id="dur">{e(duration)}</span></p>
 {f"<p><b>Resolution:</b> {e(data['resolution'])}</p>" if data.get("resolution") else ""}
 {groups_html}
 {contacts_html}
+{_sli_html(data, folder)}
 <h2>Findings</h2>
 {"".join(finding_html) or "<p>No findings yet.</p>"}
 <h2>Notebooks</h2>

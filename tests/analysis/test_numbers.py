@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pandas as pd
 
@@ -66,3 +67,22 @@ def test_cli_plan_lines_and_hint() -> None:
         "vcci-nb action run k8s.rollout_undo --incident INC-20260106-001 -p deployment=vcci-api "
         "--confirm INC-20260106-001"
     )
+
+
+def test_index_html_draws_the_slis_with_the_alerts_marked_offline(tmp_path: Any) -> None:
+    from vcci_nb.record import IncidentRecord
+
+    rec = IncidentRecord.open("P1", "API returning 500 errors", outputs=tmp_path)
+    ts = pd.date_range("2026-01-06T14:00Z", periods=30, freq="1min")
+    for panel, values in (("error_ratio_5xx", [0.01] * 10 + [0.09] * 20), ("latency_p95", [0.3] * 30)):
+        frame = pd.DataFrame({"timestamp": ts, "value": values, "period": "incident"})
+        ev = Evidence(name=f"prometheus.{panel}", source="prometheus", query=f"q_{panel}", frame=frame,
+                      meta={"kind": f"prometheus.{panel}", "panel": panel})  # fmt: skip
+        ev.save(rec.folder / "evidence" / "03_investigate_metrics")
+    rec.add_alert({"status": "firing", "startsAt": "2026-01-06T14:10:00Z",
+                   "labels": {"alertname": "VcciApiHighErrorRate"}})  # fmt: skip
+    page = (rec.folder / "index.html").read_text()
+    assert "<h2>Service level</h2>" in page and page.count("<polyline") == 2
+    assert "5xx share of requests" in page and ">9 %<" in page  # the axis reads percentages
+    assert "VcciApiHighErrorRate began firing" in page  # the alert, marked on the charts
+    assert "<script" not in page.split("<h2>Service level</h2>")[1].split("<h2>Findings</h2>")[0]
