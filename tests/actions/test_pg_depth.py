@@ -15,12 +15,15 @@ import pytest
 from vcci_nb.actions import (
     ActionRefused,
     DropReplicationSlot,
+    TerminateSessions,
     VacuumAnalyze,
     idle_in_transaction_sessions,
     rollback_prepared,
     run,
 )
+from vcci_nb.analysis.decision_tree import evaluate
 from vcci_nb.analysis.findings import find_all
+from vcci_nb.analysis.scenarios import scenario_check
 from vcci_nb.config import load_profile
 from vcci_nb.record import IncidentRecord
 from vcci_nb.sources import postgres
@@ -53,6 +56,14 @@ def test_lock_chain_behind_a_prepared_transaction_names_the_gid_and_rolls_it_bac
         assert f"prepared transaction {gid!r}" in chain.summary and "ROLLBACK PREPARED" in chain.summary
         px = found["db.prepared_xacts"]
         assert px.details["gids"] == [gid] and px.severity == "high"
+        # the decision tree and the slow-queries scenario use them
+        top = evaluate([blocking, prepared], findings=list(found.values())).hypotheses[0]
+        assert top.cause == "Database queries slow" and "db.prepared_xacts" in top.findings
+        check = scenario_check("slow_queries", {"b": blocking, "p": prepared}, found.values())
+        row = check.frame.set_index("symptom").loc[
+            "Locks held by a prepared transaction or a session idle in transaction"
+        ]
+        assert row["status"] == "confirmed"
         assert prepared.frame.iloc[0]["owner"] == "vcci_worker" and prepared.frame.iloc[0]["locks_held"] >= 1
 
         planned = run(rollback_prepared(gid), record.id)
@@ -90,7 +101,9 @@ def test_idle_in_transaction_has_its_own_threshold_finding_and_fix(
         assert _sql(lab_env, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'") == 0
 
 
-def test_xid_age_finding_names_what_holds_the_horizon(lab: Any, lab_env: dict[str, str]) -> None:
+def test_xid_age_finding_names_what_holds_the_horizon_and_the_fix_freezes(
+    lab: Any, lab_env: dict[str, str], record: IncidentRecord
+) -> None:
     with lab.fault("xid-age"):
         ev = postgres.gather_xid_age()
         finding = _keys([ev])["db.xid_age"]
@@ -99,6 +112,15 @@ def test_xid_age_finding_names_what_holds_the_horizon(lab: Any, lab_env: dict[st
         kinds = [h["kind"] for h in finding.details["holders"]]
         assert kinds[0] == "session" and "vcci-worker" in finding.details["holders"][0]["name"]
         assert "Freezing is held back by: session pid" in finding.summary
+
+        # The fix: end what holds the horizon (by the PID the finding names), then freeze.
+        pid = int(finding.details["holders"][0]["name"].split()[1])
+        ended = run(TerminateSessions(["idle in transaction"], 0, pids=[pid]), record.id, dry_run=False,
+                    confirm=record.id)  # fmt: skip
+        assert ended.status == "succeeded", ended.message
+        frozen = run(VacuumAnalyze("tenants", freeze=True), record.id, dry_run=False, confirm=record.id)
+        assert frozen.status == "succeeded" and frozen.plan.summary.startswith("VACUUM (FREEZE, ANALYZE)")  # type: ignore[union-attr]
+        assert _sql(lab_env, "SELECT age(relfrozenxid) FROM pg_class WHERE relname = 'tenants'") < 1_000
     healthy = postgres.gather_xid_age()
     assert "db.xid_age" not in _keys([healthy])
 
