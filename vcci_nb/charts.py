@@ -352,6 +352,12 @@ def lock_graph_chart(data: FrameLike) -> Any:
         for i, pid in enumerate(members):
             pos[pid] = (float(level), float(i - (len(members) - 1) / 2))
     labels = _pid_labels(blocking)
+    gids = (
+        [str(g) for g in blocking.loc[blocking["blocking_pid"] == 0, "blocking_gid"].dropna()]
+        if "blocking_gid" in blocking
+        else []
+    )
+    gids = gids or ["?"]
     for a, b in edges:
         (x0, y0), (x1, y1) = pos[a], pos[b]
         fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
@@ -362,7 +368,7 @@ def lock_graph_chart(data: FrameLike) -> Any:
             x=[pos[p][0] for p in pids],
             y=[pos[p][1] for p in pids],
             mode="markers+text",
-            text=[f"pid {p}" for p in pids],
+            text=[f"pid {p}" if p else f"prepared {gids[0]}" for p in pids],
             textposition="top center",
             hovertext=[labels.get(p, f"pid {p}") for p in pids],
             hoverinfo="text",
@@ -376,6 +382,11 @@ def lock_graph_chart(data: FrameLike) -> Any:
 def _pid_labels(blocking: pd.DataFrame) -> dict[int, str]:
     out: dict[int, str] = {}
     for rec in blocking.to_dict("records"):
+        gid = rec.get("blocking_gid")
+        if int(rec["blocking_pid"]) == 0 and isinstance(gid, str) and gid:
+            # PID 0: a prepared transaction, which has no session; it is known by its gid.
+            out[0] = f"prepared transaction {gid!r} ({rec.get('blocking_role') or ''}): ROLLBACK PREPARED by gid"
+            continue
         out[int(rec["blocking_pid"])] = (
             f"pid {rec['blocking_pid']} {rec.get('blocking_application') or ''} ({rec.get('blocking_state')}): "
             f"{str(rec.get('blocking_query') or '')[:80]}"

@@ -168,3 +168,21 @@ def test_show_emits_the_plotly_bundle_the_runner_draws_offline(monkeypatch: pyte
     assert payload["layout"]["title"]["text"] == "5xx share of requests"
     assert len(payload["data"][0]["x"]) <= 5000
     assert any("sum(rate(http_requests_total[5m]))" in str(b.get("text/plain", "")) for b in bundles)
+
+
+def test_lock_graph_names_a_prepared_transaction_by_gid_not_pid_0() -> None:
+    import pandas as pd
+
+    from vcci_nb import charts
+
+    f = pd.DataFrame(
+        [
+            {"blocked_pid": 5, "blocking_pid": 0, "blocking_gid": "recalc-7", "blocking_role": "vcci_worker",
+             "blocking_state": "prepared", "waiting_s": 3.0, "blocking_is_root": True},
+            {"blocked_pid": 6, "blocking_pid": 5, "blocking_gid": None, "blocking_role": "vcci_worker",
+             "blocking_state": "active", "waiting_s": 2.0, "blocking_is_root": False},
+        ]
+    )  # fmt: skip
+    trace = charts.lock_graph_chart(f).data[0]
+    assert "prepared recalc-7" in trace.text and "pid 0" not in trace.text
+    assert any("ROLLBACK PREPARED" in h for h in trace.hovertext)
