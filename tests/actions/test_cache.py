@@ -122,3 +122,26 @@ def test_flushdb_needs_the_typed_id_and_empties_only_its_database(
         other.flushdb()
         other.close()
         main.close()
+
+
+@pytest.mark.parametrize("pattern", ["[^]*", "k*"])
+def test_a_clear_that_matches_the_whole_database_is_destructive_whatever_the_pattern(
+    lab_env: dict[str, str], record: IncidentRecord, pattern: str
+) -> None:
+    db = _client(lab_env, db=6)
+    url = lab_env["VCCI_MITIGATION_REDIS_URL"].rsplit("/", 1)[0] + "/6"
+    try:
+        db.flushdb()
+        db.mset({f"k{i}": i for i in range(40)})
+        dry = run(ClearCachePattern(pattern, url=url), record.id)
+        assert dry.plan is not None and dry.plan.destructive
+        assert "matches every key in the database (40 of 40 keys)" in dry.plan.warnings[0]
+        with pytest.raises(ActionRefused, match="destroys data"):
+            run(ClearCachePattern(pattern, url=url), record.id, dry_run=False)
+        assert db.dbsize() == 40
+        db.set("session:keep", "1")  # now the pattern leaves a key: an ordinary clear
+        if pattern == "k*":
+            assert not run(ClearCachePattern(pattern, url=url), record.id).plan.destructive  # type: ignore[union-attr]
+    finally:
+        db.flushdb()
+        db.close()

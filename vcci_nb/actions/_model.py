@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from vcci_nb.errors import ActionRefused
 from vcci_nb.redact import redact
 
 #: How a run of an action ended.
@@ -20,6 +21,58 @@ from vcci_nb.redact import redact
 #: for a click; ``succeeded``: executed and verified; ``unverified``: executed but the check did not pass;
 #: ``failed``: the execution raised; ``refused``: unsafe, nothing was attempted.
 Status = Literal["planned", "awaiting_confirmation", "succeeded", "unverified", "failed", "refused"]
+
+
+def whole_number(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int, or :class:`ActionRefused` naming the parameter (called from ``preflight``).
+
+    Constructors keep what they were given and ``preflight`` converts it, so a bad value (a PID
+    of ``"12a"``) is refused through the gateway, with an audit entry, instead of a raw
+    ``ValueError`` from the constructor that left no trace.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str | float):
+        raise ActionRefused(f"{name}={value!r} is not a whole number")
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise ActionRefused(f"{name}={str(value)[:40]!r} is not a whole number")
+    _in_range(number, name, minimum, maximum)
+    return number
+
+
+def real_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    """``value`` as a finite float, or :class:`ActionRefused` naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int | str | float):
+        raise ActionRefused(f"{name}={value!r} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ActionRefused(f"{name}={str(value)[:40]!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ActionRefused(f"{name}={value!r} is not a finite number")
+    _in_range(number, name, minimum, maximum)
+    return number
+
+
+def flag(value: Any, name: str) -> bool:
+    """``value`` as a bool (True/False, or the strings true/false/yes/no/1/0), or :class:`ActionRefused`."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ActionRefused(f"{name}={str(value)[:40]!r} is not true or false")
+
+
+def _in_range(number: float, name: str, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and number < minimum:
+        raise ActionRefused(f"{name}={number:g} is below {minimum:g}")
+    if maximum is not None and number > maximum:
+        raise ActionRefused(f"{name}={number:g} is above {maximum:g}")
 
 
 def _esc(value: Any) -> str:

@@ -18,7 +18,7 @@ import re
 import time
 from typing import Any
 
-from vcci_nb.actions._model import Action, Plan, Verification
+from vcci_nb.actions._model import Action, Plan, Verification, flag, real_number
 from vcci_nb.config import Profile, ProfileLike, resolve_profile
 from vcci_nb.errors import ActionRefused, ConfigError
 from vcci_nb.redact import redact
@@ -108,8 +108,8 @@ class RdsModifyInstanceClass(_AwsAction):
         super().__init__(profile=profile)
         self.instance_class = str(instance_class)
         self._instance_arg = instance
-        self.apply_immediately = bool(apply_immediately)
-        self.verify_timeout_s = float(verify_timeout_s)
+        self.apply_immediately: Any = apply_immediately  # converted by preflight
+        self.verify_timeout_s: Any = verify_timeout_s
 
     @property
     def instance(self) -> str:
@@ -130,6 +130,8 @@ class RdsModifyInstanceClass(_AwsAction):
         }
 
     def preflight(self) -> None:
+        self.apply_immediately = flag(self.apply_immediately, "apply_immediately")
+        self.verify_timeout_s = real_number(self.verify_timeout_s, "verify_timeout_s", minimum=0, maximum=3600)
         if not _DB_CLASS.match(self.instance_class):
             raise ActionRefused(
                 f"instance_class={self.instance_class!r} is not an RDS instance class such as db.r5.2xlarge"
@@ -265,7 +267,7 @@ class EbsExpandVolume(_AwsAction):
         self.volume_id = volume_id
         self.pvc = pvc
         self._namespace = namespace
-        self.verify_timeout_s = float(verify_timeout_s)
+        self.verify_timeout_s: Any = verify_timeout_s  # converted by preflight
         self._resolved: str | None = volume_id
 
     @property
@@ -277,6 +279,7 @@ class EbsExpandVolume(_AwsAction):
         return {"size_gib": self.size_gib, "volume_id": self.volume_id, "pvc": self.pvc, "namespace": self._namespace}
 
     def preflight(self) -> None:
+        self.verify_timeout_s = real_number(self.verify_timeout_s, "verify_timeout_s", minimum=0, maximum=3600)
         if isinstance(self.size_gib, bool) or not isinstance(self.size_gib, int) or self.size_gib <= 0:
             raise ActionRefused(f"size_gib={self.size_gib!r} is not a whole number of GiB such as 200")
         if self.size_gib > 65536:

@@ -3,9 +3,9 @@
 The seed's ``redis-cli DEL "cache:emissions:*"`` does not do what it says (DEL takes key names, not
 patterns), and the usual fix, ``KEYS pattern | xargs DEL``, blocks Redis for the whole keyspace
 walk. :class:`ClearCachePattern` counts with ``SCAN`` in the plan and deletes with ``SCAN`` +
-``UNLINK`` in batches, so Redis keeps serving while it runs. ``*`` (or any pattern made only of
-wildcards) matches everything and is destructive: it needs the incident ID typed, like
-:class:`FlushDB`.
+``UNLINK`` in batches, so Redis keeps serving while it runs. A clear whose match count reaches
+the database's size (``DBSIZE``) is destructive, whatever the pattern looks like (``*``, but also
+``[^]*``): it needs the incident ID typed, like :class:`FlushDB`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from vcci_nb.actions._connect import redis_connect, redis_url
-from vcci_nb.actions._model import Action, Plan, Verification
+from vcci_nb.actions._model import Action, Plan, Verification, whole_number
 from vcci_nb.config import Profile
 from vcci_nb.errors import ActionRefused
 from vcci_nb.redact import redact_url
@@ -84,8 +84,8 @@ class ClearCachePattern(_RedisAction):
     ) -> None:
         super().__init__(url=url, profile=profile)
         self.pattern = pattern
-        self.batch = int(batch)
-        self.sample = int(sample)
+        self.batch: Any = batch  # converted by preflight
+        self.sample: Any = sample
 
     @property
     def target(self) -> str:
@@ -97,8 +97,8 @@ class ClearCachePattern(_RedisAction):
     def preflight(self) -> None:
         if not isinstance(self.pattern, str) or not self.pattern.strip():
             raise ActionRefused("give a key pattern such as 'cache:emissions:*'; an empty pattern matches nothing")
-        if not 1 <= self.batch <= 10_000:
-            raise ActionRefused("batch must be between 1 and 10000 keys")
+        self.batch = whole_number(self.batch, "batch", minimum=1, maximum=10_000)
+        self.sample = whole_number(self.sample, "sample", minimum=0, maximum=1000)
 
     def _count(self) -> tuple[int, list[str]]:
         n = 0
@@ -111,11 +111,16 @@ class ClearCachePattern(_RedisAction):
 
     def plan(self) -> Plan:
         n, sample = self._count()
-        everything = matches_everything(self.pattern)
         total = int(self.client.dbsize())
+        # Judged by effect, not by the pattern's characters: '[^]*' or '*[^x]*' match every key too.
+        everything = matches_everything(self.pattern) or (n > 0 and n >= total)
         warnings = ["the application refills these keys on the next reads: expect a burst of cache misses"]
         if everything:
-            warnings.insert(0, f"{self.pattern!r} matches every key in the database ({total} keys)")
+            warnings.insert(
+                0,
+                f"{self.pattern!r} matches every key in the database ({n} of {total} keys): sessions, locks and "
+                "queues kept here go too; type the incident ID to confirm",
+            )
         return Plan(
             action=self.name,
             target=self.target,

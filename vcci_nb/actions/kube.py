@@ -30,7 +30,7 @@ import yaml
 
 from vcci_nb.actions._connect import kube_settings
 from vcci_nb.actions._kubeapi import JSON, JSON_PATCH, MERGE_PATCH, KubeApiError, KubeClient
-from vcci_nb.actions._model import Action, Plan, Verification
+from vcci_nb.actions._model import Action, Plan, Verification, real_number, whole_number
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused
 
@@ -139,7 +139,7 @@ class _KubeAction(Action):
         self._kubeconfig = kubeconfig
         self._context = context
         self._profile = profile
-        self.timeout_s = float(timeout_s)
+        self.timeout_s: Any = timeout_s  # converted by preflight
         self._kube: KubeClient | None = None
 
     @property
@@ -160,6 +160,7 @@ class _KubeAction(Action):
         return self.kube.identity
 
     def preflight(self) -> None:
+        self.timeout_s = real_number(self.timeout_s, "timeout_s", minimum=1, maximum=3600)
         ns = self.namespace
         if ns in PROTECTED_NAMESPACES:
             raise ActionRefused(
@@ -339,13 +340,14 @@ class Scale(_DeploymentAction):
 
     def __init__(self, deployment: str, replicas: int, namespace: str | None = None, **kwargs: Any) -> None:
         super().__init__(deployment, namespace, **kwargs)
-        self.replicas = int(replicas)
+        self.replicas: Any = replicas  # converted by preflight
 
     def parameters(self) -> dict[str, Any]:
         return {"namespace": self._namespace_arg, "deployment": self.deployment, "replicas": self.replicas}
 
     def preflight(self) -> None:
         super().preflight()
+        self.replicas = whole_number(self.replicas, "replicas")
         if not 0 <= self.replicas <= 200:
             raise ActionRefused(f"replicas={self.replicas} is outside 0..200; check the number")
 
@@ -360,7 +362,7 @@ class Scale(_DeploymentAction):
         )
 
     def destructive(self, current: JSON) -> bool:
-        return self.replicas == 0
+        return bool(self.replicas == 0)
 
     def warnings(self, current: JSON) -> list[str]:
         before = int((current.get("spec") or {}).get("replicas", 1))
@@ -789,7 +791,7 @@ class DeletePodsRolling(_KubeAction):
     def __init__(self, selector: str, namespace: str | None = None, *, max_unavailable: int = 1, **kwargs: Any) -> None:
         super().__init__(namespace, **kwargs)
         self.selector = selector
-        self.max_unavailable = int(max_unavailable)
+        self.max_unavailable: Any = max_unavailable  # converted by preflight
 
     @property
     def target(self) -> str:
@@ -807,8 +809,7 @@ class DeletePodsRolling(_KubeAction):
                 f"selector {self.selector!r} is not a label selector like app=vcci-api; an empty one would "
                 "select every pod in the namespace"
             )
-        if self.max_unavailable < 1:
-            raise ActionRefused("max_unavailable must be at least 1")
+        self.max_unavailable = whole_number(self.max_unavailable, "max_unavailable", minimum=1, maximum=100)
 
     def plan(self) -> Plan:
         pods = self.pods(self.selector)

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from vcci_nb.actions._connect import pg_connect, postgres_url
-from vcci_nb.actions._model import Action, Plan, Verification
+from vcci_nb.actions._model import Action, Plan, Verification, real_number, whole_number
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused, ConfigError
 from vcci_nb.redact import redact
@@ -136,12 +136,13 @@ class TerminateSessions(_PostgresAction):
     ) -> None:
         super().__init__(url=url, profile=profile)
         self.states = [state] if isinstance(state, str) else list(state)
-        self.min_age_s = float(min_age_s)
+        # Kept as given; preflight converts them (a bad one is refused and audited there).
+        self.min_age_s: Any = min_age_s
         self.application = application
         self.user = user
         self.database = database
-        self.pids = [int(p) for p in pids] if pids is not None else None
-        self.limit = int(limit)
+        self.pids: Any = list(pids) if isinstance(pids, list | tuple) else pids
+        self.limit: Any = limit
 
     @property
     def target(self) -> str:
@@ -162,10 +163,16 @@ class TerminateSessions(_PostgresAction):
         bad = [s for s in self.states if s not in _STATES]
         if bad or not self.states:
             raise ActionRefused(f"unknown session state(s) {bad or self.states}; use one of {', '.join(_STATES)}")
-        if self.min_age_s < 0:
-            raise ActionRefused("min_age_s must be zero or more seconds")
-        if self.limit < 1:
-            raise ActionRefused("limit must be at least 1")
+        self.min_age_s = real_number(self.min_age_s, "min_age_s", minimum=0)
+        self.limit = whole_number(self.limit, "limit", minimum=1)
+        if self.pids is not None:
+            if not isinstance(self.pids, list):
+                raise ActionRefused(f"pids={self.pids!r} is not a list of process IDs")
+            self.pids = [whole_number(p, "a PID in pids", minimum=1, maximum=2**31 - 1) for p in self.pids]
+        for name in ("application", "user", "database"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or "\x00" in value):
+                raise ActionRefused(f"{name}={value!r} is not a name")
 
     @property
     def reader(self) -> Any:
@@ -351,8 +358,8 @@ class SetMaxConnections(_PostgresAction):
         self, value: int, *, url: str | None = None, profile: Profile | str | None = None, maximum: int = 5000
     ) -> None:
         super().__init__(url=url, profile=profile)
-        self.value = int(value)
-        self.maximum = int(maximum)
+        self.value: Any = value  # converted by preflight
+        self.maximum: Any = maximum
 
     @property
     def target(self) -> str:
@@ -362,6 +369,8 @@ class SetMaxConnections(_PostgresAction):
         return {"value": self.value}
 
     def preflight(self) -> None:
+        self.maximum = whole_number(self.maximum, "maximum", minimum=10)
+        self.value = whole_number(self.value, "max_connections")
         if self.value < 10 or self.value > self.maximum:
             raise ActionRefused(
                 f"max_connections={self.value} is outside 10..{self.maximum}; each connection costs memory, "

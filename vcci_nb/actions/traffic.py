@@ -36,7 +36,7 @@ import ipaddress
 from typing import Any
 
 from vcci_nb.actions._kubeapi import JSON, MERGE_PATCH
-from vcci_nb.actions._model import Plan, Verification
+from vcci_nb.actions._model import Plan, Verification, flag, whole_number
 from vcci_nb.actions.kube import _check_name, _KubeAction, now_iso, object_diff
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused
@@ -165,13 +165,15 @@ class RateLimit(_IngressAction):
         self, rps: int | None, ingress: str | None = None, namespace: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(ingress, namespace, **kwargs)
-        self.rps = None if rps is None else int(rps)
+        self.rps: Any = rps  # converted by preflight
 
     def parameters(self) -> dict[str, Any]:
         return {"rps": self.rps, "ingress": self._ingress_arg, "namespace": self._namespace_arg}
 
     def preflight(self) -> None:
         super().preflight()
+        if self.rps is not None:
+            self.rps = whole_number(self.rps, "rps")
         if self.rps is not None and not 1 <= self.rps <= 100_000:
             raise ActionRefused(f"rps={self.rps} is outside 1..100000; 0 would refuse every request")
 
@@ -255,7 +257,7 @@ class MaintenanceMode(_KubeAction):
         **kwargs: Any,
     ) -> None:
         super().__init__(namespace, **kwargs)
-        self.enabled = bool(enabled)
+        self.enabled: Any = enabled  # converted by preflight
         self.message = message
         self._configmap_arg = configmap
 
@@ -280,6 +282,9 @@ class MaintenanceMode(_KubeAction):
     def preflight(self) -> None:
         super().preflight()
         _check_name(self.configmap, "configmap")
+        self.enabled = flag(self.enabled, "enabled")
+        if not isinstance(self.message, str):
+            raise ActionRefused(f"message={self.message!r} is not text")
         if len(self.message) > 500:
             raise ActionRefused("the maintenance message is longer than 500 characters; keep it short")
 
