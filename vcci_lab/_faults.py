@@ -168,6 +168,50 @@ def _xid_age_heal(ctx: Ctx, info: Info) -> None:
             conn.execute("VACUUM (FREEZE)")
 
 
+def _replica_lag_inject(ctx: Ctx) -> Info:
+    """A streaming standby whose replay is paused while the primary keeps writing: it falls behind."""
+    from vcci_lab import _postgres
+
+    root = Path(ctx.state["pg_root"])
+    sport = _procs.PortAllocator().get()
+    proc, sroot = _postgres.start_standby(root, ctx.ports["postgres"], sport, ctx.log_path("postgres-standby"))
+    info: Info = {"pid": proc.pid, "start_time": _procs.pid_start_time(proc.pid), "detail": {"port": sport}}
+    try:
+        with _postgres.standby_connect(sroot, sport) as standby:
+            standby.execute("SELECT pg_wal_replay_pause()")
+        with _admin(ctx) as conn:
+            conn.execute("SET statement_timeout = 0")
+            conn.execute("DROP TABLE IF EXISTS lab_replica_ballast")
+            conn.execute(
+                "CREATE TABLE lab_replica_ballast AS SELECT g, md5(g::text) AS h FROM generate_series(1, 100000) g"
+            )
+            conn.execute("DROP TABLE lab_replica_ballast")
+            deadline = time.monotonic() + 20
+            lag = 0
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "SELECT pg_wal_lsn_diff(sent_lsn, replay_lsn)::bigint FROM pg_stat_replication "
+                    "WHERE application_name = 'vcci-replica-1'"
+                ).fetchone()
+                lag = int(row[0] or 0) if row else 0
+                if lag > 1024 * 1024:
+                    break
+                time.sleep(0.2)
+        info["detail"]["replay_lag_bytes"] = lag
+    except Exception:
+        _stop_holder(ctx, info)
+        raise
+    return info
+
+
+def _replica_lag_heal(ctx: Ctx, info: Info) -> None:
+    import shutil
+
+    if info.get("pid"):
+        _procs.stop_group(int(info["pid"]), info.get("start_time"), sig=2, timeout=20)
+    shutil.rmtree(Path(ctx.state["pg_root"]) / "standby", ignore_errors=True)
+
+
 SLOT = "vcci_replica_1"
 
 
@@ -444,6 +488,14 @@ _add(
     )
 )
 _add(Fault("wal-slot", "a physical replication slot with no replica, retaining WAL", _wal_slot_inject, _wal_slot_heal))
+_add(
+    Fault(
+        "replica-lag",
+        "a streaming standby (pg_basebackup) whose replay is paused while the primary writes: replica lag",
+        _replica_lag_inject,
+        _replica_lag_heal,
+    )
+)
 _add(
     Fault(
         "dead-tuples",

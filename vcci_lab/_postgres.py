@@ -138,11 +138,12 @@ def server_argv(data: Path, sock: Path, port: int, listen: str = _procs.HOST) ->
         "synchronous_commit=off",
         "-c",
         "full_page_writes=off",
-        # replica, not minimal: a replication slot (the wal-slot fault) needs it; 2PC for prepared-xact.
+        # replica, not minimal: a replication slot (wal-slot) and a streaming standby (replica-lag) need it;
+        # prepared transactions for prepared-xact.
         "-c",
         "wal_level=replica",
         "-c",
-        "max_wal_senders=0",
+        "max_wal_senders=4",
         "-c",
         "max_replication_slots=4",
         "-c",
@@ -281,3 +282,29 @@ def start(pg_root: Path, port: int, log_path: Path, passwords: dict[str, str]) -
 def admin_connect(pg_root: Path, port: int, dbname: str = DATABASE) -> Any:
     """A superuser connection over the lab's socket (trust auth), for set-up and faults."""
     return _connect_socket(pg_root, port, dbname)
+
+
+def start_standby(pg_root: Path, port: int, standby_port: int, log_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """A streaming standby of the lab's server (pg_basebackup over the socket, then a second server)."""
+    user = server_user()
+    root = pg_root / "standby"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(mode=0o700)
+    _chown(root, user)
+    data = root / "data"
+    _run(
+        [_procs.find_binary("pg_basebackup"), "-h", str(pg_root), "-p", str(port), "-U", "postgres", "-D", str(data),
+         "-X", "stream", "-R", "-c", "fast", "--no-sync"],
+        user,
+        "pg_basebackup for the standby",
+    )  # fmt: skip
+    (data / "postmaster.pid").unlink(missing_ok=True)
+    argv = [*server_argv(data, root, standby_port), "-c", "hot_standby=on", "-c", "cluster_name=vcci-replica-1"]
+    proc = _procs.spawn("postgres standby", argv, log_path, user=user)
+    _procs.wait_until("postgres standby", lambda: _ready(root, standby_port), timeout=60, proc=proc, log_path=log_path)
+    return proc, root
+
+
+def standby_connect(root: Path, port: int) -> Any:
+    return _connect_socket(root, port, DATABASE)

@@ -161,3 +161,13 @@ def test_autovacuum_behind_on_a_busy_table_is_vacuumed_and_reenabled(
         ]
         assert _sql(lab_env, "SELECT reloptions IS NULL FROM pg_class WHERE relname = 'suppliers'") is True
         assert "db.autovacuum_behind" not in _keys([postgres.gather_vacuum()])
+
+
+def test_replica_lag_is_found_with_its_replica_and_bytes(lab: Any, lab_env: dict[str, str]) -> None:
+    with lab.fault("replica-lag"):
+        ev = postgres.gather_replication()
+        row = ev.frame.iloc[0]
+        assert row["replica"] == "vcci-replica-1" and row["replay_lag_bytes"] > 1024**2
+        finding = _keys([ev])["db.replica_lag"]
+        assert finding.details["replicas"] == ["vcci-replica-1"] and "MiB behind" in finding.summary
+    assert "db.replica_lag" not in _keys([postgres.gather_replication()])

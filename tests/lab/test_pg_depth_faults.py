@@ -92,3 +92,13 @@ def test_dead_tuples_pile_up_where_autovacuum_is_off(lab: Any, lab_env: dict[str
         )
     assert int(psql(lab_env, q)) < 1000
     assert psql(lab_env, "SELECT reloptions FROM pg_class WHERE relname = 'suppliers'") == ""
+
+
+def test_replica_lag_of_a_streaming_standby(lab: Any, lab_env: dict[str, str]) -> None:
+    q = (
+        "SELECT application_name || ' ' || state || ' ' || (pg_wal_lsn_diff(sent_lsn, replay_lsn) > 1048576)::text "
+        "FROM pg_stat_replication"
+    )
+    with lab.fault("replica-lag"):
+        assert psql(lab_env, q) == "vcci-replica-1 streaming true"
+    assert psql(lab_env, "SELECT count(*) FROM pg_stat_replication") == "0"

@@ -156,6 +156,15 @@ SELECT s.slot_name AS slot, s.slot_type, s.database, s.active, s.active_pid, s.w
        s.safe_wal_size::bigint AS safe_wal_size
 FROM pg_replication_slots s ORDER BY retained_bytes DESC NULLS LAST"""
 
+SQL_REPLICATION = """
+SELECT r.application_name AS replica, coalesce(host(r.client_addr), 'local') AS client, r.state, r.sync_state,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
+                       r.replay_lsn)::bigint AS replay_lag_bytes,
+       extract(epoch FROM r.write_lag)::float8 AS write_lag_s, extract(epoch FROM r.flush_lag)::float8 AS flush_lag_s,
+       extract(epoch FROM r.replay_lag)::float8 AS replay_lag_s,
+       extract(epoch FROM now() - r.reply_time)::float8 AS since_reply_s
+FROM pg_stat_replication r ORDER BY replay_lag_bytes DESC NULLS LAST"""
+
 SQL_VACUUM = """
 SELECT t.schemaname AS schema, t.relname AS "table", t.n_live_tup AS live_rows, t.n_dead_tup AS dead_rows,
        (t.n_tup_ins + t.n_tup_upd + t.n_tup_del)::bigint AS writes, t.n_mod_since_analyze AS modified_since_analyze,
@@ -445,6 +454,11 @@ def gather_replication_slots(profile: ProfileLike = None, *, timeout: float = DE
     return _gather(profile, "replication_slots", SQL_REPLICATION_SLOTS, None, timeout)
 
 
+def gather_replication(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
+    """Streaming replicas of this server (``pg_stat_replication``): how far behind each replays, in bytes and time."""
+    return _gather(profile, "replication", SQL_REPLICATION, None, timeout)
+
+
 def gather_vacuum(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
     """Autovacuum health per table: dead rows against the table's autovacuum trigger, whether autovacuum
     is enabled for it, and how long since it was last vacuumed."""
@@ -597,6 +611,7 @@ ALL: dict[str, Callable[..., Evidence]] = {
     "postgres.xid_age": gather_xid_age,
     "postgres.replication_slots": gather_replication_slots,
     "postgres.vacuum": gather_vacuum,
+    "postgres.replication": gather_replication,
     "postgres.migrations": gather_migrations,
 }
 

@@ -51,6 +51,7 @@ from vcci_nb.analysis.findings.postgres import (
     find_pending_restart,
     find_pool_exhaustion,
     find_prepared_xacts,
+    find_replica_lag,
     find_replication_slot_wal,
     find_seq_scans,
     find_slow_statements,
@@ -109,6 +110,7 @@ __all__ = [
     "find_recent_changes",
     "find_redis_memory",
     "find_redis_slowlog",
+    "find_replica_lag",
     "find_replication_slot_wal",
     "find_resource_saturation",
     "find_seq_scans",
@@ -151,6 +153,8 @@ def find_all(
         out += find_xid_age(ev, thresholds)
     if (ev := p("postgres.replication_slots")) is not None:
         out += find_replication_slot_wal(ev, thresholds)
+    if (ev := p("postgres.replication")) is not None:
+        out += find_replica_lag(ev, thresholds)
     if (ev := p("postgres.vacuum")) is not None:
         out += find_autovacuum_behind(ev, thresholds)
     if (ev := p("postgres.settings")) is not None:

@@ -36,6 +36,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "xid_age": 200_000_000.0,
     "slot_retained_bytes": 1024.0**3,
     "vacuum_stale_s": 86_400.0,
+    "replica_lag_bytes": 256 * 1024.0**2,
+    "replica_lag_s": 30.0,
     "deploy_recent_hours": 6.0,
     "log_error_ratio": 0.05,
 }
@@ -61,6 +63,7 @@ RUNBOOK: dict[str, tuple[str, str]] = {
     "db.idle_in_transaction": ("3.1 Database locks: sessions idle in transaction", "03_investigate_database"),
     "db.xid_age": ("3.1 Transaction ID age (wraparound); 4.1 Vacuum", "03_investigate_database"),
     "db.replication_slot_wal": ("3.1 Replication slots retaining WAL (disk)", "03_investigate_database"),
+    "db.replica_lag": ("3.1 Replication: replica lag (stale reads, failover loss)", "03_investigate_database"),
     "db.autovacuum_behind": ("4.1 Vacuum analyze: autovacuum has not kept up", "04_mitigate_database"),
     "db.pending_restart": ("4.1 Increase connection limit (needs a restart)", "03_investigate_database"),
     "redis.unavailable": ("3.1 Check Redis; 3.4 all 500 → Redis connection refused", "03_investigate_redis"),

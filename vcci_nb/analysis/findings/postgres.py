@@ -544,3 +544,35 @@ def find_pending_restart(settings: Evidence) -> list[Finding]:
             details={"settings": [str(n) for n in f["name"]]},
         )
     ]
+
+
+def find_replica_lag(replication: Evidence, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Replicas replaying more than ``replica_lag_bytes`` (or ``replica_lag_s``) behind the primary."""
+    th = thresholds_with_defaults(thresholds)
+    if not _usable(replication, "replica", "replay_lag_bytes"):
+        return []
+    f = replication.frame
+    lag_s = f["replay_lag_s"].fillna(0) if "replay_lag_s" in f else 0
+    hits = f[(f["replay_lag_bytes"].fillna(0) >= th["replica_lag_bytes"]) | (lag_s >= th["replica_lag_s"])]
+    if hits.empty:
+        return []
+    listed = _names(
+        f"{r.replica} ({r.state}, {float(r.replay_lag_bytes or 0) / 1024**2:,.1f} MiB behind"
+        + (f", replay lag {float(r.replay_lag_s):.1f} s" if r.replay_lag_s == r.replay_lag_s and r.replay_lag_s else "")
+        + ")"
+        for r in _rows(hits)
+    )
+    return [
+        _finding(
+            "db.replica_lag",
+            "high",
+            f"Replica(s) behind the primary: {listed}. Reads from them are stale, and a failover now would "
+            "lose what they have not replayed. Look at the replica's disk and CPU, the network, long queries "
+            "on it that conflict with replay, or replay paused (pg_is_wal_replay_paused() on the replica).",
+            value=float(hits["replay_lag_bytes"].max()) / 1024**2,
+            threshold=th["replica_lag_bytes"] / 1024**2,
+            unit="MiB",
+            evidence=[replication],
+            details={"replicas": [str(r) for r in hits["replica"]]},
+        )
+    ]
