@@ -415,28 +415,90 @@ def resolve_profile(profile: ProfileLike | Any = None) -> Profile:
 
 @dataclass(frozen=True)
 class KubeSettings:
-    """Where the Kubernetes client reads its credentials from (never loaded at import time)."""
+    """Where the Kubernetes client reads its credentials from (never loaded at import time).
+
+    Either a kubeconfig file and context, or (running in a pod without one) the API server the
+    pod's environment names with the service account's token and CA.
+    """
 
     kubeconfig: str | None
     context: str | None
+    server: str | None = None
+    token_file: str | None = None
+    ca_file: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return bool(self.kubeconfig or self.server)
+
+    def describe(self) -> str:
+        if self.kubeconfig:
+            return f"context {self.context or '(current)'} in {self.kubeconfig}"
+        if self.server:
+            return f"the in-cluster service account at {self.server}"
+        return "no Kubernetes credentials"
 
 
-def kube_settings(profile: ProfileLike = None, *, mitigation: bool = False) -> KubeSettings:
-    """The kubeconfig file and context for the read-only (or mitigation) identity.
+#: Where a pod's service account is mounted (token, ca.crt); tests point it elsewhere.
+SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
-    The file comes from the variable the profile names (default ``KUBECONFIG``; only its first
-    path is used) and falls back to ``~/.kube/config``; the context comes from the profile.
+
+def in_cluster_settings(serviceaccount_dir: Path | str | None = None) -> KubeSettings | None:
+    """The pod's own identity: ``KUBERNETES_SERVICE_HOST``/``_PORT`` and the mounted token and CA.
+
+    None when not running in a cluster (no service host, or no token file).
     """
-    prof = resolve_profile(profile)
-    conn = prof.connection_env("kubernetes_mitigation" if mitigation else "kubernetes")
-    var = str(conn.get("kubeconfig_env") or "KUBECONFIG")
-    raw = os.environ.get(var) or ""
-    path: str | None = raw.split(os.pathsep)[0] if raw else None
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT") or "443"
+    folder = Path(serviceaccount_dir) if serviceaccount_dir is not None else SERVICEACCOUNT_DIR
+    token = folder / "token"
+    if not host or not token.is_file():
+        return None
+    server_host = f"[{host}]" if ":" in host else host
+    ca = folder / "ca.crt"
+    return KubeSettings(
+        kubeconfig=None,
+        context=None,
+        server=f"https://{server_host}:{port}",
+        token_file=str(token),
+        ca_file=str(ca) if ca.is_file() else None,
+    )
+
+
+def kube_settings(
+    profile: ProfileLike = None,
+    *,
+    mitigation: bool = False,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    serviceaccount_dir: Path | str | None = None,
+) -> KubeSettings:
+    """The credentials of the read-only (or, with ``mitigation``, the on-call) Kubernetes identity.
+
+    The one resolver for reads and mitigation. In order: ``kubeconfig``/``context`` given by the
+    caller; the file the profile's variable names (``connections.kubernetes[_mitigation].kubeconfig_env``,
+    default ``KUBECONFIG``; only its first path is used) with the profile's context;
+    ``~/.kube/config``; and, running in a pod with none of those, the pod's service account.
+    """
+    conn: dict[str, Any] = {}
+    if kubeconfig is None or context is None:
+        conn = resolve_profile(profile).connection_env("kubernetes_mitigation" if mitigation else "kubernetes")
+    path = kubeconfig
+    if path is None:
+        var = str(conn.get("kubeconfig_env") or "KUBECONFIG")
+        raw = os.environ.get(var) or ""
+        path = raw.split(os.pathsep)[0] if raw else None
+    else:
+        path = path.split(os.pathsep)[0]
     if path is None:
         default = Path.home() / ".kube" / "config"
         path = str(default) if default.exists() else None
-    context = conn.get("context")
-    return KubeSettings(kubeconfig=path, context=str(context) if context else None)
+    ctx = context or conn.get("context")
+    if path is None:
+        found = in_cluster_settings(serviceaccount_dir)
+        if found is not None:
+            return found
+    return KubeSettings(kubeconfig=path, context=str(ctx) if ctx else None)
 
 
 def postgres_dsn(profile: ProfileLike = None, *, mitigation: bool = False) -> str:

@@ -60,6 +60,7 @@ from vcci_nb.display import (
 )
 from vcci_nb.errors import ConfigError, ParameterError
 from vcci_nb.evidence import Evidence, EvidenceStore, Window
+from vcci_nb.kubeapi import is_dns1123_label
 from vcci_nb.policy import maybe_time
 from vcci_nb.policy import window_bound as parse_time
 from vcci_nb.sources.registry import gatherers
@@ -100,7 +101,6 @@ __all__ = [
     "show_verdict",
 ]
 
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DEFAULT_WINDOW = timedelta(hours=1)
 
 
@@ -264,7 +264,7 @@ def setup(
         raise ParameterError(f"incident_id={incident!r} is not an incident ID; use the form INC-20260106-001.")
     profile = load_profile(environment or None)
     ns = (namespace or profile.namespace).strip()
-    if not _DNS1123.match(ns):
+    if not is_dns1123_label(ns):
         raise ParameterError(
             f"namespace={ns!r} is not a valid Kubernetes namespace (lower-case letters, digits and '-', "
             "at most 63 characters); use e.g. 'vcci-production'."

@@ -16,8 +16,8 @@ import boto3
 import pytest
 
 from vcci_nb.actions import ActionRefused, EbsExpandVolume, RdsModifyInstanceClass, run
-from vcci_nb.actions._kubeapi import KubeClient
 from vcci_nb.config import aws_settings
+from vcci_nb.kubeapi import KubeClient
 from vcci_nb.record import IncidentRecord
 from vcci_nb.sources import aws, s3
 

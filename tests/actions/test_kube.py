@@ -30,7 +30,7 @@ from vcci_nb.actions import (
     SetResources,
     run,
 )
-from vcci_nb.actions._kubeapi import KubeClient
+from vcci_nb.kubeapi import KubeClient
 from vcci_nb.record import IncidentRecord
 
 pytestmark = pytest.mark.lab

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from _nbtools import RunNb, errors, output_text, require_fault
 
-from vcci_nb.actions._kubeapi import KubeClient
+from vcci_nb.kubeapi import KubeClient
 from vcci_nb.record import IncidentRecord
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(600)]

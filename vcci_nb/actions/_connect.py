@@ -8,7 +8,6 @@ an explicit URL or context, which is how the tests show that the read-only ident
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from vcci_nb.config import Profile, load_profile, register_url_secrets
@@ -73,32 +72,3 @@ def redis_connect(url: str, *, timeout_s: float = 5.0) -> Any:
     import redis
 
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
-
-
-def kube_settings(
-    kubeconfig: str | None = None, context: str | None = None, profile: Profile | str | None = None
-) -> tuple[str, str | None]:
-    """(kubeconfig path, context) for mitigation: arguments, else the profile's ``kubernetes_mitigation``."""
-    conn: dict[str, Any] = {}
-    if kubeconfig is None or context is None:
-        conn = _profile(profile).connection_env("kubernetes_mitigation")
-    path = kubeconfig or os.environ.get(str(conn.get("kubeconfig_env") or "KUBECONFIG"))
-    if not path:
-        raise ConfigError('no kubeconfig: set KUBECONFIG (in the lab: eval "$(vcci-nb lab env)").')
-    ctx = context or conn.get("context")
-    return path.split(os.pathsep)[0], (str(ctx) if ctx else None)
-
-
-def kube_api_client(kubeconfig: str, context: str | None) -> Any:
-    """A ``kubernetes`` ApiClient for one kubeconfig context, without touching the global config."""
-    from kubernetes import config as kconfig
-
-    try:
-        return kconfig.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, persist_config=False
-        )
-    except Exception as exc:
-        raise ConfigError(
-            f"cannot load context {context!r} from the kubeconfig {kubeconfig}: {exc}. "
-            "Check `kubectl config get-contexts`."
-        ) from exc

@@ -15,11 +15,11 @@ import posixpath
 import re
 from typing import Any
 
-from vcci_nb.actions._kubeapi import MERGE_PATCH
 from vcci_nb.actions._model import Plan, Verification
-from vcci_nb.actions.kube import _check_name, _KubeAction, _pod_ready, object_diff, quantity
+from vcci_nb.actions.kube import _check_name, _KubeAction, _pod_ready, object_diff
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused
+from vcci_nb.kubeapi import MERGE_PATCH, quantity
 
 #: Directories a cleanup may delete in; anything else is refused (``/``, ``/app``, ``/etc``…).
 CLEANABLE_DIRS = ("/var/log", "/tmp", "/var/tmp", "/app/logs", "/app/tmp")  # noqa: S108 - paths in the pod

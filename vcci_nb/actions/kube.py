@@ -23,16 +23,14 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import yaml
 
-from vcci_nb.actions._connect import kube_settings
-from vcci_nb.actions._kubeapi import JSON, JSON_PATCH, MERGE_PATCH, KubeApiError, KubeClient
 from vcci_nb.actions._model import Action, Plan, Verification, real_number, whole_number
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused
+from vcci_nb.kubeapi import JSON, JSON_PATCH, MERGE_PATCH, KubeApiError, KubeClient, is_dns1123_subdomain, quantity
 
 INCIDENT_ANNOTATION = "vcci-nb/incident"
 ACTION_ANNOTATION = "vcci-nb/action"
@@ -59,15 +57,7 @@ ENV_SWITCHES: dict[str, str] = {
     "MEMORY_PROFILING_ENABLED": "bool",
 }
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _VOLATILE_META = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "selfLink", "generation")
-
-
-def quantity(text: str) -> Decimal:
-    """A Kubernetes quantity (``500m``, ``8Gi``) as a number; ValueError if it is not one."""
-    from kubernetes.utils.quantity import parse_quantity
-
-    return Decimal(parse_quantity(text))  # type: ignore[no-untyped-call]
 
 
 def now_iso() -> str:
@@ -91,7 +81,7 @@ def object_diff(before: JSON, after: JSON, name: str = "object") -> str:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not is_dns1123_subdomain(name):
         raise ActionRefused(f"{what} {name!r} is not a valid Kubernetes name (lowercase letters, digits, '-', '.')")
 
 
@@ -152,8 +142,9 @@ class _KubeAction(Action):
     @property
     def kube(self) -> KubeClient:
         if self._kube is None:
-            path, ctx = kube_settings(self._kubeconfig, self._context, self._profile)
-            self._kube = KubeClient(path, ctx)
+            self._kube = KubeClient.connect(
+                self._profile, mitigation=True, kubeconfig=self._kubeconfig, context=self._context
+            )
         return self._kube
 
     def identity(self) -> str:

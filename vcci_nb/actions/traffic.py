@@ -35,11 +35,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from vcci_nb.actions._kubeapi import JSON, MERGE_PATCH
 from vcci_nb.actions._model import Plan, Verification, flag, whole_number
 from vcci_nb.actions.kube import _check_name, _KubeAction, now_iso, object_diff
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused
+from vcci_nb.kubeapi import JSON, MERGE_PATCH
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 RATE_LIMIT = PREFIX + "limit-rps"

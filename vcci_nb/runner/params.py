@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from vcci_nb.errors import ParameterError
+from vcci_nb.kubeapi import is_dns1123_label, is_dns1123_subdomain
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: Parameter names whose values are Kubernetes namespaces (DNS-1123 labels, at most 63 characters).
 K8S_LABEL_NAMES = frozenset({"namespace", "container"})
 #: Parameter names whose values are other Kubernetes object names (DNS-1123 subdomains).
@@ -87,9 +87,8 @@ def k8s_kind(name: str) -> str | None:
 
 def check_k8s_name(param: str, value: str, kind: str) -> None:
     """Refuse a value that is not a valid DNS-1123 label/subdomain, saying what a valid one looks like."""
-    limit = 63 if kind == "label" else 253
-    labels = [value] if kind == "label" else value.split(".")
-    if not value or len(value) > limit or not all(_DNS1123_LABEL.match(part) and len(part) <= 63 for part in labels):
+    if not (is_dns1123_label(value) if kind == "label" else is_dns1123_subdomain(value)):
+        limit = 63 if kind == "label" else 253
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise ParameterError(
             f"Parameter {param}={shown!r} is not a valid Kubernetes name: it must be a DNS-1123 "

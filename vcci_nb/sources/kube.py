@@ -1,18 +1,16 @@
 """Kubernetes: the seed's kubectl checks of Phases 1, 3 and 6, read-only.
 
-The official client is built per call from an explicit kubeconfig and context
-(``new_client_from_config(..., persist_config=False)``), never at import time, and every
-request carries ``_request_timeout``. Answers are read as raw JSON (``_preload_content=False``)
-rather than deserialised into the client's model objects, which is what makes 5,000 pods a
-fraction of a second instead of several seconds.
+The client is :class:`vcci_nb.kubeapi.KubeClient` (the one the actions use too), built per
+gather as the profile's read-only identity, never at import time, and every request carries the
+gather's timeout. Answers are read as raw JSON rather than deserialised into the official
+client's model objects, which is what makes 5,000 pods a fraction of a second instead of
+several seconds.
 
 Each ``gather_*`` returns one Evidence named ``kubernetes.<what>``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kubernetes import config as kconfig
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, kube_settings, resolve_profile
-from vcci_nb.errors import SourceError, SourceMisconfigured
+from vcci_nb.errors import SourceMisconfigured
 from vcci_nb.evidence import Evidence, Window, utcnow
+from vcci_nb.kubeapi import KubeClient, parse_quantity
 from vcci_nb.logparse import group_signatures, parse_lines
 from vcci_nb.redact import MASK, redact
 from vcci_nb.sources._core import collect, not_configured, setting_for
@@ -39,55 +37,21 @@ _SECRET_ENV = re.compile(r"(?i)(pass|secret|token|key|credential|dsn|url)")
 # --- client ---------------------------------------------------------------------------------------
 
 
-def api_client(profile: ProfileLike = None, *, mitigation: bool = False) -> Any:
-    """A ``kubernetes.client.ApiClient`` for the profile's kubeconfig and context (read-only by default)."""
-    settings = kube_settings(profile, mitigation=mitigation)
-    if settings.kubeconfig is None:
-        raise FileNotFoundError("no kubeconfig: KUBECONFIG is not set and ~/.kube/config does not exist")
-    return kconfig.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=settings.kubeconfig, context=settings.context, persist_config=False
-    )
+def api_client(
+    profile: ProfileLike = None, *, mitigation: bool = False, timeout: float = DEFAULT_TIMEOUT_S
+) -> KubeClient:
+    """The one Kubernetes client (:class:`vcci_nb.kubeapi.KubeClient`) as the profile's read-only
+    identity (or, with ``mitigation``, its on-call identity)."""
+    return KubeClient.connect(profile, mitigation=mitigation, timeout_s=timeout)
 
 
-class KubeApiError(SourceError):
-    """The API server answered with an error status (``status`` is the HTTP code)."""
-
-    def __init__(self, status: int, path: str, reason: str) -> None:
-        self.status = status
-        hint = {
-            401: "the token in the kubeconfig was not accepted",
-            403: "the identity in the kubeconfig may not read this (it needs the view role)",
-            404: "it does not exist: check the namespace and names in the profile",
-        }.get(status, "")
-        super().__init__(f"GET {path} answered {status}: {reason}" + (f" ({hint})" if hint else ""))
-
-
-def _request(client: Any, path: str, timeout: float, query: dict[str, Any] | None, accept: str) -> bytes:
-    method, url, headers, body, post = client.param_serialize(
-        "GET",
-        path,
-        query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-        header_params={"Accept": accept},
-        auth_settings=["BearerToken"],
-    )
-    resp = client.call_api(method, url, headers, body, post, _request_timeout=(timeout, timeout))
-    data: bytes = resp.read() or b""
-    if resp.status >= 400:
-        reason = str(resp.reason or "")
-        with contextlib.suppress(ValueError, AttributeError):
-            reason = str(json.loads(data).get("message") or reason)
-        raise KubeApiError(int(resp.status), path, redact(reason))
-    return data
-
-
-def _get_json(client: Any, path: str, timeout: float, query: dict[str, Any] | None = None) -> JSONDict:
+def _get_json(client: KubeClient, path: str, timeout: float, query: dict[str, Any] | None = None) -> JSONDict:
     """GET a path of the API server and parse the JSON body ourselves (no model objects)."""
-    data: JSONDict = json.loads(_request(client, path, timeout, query, "application/json"))
-    return data
+    return client.get(path, timeout_s=timeout, **(query or {}))
 
 
-def _get_text(client: Any, path: str, timeout: float, query: dict[str, Any] | None = None) -> str:
-    return _request(client, path, timeout, query, "text/plain, */*").decode("utf-8", "replace")
+def _get_text(client: KubeClient, path: str, timeout: float, query: dict[str, Any] | None = None) -> str:
+    return client.get_text(path, timeout_s=timeout, **(query or {}))
 
 
 def _namespace(profile: ProfileLike, namespace: str | None) -> str:
@@ -109,19 +73,21 @@ def _kube_gather(
         settings = kube_settings(profile)
     except Exception as exc:  # a broken profile is still evidence, not a crash
         return not_configured(name, SOURCE, redact(str(exc)), query=call)
-    if settings.kubeconfig is None:
-        return not_configured(name, SOURCE, "KUBECONFIG is not set and ~/.kube/config does not exist", query=call)
-    target = f"context {settings.context or '(current)'} in {settings.kubeconfig}"
+    if not settings.found:
+        return not_configured(
+            name,
+            SOURCE,
+            "KUBECONFIG is not set, ~/.kube/config does not exist and this is not running in a cluster",
+            query=call,
+        )
+    target = settings.describe()
     var = setting_for(profile, "kubernetes", "kubeconfig_env")
     setting = f"the kubeconfig {var} names (context {settings.context or '(current)'})"
 
     def fetch() -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]:
         check_context(settings.kubeconfig, settings.context, profile)
-        client = api_client(profile)
-        try:
+        with KubeClient(settings=settings, mitigation=False, timeout_s=timeout) as client:
             return build(client)
-        finally:
-            client.close()
 
     return collect(name, SOURCE, call, fetch, timeout=timeout, target=target, window=window, meta=meta, setting=setting)
 
@@ -173,36 +139,6 @@ def check_context(kubeconfig: str | None, context: str | None, profile: ProfileL
 
 
 # --- parsing helpers --------------------------------------------------------------------------------
-
-_QUANTITY = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)([a-zA-Z]*)$")
-_SUFFIX: dict[str, float] = {
-    "": 1.0,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-}
-
-
-def parse_quantity(value: str | int | float | None) -> float:
-    """A Kubernetes quantity (``250m``, ``1Gi``, ``1234n``) as a plain number; NaN when absent."""
-    if value is None or value == "":
-        return float("nan")
-    if isinstance(value, int | float):
-        return float(value)
-    m = _QUANTITY.match(str(value).strip())
-    if not m or m.group(2) not in _SUFFIX:
-        return float("nan")
-    return float(m.group(1)) * _SUFFIX[m.group(2)]
 
 
 def _ts(value: str | None) -> Any:
