@@ -8,7 +8,17 @@ the acknowledgement stays fast during a storm and a notebook never runs inside a
 Answers, chosen for how Alertmanager reacts to them (it retries 5xx and network errors, never
 other 4xx): 200 accepted; 400 bad payload (with the reason); 401 missing or wrong token; 404/405
 wrong path or method; 408 body too slow; 411 no Content-Length; 413 body too large; 415 not
-JSON; 503 only when the payload could not be persisted, so that Alertmanager tries again.
+JSON; 503 when the payload could not be persisted or too many connections are open, so that
+Alertmanager tries again.
+
+Slow clients: ``ThreadingHTTPServer`` starts a thread per connection with no cap, and a socket
+timeout only bounds one read, so a client trickling a byte every few seconds held a thread for
+ever (300 of them held 304 threads). Here every request has one deadline for its request line,
+headers and body together (``read_timeout_s``; a reaper thread cuts the read side of a socket
+past it and the request is answered 408), connections are capped overall (``max_connections``)
+and per client address (``max_client_connections``), answered 503 with ``Retry-After`` past the
+cap without a thread, and a POST without the right token is answered 401 and closed right after
+its headers, before any body is read.
 """
 
 from __future__ import annotations
@@ -89,6 +99,8 @@ class ServeConfig:
     max_pending_age_s: float = 300.0
     max_body: int = DEFAULT_MAX_BODY
     read_timeout_s: float = 10.0
+    max_connections: int = 128
+    max_client_connections: int = 32
     run_command: list[str] | None = None
     reminder_interval_s: float = 0.0
     reminders_send: bool = False
@@ -104,7 +116,71 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     service: ClassVar[Service]
 
+    #: Monotonic time by which the request being read must be in (None between requests'
+    #: reads: while answering). The service's reaper cuts the read side past it.
+    reading_until: float | None = None
+    #: Set by the reaper when it cut this request's read side.
+    cut = False
+
     # -- plumbing -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        self.service.track(self, True)
+
+    def finish(self) -> None:
+        self.service.track(self, False)
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        """BaseHTTPRequestHandler's, with one deadline over the request line, headers and body."""
+        self.cut = False
+        self.reading_until = time.monotonic() + self.service.config.read_timeout_s
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline or (self.cut and not self.raw_requestline.endswith(b"\n")):
+                self.close_connection = True  # idle keep-alive connection, or cut mid-line: nothing to answer
+                if self.cut and self.raw_requestline:
+                    self._too_slow()
+                return
+            if len(self.raw_requestline) > 65536:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(414)
+                return
+            if not self.parse_request():
+                return
+            if self.cut:
+                self._too_slow()
+                return
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                return
+            method()
+            self.wfile.flush()
+        except (TimeoutError, ConnectionError) as exc:
+            log.debug("%s: connection dropped: %s", self.address_string(), exc)
+            self.close_connection = True
+        finally:
+            self.reading_until = None
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if self.cut:  # the headers ended because the deadline cut them, not because they were malformed
+            self._too_slow()
+            return
+        super().send_error(code, message, explain)
+
+    def _too_slow(self) -> None:
+        self.reading_until = None
+        with contextlib.suppress(OSError):
+            self._error(
+                408,
+                f"the request did not arrive within {self.service.config.read_timeout_s:g} s (headers and body)",
+            )
+        self.close_connection = True
+
+    def _read_done(self) -> None:
+        self.reading_until = None
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), redact(format % args))
@@ -137,6 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- methods ------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        self._read_done()
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             # Cheap on purpose (at most one indexed read a second): it is the liveness probe.
@@ -181,7 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/alertmanager":
             self._error(404, f"no such path {path[:100]!r}; Alertmanager posts to /alertmanager")
             return
-        if not self._authorized():
+        if not self._authorized():  # dropped right after the headers: its body is never read
+            self._read_done()
             self._error(401, "missing or wrong bearer token", headers={"WWW-Authenticate": 'Bearer realm="vcci-nb"'})
             return
         ctype = (self.headers.get("Content-Type") or "application/json").split(";", 1)[0].strip().lower()
@@ -211,8 +289,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self.rfile.read(length)
         except (TimeoutError, OSError):
-            self._error(408, f"the body did not arrive within {self.service.config.read_timeout_s:g} s")
+            self._too_slow()
             return
+        if self.cut:
+            self._too_slow()
+            return
+        self._read_done()
         if len(body) < length:
             self._error(400, f"the body ended after {len(body)} of {length} bytes")
             return
@@ -256,8 +338,73 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a cap on connections, overall and per client address."""
+
     daemon_threads = True
     request_queue_size = 128
+    max_connections = 128
+    max_client_connections = 32
+    on_refused: Callable[[], None] | None = None
+
+    def server_activate(self) -> None:
+        self._open: dict[str, int] = {}
+        self._open_total = 0
+        self._hosts: dict[int, str] = {}
+        self._open_lock = threading.Lock()
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        host = str(client_address[0]) if isinstance(client_address, tuple) else "?"
+        with self._open_lock:
+            full = self._open_total >= self.max_connections or self._open.get(host, 0) >= self.max_client_connections
+            if not full:
+                self._open_total += 1
+                self._open[host] = self._open.get(host, 0) + 1
+                self._hosts[id(request)] = host
+        if full:
+            self._refuse(request, host)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            with self._open_lock:
+                self._hosts.pop(id(request), None)
+            self._release(host)
+            raise
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self._open_lock:
+            host = self._hosts.pop(id(request), None)
+        if host is not None:
+            self._release(host)
+
+    def _release(self, host: str) -> None:
+        with self._open_lock:
+            if self._open_total > 0:
+                self._open_total -= 1
+            left = self._open.get(host, 0) - 1
+            if left > 0:
+                self._open[host] = left
+            else:
+                self._open.pop(host, None)
+
+    def _refuse(self, request: Any, host: str) -> None:
+        """503 without a thread: written with a short timeout, then closed."""
+        body = json.dumps({"status": "error", "error": "too many connections; try again shortly"}).encode() + b"\n"
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with contextlib.suppress(OSError):
+            request.settimeout(1.0)
+            request.sendall(head + body)
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_RDWR)
+        request.close()
+        log.warning("refused a connection from %s: too many open connections", host)
+        if self.on_refused is not None:
+            self.on_refused()
 
 
 class Service:
@@ -286,7 +433,12 @@ class Service:
         self._pending_oldest: tuple[float, float | None] = (0.0, None)
         handler = type("Handler", (_Handler,), {"service": self, "timeout": config.read_timeout_s})
         self.httpd = _Server((config.host, config.port), handler)
+        self.httpd.max_connections = max(1, config.max_connections)
+        self.httpd.max_client_connections = max(1, config.max_client_connections)
+        self.httpd.on_refused = lambda: self.metrics.response(503)
         self.port = int(self.httpd.server_address[1])
+        self._handlers: set[_Handler] = set()
+        self._handlers_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -313,6 +465,7 @@ class Service:
         started = threading.Event()
         self._spawn("vcci-nb-backend", lambda: self._supervise(config_path, started))
         started.wait(30)
+        self._spawn("vcci-nb-reaper", self._reap)
         self._spawn("vcci-nb-http", self.httpd.serve_forever)
         (self.config.state_dir / "serve.json").write_text(json.dumps({"pid": os.getpid(), "url": self.url}) + "\n")
         log.info("vcci-nb serve listening on %s", self.url)
@@ -350,6 +503,26 @@ class Service:
     def backend_running(self) -> bool:
         backend = self._backend
         return backend is not None and backend.poll() is None
+
+    def track(self, handler: _Handler, open_: bool) -> None:
+        with self._handlers_lock:
+            if open_:
+                self._handlers.add(handler)
+            else:
+                self._handlers.discard(handler)
+
+    def _reap(self) -> None:
+        """Cut the read side of every connection whose request is past its deadline (it is then answered 408)."""
+        while not self._stop.wait(0.2):
+            now = time.monotonic()
+            with self._handlers_lock:
+                late = [
+                    h for h in self._handlers if h.reading_until is not None and now > h.reading_until and not h.cut
+                ]
+            for handler in late:
+                handler.cut = True
+                with contextlib.suppress(OSError):
+                    handler.connection.shutdown(socket.SHUT_RD)
 
     def oldest_pending_age(self) -> float:
         """How long the oldest notification not yet ingested has waited, read at most once a second."""

@@ -64,7 +64,21 @@ def register(subparsers: Any) -> None:
         help="/healthz turns unhealthy once a notification has waited this many seconds (default 300)",
     )
     parser.add_argument("--max-body", type=int, default=4 * 1024 * 1024, help="largest accepted body in bytes (4 MiB)")
-    parser.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client has to send its request")
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a whole request, headers and body (default 10; then 408)",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, default=128, help="open connections at most, overall (default 128; then 503)"
+    )
+    parser.add_argument(
+        "--max-client-connections",
+        type=int,
+        default=32,
+        help="open connections at most from one client address (default 32; then 503)",
+    )
     parser.add_argument(
         "--run-command",
         default=None,
@@ -113,6 +127,8 @@ def handle(args: argparse.Namespace) -> int:
         max_pending_age_s=args.max_pending_age,
         max_body=args.max_body,
         read_timeout_s=args.read_timeout,
+        max_connections=args.max_connections,
+        max_client_connections=args.max_client_connections,
         run_command=shlex.split(args.run_command) if args.run_command else None,
         reminder_interval_s=args.reminder_interval,
         reminders_send=args.send_reminders,
