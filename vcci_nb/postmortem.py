@@ -258,16 +258,20 @@ def merged_timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
 def told_once(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The merged timeline as a person reads it: a finding only when it is new or its summary
     changed (every notebook that saw it adds an entry to the record), and alerts that began
-    firing within a minute of each other in one row."""
-    from vcci_nb.story import _strip_where
+    firing within a minute of each other in one row. Bookkeeping a reader does not need is left
+    out: each notebook that succeeded (its run's "finished: N/N succeeded" says so), ``serve``'s
+    echo of a bundle the runner's own entry already names, and changes to context findings."""
+    from vcci_nb.story import CONTEXT, _strip_where, role
 
     said: dict[str, str] = {}
     out: list[dict[str, Any]] = []
     for item in items:
+        if item["kind"] == "run" and _BOOKKEEPING.match(str(item["summary"])):
+            continue
         if item["kind"] == "finding":
             key = str(item.get("key") or item["summary"])
             text = _strip_where(str(item["summary"]))
-            if said.get(key) == text:
+            if said.get(key) == text or (key in said and role(key, text.partition("]")[0].strip("[")) == CONTEXT):
                 continue
             prefix = "Changed: " if key in said else ""
             said[key] = text
@@ -289,6 +293,9 @@ def told_once(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item = {**item, "names": [name]}
         out.append(item)
     return out
+
+
+_BOOKKEEPING = re.compile(r"^(\S+ succeeded in [\d.]+ s|Started bundle '.*|Bundle '.*' succeeded \(exit 0\).*)$")
 
 
 def _firing_name(item: dict[str, Any]) -> str | None:
@@ -670,7 +677,7 @@ def build(
     md += ["## Action Items", "_Proposed from the findings and the facts above; assign owners and dates._", ""]
     due_base = (resolved or now).date()
     n = 0
-    for f in top_unique:
+    for f in [f for f in top_unique if f.role == story.CAUSE]:
         n += 1
         pr = _FINDING_PRIORITY.get(f.severity, "P2")
         due = due_base + timedelta(days=7 if pr in {"P0", "P1"} else 30)

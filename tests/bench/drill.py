@@ -195,6 +195,9 @@ def drill(
     shutil.rmtree(work / name, ignore_errors=True)
     outputs.mkdir(parents=True)
     env = {**os.environ, **lab.env(), "VCCI_NB_OUTPUTS": str(outputs)}
+    # A fresh start: data back to baseline and a new emulated cluster, so that the pods' logs of an
+    # earlier drill (its statement timeouts, its provider errors) cannot speak for this fault.
+    lab.reset()
     serve = Serve(env, work / name / "serve", outputs)
     row: dict[str, Any] = {"drill": name}
     try:

@@ -303,7 +303,10 @@ def test_root_cause_is_the_cause_not_the_alerts_and_each_finding_is_told_once(tm
             ],
             notebook=nb,
         )
+    rec.add_event("run", "01_triage succeeded in 3.2 s", actor="root")
+    rec.add_event("run", "Run abc12345 finished: triage: 4/4 succeeded", actor="root")
     md = postmortem.build(rec.id, outputs=tmp_path, prometheus_url=None).markdown
+    assert "01\\_triage succeeded in" not in md and "finished: triage: 4/4 succeeded" in md  # bookkeeping left out
     pool = postmortem._md_escape(pool)  # the report escapes record text (vcci\\_app)
     assert f"- **Root Cause** (DRAFT, confirm): {pool} (`db.pool_exhaustion`)" in md
     assert f"1. **[P0] Prevent recurrence: {pool}**" in md
