@@ -141,3 +141,14 @@ def test_incident_show_lists_each_finding_once_causes_first(tmp_path: Path, monk
     assert findings.count(POOL) == 1
     assert findings.splitlines()[1].startswith(f"  cause        [high] {POOL} (seen in 01_triage, ")
     assert out.count(POOL) == 2  # once in Findings, once in the timeline (not once per notebook)
+
+
+def test_the_demo_report_lists_each_finding_once_cause_first(tmp_path: Path, capsys: Any) -> None:
+    from vcci_lab.cli.demo import _report
+
+    rec = _record(tmp_path)
+    _report(rec.folder)
+    out = capsys.readouterr().out
+    assert out.count(POOL) == 1
+    first = next(line for line in out.splitlines() if line.strip().startswith(("cause:", "symptom:", "contributing:")))
+    assert first.strip().startswith(f"cause:       [high] {POOL}")

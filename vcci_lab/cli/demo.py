@@ -208,12 +208,13 @@ def _report(folder: Path) -> tuple[int, int]:
             print(line)
     for nb in record.get("notebooks", []):
         print(f"  notebook:  {nb.get('status', '?'):<10} {nb.get('name')}")
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-    unique = {(f.get("key"), f.get("summary")): f for f in record.get("findings", [])}
-    findings = sorted(unique.values(), key=lambda f: order.get(f.get("severity", "info"), 9))
-    for f in findings[:8]:
-        print(f"  finding:   [{f.get('severity')}] {f.get('summary')}")
-    if len(findings) > 8:
-        print(f"  ... and {len(findings) - 8} more findings")
+    from vcci_nb import story
+
+    # each finding once, causes first (the record keeps every notebook's observation)
+    facts = story.facts(record.get("findings", []))
+    for f in facts[:8]:
+        print(f"  {f.role + ':':<13}{story.line(f)}")
+    if len(facts) > 8:
+        print(f"  ... and {len(facts) - 8} more findings")
     print(f"  record:    {folder / 'index.html'}")
     return max(1, len(groups)), left_out
