@@ -180,6 +180,65 @@ def measure_impact(base: str | None, series: ImpactSeries, start: datetime, end:
     return out
 
 
+#: How far before the first alert the postmortem looks for the SLI's first crossing (minutes).
+ONSET_LOOKBACK_MINUTES = 120.0
+
+
+def sli_onset(
+    base: str | None,
+    profile: Profile,
+    alert_start: datetime,
+    end: datetime,
+    *,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """When the SLI first crossed its threshold in the breach the incident is about.
+
+    The SLI is the profile's ``postmortem.sli_panel`` (default ``error_ratio_5xx``) with its
+    threshold (``postmortem.sli_threshold``, else the panel's threshold in ``thresholds:``). Prometheus
+    is searched from ``postmortem.onset_lookback_minutes`` (default 120) before the first alert to
+    the end; the breach is the run of samples above the threshold that holds the alert's start (or
+    the first one after it), and its first sample is the onset. ``at`` is None when there is none.
+    """
+    from vcci_nb.sources.prometheus import panel_query
+
+    panel = str(profile.get("postmortem.sli_panel") or "error_ratio_5xx")
+    lookback = float(profile.get("postmortem.onset_lookback_minutes") or ONSET_LOOKBACK_MINUTES)
+    out: dict[str, Any] = {"panel": panel, "lookback_minutes": lookback, "at": None}
+    try:
+        query, info = panel_query(profile, panel)
+    except ConfigError as exc:
+        return {**out, "status": "unavailable", "message": str(exc)}
+    threshold = profile.get("postmortem.sli_threshold")
+    threshold = float(threshold) if threshold is not None else info.get("threshold")
+    out.update({"query": query, "title": info.get("title", panel), "threshold": threshold})
+    if threshold is None:
+        return {**out, "status": "unavailable", "message": f"no threshold for the SLI panel {panel!r}"}
+    if not base:
+        return {**out, "status": "unavailable", "message": "no Prometheus URL"}
+    search_from = alert_start - timedelta(minutes=lookback)
+    step = max(15.0, (end - search_from).total_seconds() / 1000)
+    try:
+        points = _prom_range(base, query, search_from, end, step, timeout)
+    except Exception as exc:  # reported, never raised: the alert's start stands in
+        return {**out, "status": "unavailable", "message": redact(f"Prometheus could not be asked: {exc}")}
+    runs: list[list[tuple[float, float]]] = []
+    for ts, value in points:
+        if value > float(threshold) and math.isfinite(value):
+            if runs and ts - runs[-1][-1][0] <= step * 1.5:
+                runs[-1].append((ts, value))
+            else:
+                runs.append([(ts, value)])
+    anchor = alert_start.timestamp()
+    holding = [r for r in runs if r[0][0] <= anchor + step and r[-1][0] >= anchor - step]
+    after = [r for r in runs if r[0][0] > anchor]
+    chosen = holding[0] if holding else (after[0] if after else None)
+    out["status"] = "ok"
+    if chosen is not None:
+        out["at"] = datetime.fromtimestamp(chosen[0][0], UTC)
+    return out
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -526,7 +585,31 @@ def build(
         from vcci_nb.config import env_secret
 
         prometheus_url = env_secret(str(var))
-    impact = measure_impact(prometheus_url, ImpactSeries.from_profile(prof), start, end)
+    # Impact runs from when the SLI first crossed its threshold if that was before the first alert
+    # (a fault often starts minutes before its alert fires), else from the first alert or detection.
+    onset = sli_onset(prometheus_url, prof, start, end)
+    impact_start = start
+    if onset.get("at") is not None and onset["at"] < start:
+        impact_start = onset["at"]
+        start_how = (
+            f"{impact_start:%H:%M:%S} UTC, when the SLI ({onset['title']}) first crossed its threshold "
+            f"{onset['threshold']:g}, {_dur((start - impact_start).total_seconds())} before the first alert "
+            f"(searched {onset['lookback_minutes']:g} min back in Prometheus: `{onset['query']}`)"
+        )
+    elif onset.get("status") == "ok":
+        start_how = (
+            f"{start:%H:%M:%S} UTC, the first alert or detection: the SLI ({onset['title']}) did not cross "
+            f"{onset['threshold']:g} earlier in the {onset['lookback_minutes']:g} min searched"
+        )
+    else:
+        start_how = (
+            f"{start:%H:%M:%S} UTC, the first alert or detection (the SLI's first crossing could not be "
+            f"searched: {onset.get('message', 'unknown')})"
+        )
+    impact = measure_impact(prometheus_url, ImpactSeries.from_profile(prof), impact_start, end)
+    impact["start_used"] = impact_start.isoformat()
+    impact["start_how"] = start_how
+    impact["onset"] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in onset.items()}
     timeline = merged_timeline(data)
     findings: list[Finding] = []
     for f in data.get("findings") or []:
@@ -574,6 +657,7 @@ def build(
         )
     else:
         md.append(f"- **Impact**: _not measured: {impact['message']}_")
+    md.append(f"- **Impact measured from**: {impact['start_how']}")
     if detected:
         md.append(f"- **Detection**: {_md_escape('; '.join(f.summary for f in detected[:3]))}")
     if root is not None:
@@ -729,6 +813,7 @@ def build(
     marks = [
         (t, lbl)
         for t, lbl in (
+            (impact_start if impact_start < start else None, "SLI crossed"),
             (_t(data.get("detected_at")), "detected"),
             (_t(data.get("identified_at")), "identified"),
             (_t(data.get("mitigated_at")), "mitigated"),
@@ -736,7 +821,7 @@ def build(
         )
         if t is not None
     ]
-    chart = _svg_chart(impact.get("series") or [], start, end, marks)
+    chart = _svg_chart(impact.get("series") or [], impact_start, end, marks)
     if chart:
         body = body.replace("<h2>Timeline</h2>", f"<figure>{chart}</figure>\n<h2>Timeline</h2>", 1)
     page = (

@@ -336,3 +336,27 @@ def test_symptoms_alone_leave_the_root_cause_to_the_review(tmp_path: Path) -> No
     assert pm.root_cause is None
     assert "- **Root Cause** (DRAFT): _no causal finding recorded (only symptoms)" in pm.markdown
     assert "Prevent recurrence" not in pm.markdown
+
+
+def test_impact_runs_from_when_the_sli_first_crossed_before_the_alert(tmp_path: Path, prometheus: Prom) -> None:
+    """The fault began 20 min before its alert fired: impact is measured from the SLI's first crossing."""
+    late_alert = prometheus.incident_start + timedelta(minutes=20)
+    rec = build_incident(tmp_path, late_alert)
+    pm = postmortem.build(rec.id, outputs=tmp_path, prometheus_url=prometheus.url)
+    impact = pm.impact
+    assert impact["status"] == "ok"
+    used = datetime.fromisoformat(impact["start_used"])
+    # rate(...[5m]) crosses 5% within a couple of minutes of the first error
+    assert prometheus.incident_start <= used <= prometheus.incident_start + timedelta(minutes=3), used
+    # 2 tenants x 5 errors per 15 s = 40 a minute: ~58 min of errors from the onset, ~38 from the alert
+    assert impact["failed_requests"] > 40 * 50, impact["failed_requests"]
+    assert "- **Impact measured from**: " in pm.markdown
+    assert "when the SLI (5xx share of requests) first crossed its threshold 0.05" in pm.markdown
+    assert "before the first alert" in pm.markdown
+
+
+def test_impact_starts_at_the_alert_when_the_sli_did_not_cross_earlier(tmp_path: Path, prometheus: Prom) -> None:
+    rec = build_incident(tmp_path, prometheus.incident_start)
+    pm = postmortem.build(rec.id, outputs=tmp_path, prometheus_url=prometheus.url)
+    assert datetime.fromisoformat(pm.impact["start_used"]) == prometheus.incident_start
+    assert "the first alert or detection: the SLI (5xx share of requests) did not cross 0.05 earlier" in pm.markdown
