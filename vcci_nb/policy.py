@@ -35,8 +35,10 @@ __all__ = [
     "RESPONSE_MINUTES",
     "SEVERITIES",
     "UPDATE_TEMPLATES",
+    "WINDOW_LEAD_MINUTES",
     "human_minutes",
     "incident_start",
+    "incident_window",
     "iso",
     "last_sent_update",
     "level_rank",
@@ -120,6 +122,42 @@ def incident_start(data: Mapping[str, Any]) -> datetime:
         times.append(maybe_time(alert.get("startsAt") or alert.get("starts_at")))
     found = [t for t in times if t is not None]
     return min(found) if found else datetime.now(UTC)
+
+
+#: Minutes an incident's window starts before its earliest alert (``incident.window_lead_minutes``
+#: in a profile): a fault is often under way well before the rule's ``for`` lets its alert fire.
+WINDOW_LEAD_MINUTES: float = 30.0
+#: The longest window a notebook accepts (the notebook's own check).
+MAX_WINDOW = timedelta(days=7)
+
+
+def incident_window(
+    data: Mapping[str, Any], *, lead_minutes: float = WINDOW_LEAD_MINUTES, now: datetime | None = None
+) -> tuple[datetime, datetime, str]:
+    """The incident's own window: ``(start, end, why)``, whatever the clock says when it is asked.
+
+    Start: ``lead_minutes`` before the earliest alert ``startsAt`` (else detection, else opening).
+    End: when it resolved (or closed), else now. A run made hours later therefore looks at the
+    incident, not at the last hour. ``why`` says where each bound came from, for the timeline.
+    """
+    now = _utc(now or datetime.now(UTC))
+    starts = [t for a in data.get("alerts") or [] if (t := maybe_time(a.get("startsAt") or a.get("starts_at")))]
+    if starts:
+        first, source = min(starts), "the earliest alert's startsAt"
+    elif (t := maybe_time(data.get("detected_at")) or maybe_time(data.get("created_at"))) is not None:
+        first, source = t, "detection"
+    else:
+        first, source = now, "now"
+    start = first - timedelta(minutes=max(0.0, float(lead_minutes)))
+    resolved = maybe_time(data.get("resolved_at")) or maybe_time(data.get("closed_at"))
+    end, till = (resolved, "its resolution") if resolved is not None else (now, "now (still open)")
+    if end <= start:
+        end, till = now, "now"
+    if end - start > MAX_WINDOW:
+        start = end - MAX_WINDOW
+        source += f", clipped to the last {MAX_WINDOW.days} days"
+    why = f"{lead_minutes:g} min before {source} ({iso(first)}) to {till}"
+    return start, end, why
 
 
 def last_sent_update(data: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -378,3 +378,68 @@ def test_html_chart_draws_offline_in_a_copied_folder(project: Path, tmp_path: Pa
     ).stdout
     assert "main-svg" in dom  # plotly.js ran and drew the figure
     assert "p95 latency (s)" in dom
+
+
+# ------------------------------------------------------------------------------------------
+# the incident's window, not the clock's (issue 13, item 7)
+
+
+def test_a_later_run_uses_the_incidents_own_window(project: Path, tmp_path: Path) -> None:
+    """An alert that started 3 h ago and resolved 2 h ago: the window is its own, with the 30 min lead."""
+    from datetime import UTC, datetime, timedelta
+
+    from vcci_nb.policy import iso
+
+    outputs = tmp_path / "out"
+    record = _open(outputs)
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    record.add_alert({"status": "firing", "startsAt": iso(began), "labels": {"alertname": "HighErrorRate"}})
+    record.add_alert({"status": "firing", "startsAt": iso(began + timedelta(minutes=7)), "labels": {}})
+    record.set_status("resolved", note="fixed")
+    record.update(lambda d: d.update(resolved_at=iso(began + timedelta(hours=1))))
+    r = _cli(["run", "notebooks/params.ipynb", "--incident", record.id], _env(project, outputs), project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    nb = json.loads((record.folder / "params.ipynb").read_text())
+    printed = next(
+        json.loads("".join(o["text"])) for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stdout"
+    )
+    assert printed["window_start"] == iso(began - timedelta(minutes=30))
+    started = next(ev for ev in record.data["timeline"] if ev["summary"].startswith("Run "))
+    assert started["data"]["window"]["start"] == iso(began - timedelta(minutes=30))
+    assert started["data"]["window"]["end"] == iso(began + timedelta(hours=1))
+    assert "30 min before the earliest alert's startsAt" in started["summary"]
+
+    # A window given by hand wins.
+    given = "2026-01-06T14:00:00Z"
+    r = _cli(
+        ["run", "notebooks/params.ipynb", "--incident", record.id, "-p", f"window_start={given}"],
+        _env(project, outputs),
+        project,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = [ev for ev in record.data["timeline"] if ev["summary"].startswith("Run ") and " started" in ev["summary"]]
+    assert runs[-1]["data"]["window"] == {"start": given, "end": "", "why": "as given"}
+
+
+def test_the_lead_before_the_earliest_alert_comes_from_the_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from vcci_nb.policy import iso
+    from vcci_nb.runner.core import incident_run_window
+
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "tiny.yaml").write_text(
+        "kubernetes: {namespace: shop}\nincident: {window_lead_minutes: 45}\n"
+    )
+    monkeypatch.setenv("VCCI_NB_PARAMETERS", str(tmp_path))
+    now = datetime.now(UTC)
+    began = now.replace(microsecond=0) - timedelta(hours=2)
+    data = {"alerts": [{"startsAt": iso(began + timedelta(minutes=5))}, {"startsAt": iso(began)}], "created_at": iso()}
+    (start, end), why = incident_run_window(data, "tiny")
+    assert start == iso(began - timedelta(minutes=45))
+    assert datetime.fromisoformat(end.replace("Z", "+00:00")) >= now  # still open: up to now
+    assert why.startswith("45 min before the earliest alert's startsAt")
+    (start, _), _ = incident_run_window({"created_at": iso(began)}, "tiny")
+    assert start == iso(began - timedelta(minutes=45))  # no alert: from the incident's detection

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from vcci_nb.config import read_yaml, register_url_secrets
-from vcci_nb.errors import ConfigError, ParameterError, RunError
+from vcci_nb.errors import ConfigError, ParameterError, RunError, VcciNbError
 from vcci_nb.record import IncidentRecord, utc_iso
 from vcci_nb.redact import redact, register_secret
 from vcci_nb.runner.bundles import resolve_target
@@ -171,6 +171,27 @@ class _Planned:
     kernel_name: str
 
 
+def incident_run_window(data: dict[str, Any], profile: str | None) -> tuple[tuple[str, str], str]:
+    """The incident's window as two ISO strings, and where it came from (for the timeline).
+
+    The lead before the earliest alert is the profile's ``incident.window_lead_minutes`` (default
+    30); a profile that cannot be read leaves the default (the run reports the profile's error).
+    """
+    from vcci_nb.policy import WINDOW_LEAD_MINUTES, incident_window, iso
+
+    lead = WINDOW_LEAD_MINUTES
+    try:
+        from vcci_nb.config import load_profile
+
+        value = load_profile(profile).get("incident.window_lead_minutes")
+        if value is not None:
+            lead = float(value)
+    except (VcciNbError, TypeError, ValueError):
+        pass
+    start, end, why = incident_window(data, lead_minutes=lead)
+    return (iso(start), iso(end)), why
+
+
 def plan(
     notebooks: list[Path],
     given: dict[str, tuple[Any, bool]],
@@ -178,8 +199,13 @@ def plan(
     incident_id: str,
     profile: str | None,
     is_bundle: bool,
+    window: tuple[str, str] | None = None,
 ) -> list[_Planned]:
-    """Read each notebook's parameters and check the given ones against them (nothing runs)."""
+    """Read each notebook's parameters and check the given ones against them (nothing runs).
+
+    ``window`` (start, end) fills ``window_start``/``window_end`` where a notebook declares them
+    and the caller gave neither: the incident's own window, not the last hour of the clock.
+    """
     import nbformat
 
     planned: list[_Planned] = []
@@ -203,6 +229,10 @@ def plan(
         for key in ("environment", "profile"):
             if profile and key in p.declared and key not in mine:
                 mine[key] = (profile, False)
+        if window and not ({"window_start", "window_end"} & given.keys()):
+            for key, value in zip(("window_start", "window_end"), window, strict=True):
+                if key in p.declared:
+                    mine[key] = (value, False)
         p.parameters = validate(p.declared, mine, p.source)
     return planned
 
@@ -264,7 +294,17 @@ def run(
         given[k] = (v, False)
     for k, v in (params or {}).items():
         given[k] = (v, True)
-    planned = plan(notebooks, given, incident_id=record.id, profile=profile, is_bundle=is_bundle)
+    window, window_why = incident_run_window(record.data, profile)
+    planned = plan(notebooks, given, incident_id=record.id, profile=profile, is_bundle=is_bundle, window=window)
+    window_used: dict[str, str] = {}
+    if {"window_start", "window_end"} & given.keys():
+        window_used = {
+            "start": str((given.get("window_start") or ("", False))[0] or ""),
+            "end": str((given.get("window_end") or ("", False))[0] or ""),
+            "why": "as given",
+        }
+    elif any({"window_start", "window_end"} & p.parameters.keys() for p in planned):
+        window_used = {"start": window[0], "end": window[1], "why": window_why}
     # A secret passed as a parameter (it should not be) is masked wherever a cell prints it, too.
     from vcci_nb.runner.worker import looks_secret
 
@@ -319,12 +359,21 @@ def run(
             mode += "; repeated runs write " + ", ".join(again)
         if skipped:
             mode += f"; not run: {', '.join(skipped)}" + (f" ({skip_reason})" if skip_reason else "")
+        if window_used:
+            mode += f"; window {window_used['start']} → {window_used['end']} ({window_used['why']})"
         d["timeline"].append(
             IncidentRecord._event(
                 "run",
                 f"Run {run_id} started: {target} ({len(planned)} notebook{'s' if len(planned) != 1 else ''}){mode}",
                 who,
-                {"run_id": run_id, "target": target, "notebooks": list(reserved), "jobs": n_jobs, "skipped": skipped},
+                {
+                    "run_id": run_id,
+                    "target": target,
+                    "notebooks": list(reserved),
+                    "jobs": n_jobs,
+                    "skipped": skipped,
+                    **({"window": window_used} if window_used else {}),
+                },
                 None,
             )
         )

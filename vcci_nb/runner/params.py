@@ -217,7 +217,9 @@ def coerce(param: Parameter, value: Any, *, from_string: bool) -> Any:
                 parsed = [part.strip() for part in parsed.split(",") if part.strip()]
             value = parsed
         elif base in {"NoneType", ""}:
-            value = _parse_loose(value)
+            parsed = _parse_loose(value)
+            # a time stays the text it was given (YAML would make `2026-01-06T14:00:00Z` a datetime)
+            value = value if isinstance(parsed, datetime | date) else parsed
         else:
             return value
     # typed values (YAML files, API callers)
