@@ -426,13 +426,13 @@ def test_the_lead_before_the_earliest_alert_comes_from_the_profile(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from vcci_nb.config import parameters_dir
     from vcci_nb.policy import iso
     from vcci_nb.runner.core import incident_run_window
 
     (tmp_path / "environments").mkdir()
-    (tmp_path / "environments" / "tiny.yaml").write_text(
-        "kubernetes: {namespace: shop}\nincident: {window_lead_minutes: 45}\n"
-    )
+    shutil.copy(parameters_dir() / "environments" / "lab.yaml", tmp_path / "environments" / "lab.yaml")
+    (tmp_path / "environments" / "tiny.yaml").write_text("extends: lab\nincident: {window_lead_minutes: 45}\n")
     monkeypatch.setenv("VCCI_NB_PARAMETERS", str(tmp_path))
     now = datetime.now(UTC)
     began = now.replace(microsecond=0) - timedelta(hours=2)
