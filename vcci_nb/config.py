@@ -357,8 +357,47 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in (parameters_dir() / "environments").glob("*.yaml"))
 
 
+def adopt_lab_env() -> list[str]:
+    """Take the lab's connection variables from ``$VCCI_NB_LAB_DIR/env.sh`` when that is set and exists.
+
+    On Binder the notebook server starts before the lab is up (``binder/start`` writes ``env.sh``
+    once it is), so kernels never inherit the lab's variables. Every profile load calls this:
+    variables already set win, nothing is overwritten, and a missing file changes nothing, so a
+    kernel started before the lab was ready finds its connections on the next cell. Returns the
+    names it set.
+    """
+    lab_dir = os.environ.get("VCCI_NB_LAB_DIR")
+    if not lab_dir:
+        return []
+    path = Path(lab_dir) / "env.sh"
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    import shlex
+
+    added: list[str] = []
+    for line in text.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        if len(words) != 2 or words[0] != "export" or "=" not in words[1]:
+            continue
+        key, value = words[1].split("=", 1)
+        if key.isidentifier() and key not in os.environ:
+            os.environ[key] = value
+            register_url_secrets(value)
+            added.append(key)
+    return added
+
+
 def load_profile(name: str | None = None) -> Profile:
-    """Load a profile by name (default: ``VCCI_NB_PROFILE`` or ``lab``), following ``extends``."""
+    """Load a profile by name (default: ``VCCI_NB_PROFILE`` or ``lab``), following ``extends``.
+
+    With ``VCCI_NB_LAB_DIR`` set, the running lab's variables are adopted first (:func:`adopt_lab_env`).
+    """
+    adopt_lab_env()
     name = name or os.environ.get("VCCI_NB_PROFILE") or "lab"
     seen: list[str] = []
     data: dict[str, Any] = {}

@@ -17,6 +17,8 @@ from vcci_lab import Lab
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+#: What a kernel started before the lab was up lacks.
+_LAB_VARS = {"DATABASE_URL", "REDIS_URL", "PROMETHEUS_URL", "KUBECONFIG", "RABBITMQ_URL", "ALERTMANAGER_URL"}
 
 
 def test_start_script_brings_the_lab_up_and_execs_the_command() -> None:
@@ -46,6 +48,18 @@ def test_start_script_brings_the_lab_up_and_execs_the_command() -> None:
         for key in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_URL", "KUBECONFIG", "RABBITMQ_URL"):
             assert f"export {key}=" in exports
         assert "ready at" in log
+
+        # A kernel the server started before the lab was up has only VCCI_NB_LAB_DIR: vcci_nb
+        # adopts the lab's variables from env.sh, and the sources answer.
+        bare = {k: v for k, v in env.items() if k not in _LAB_VARS}
+        probe = (
+            "from vcci_nb.sources import postgres, redis\n"
+            "print(redis.gather_ping('lab').status, postgres.gather_connections('lab').status)"
+        )
+        res = subprocess.run(
+            [sys.executable, "-c", probe], env=bare, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert res.stdout.split() == ["ok", "ok"], res.stdout + res.stderr
     finally:
         lab.down()
         shutil.rmtree(lab_dir, ignore_errors=True)
