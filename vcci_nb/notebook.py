@@ -298,7 +298,19 @@ def setup(
     )
     if show:
         _show_header(ctx)
+        if not incident:
+            _offer_incident_picker(ctx)
     return ctx
+
+
+def _offer_incident_picker(ctx: Context) -> None:
+    """In JupyterLab, a notebook without an incident offers the open ones and "open a new one"."""
+    from vcci_nb import widgets
+
+    if widgets.in_jupyterlab():
+        from IPython.display import display
+
+        display(widgets.incident_picker(ctx))  # type: ignore[no-untyped-call]
 
 
 def _show_header(ctx: Context) -> None:

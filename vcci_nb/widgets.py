@@ -8,13 +8,23 @@ starts from is always shown by the notebook itself, outside the widget.
 - :func:`severity_questionnaire` — the questions of runbook 1.3 as checkboxes, pre-ticked from the
   evidence, with the suggested severity updating as the engineer answers;
 - :func:`live_monitor` — 05_monitor's live refresh every N seconds with Start and Stop buttons,
-  as an asyncio task on the kernel's own loop (no thread, no blocking call).
+  as an asyncio task on the kernel's own loop (no thread, no blocking call);
+- :func:`incident_picker` — choose one of the open incidents, or open a new one, when the
+  parameters cell names none; cells that planned without an incident (the ``04_mitigate_*``
+  steps) are told and show their Confirm panel (:func:`when_incident_chosen`);
+- :func:`show_in` — run a function and show what it displays in an output widget (for redraws
+  after a click, without re-running the cell).
+
+Which kernels count as "a person is looking" is :func:`in_jupyterlab`: ``VCCI_NB_INTERACTIVE``
+(0/1), else a kernel that Jupyter Server started (``JPY_SESSION_NAME``); papermill is neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +32,155 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LiveMonitor", "Questionnaire", "live_monitor", "severity_from_answers", "severity_questionnaire"]
+__all__ = [
+    "IncidentPicker",
+    "LiveMonitor",
+    "Questionnaire",
+    "in_jupyterlab",
+    "incident_picker",
+    "live_monitor",
+    "severity_from_answers",
+    "severity_questionnaire",
+    "show_in",
+    "when_incident_chosen",
+]
+
+
+def in_jupyterlab() -> bool:
+    """Whether a person may click: ``VCCI_NB_INTERACTIVE`` (0/1), else a kernel Jupyter Server started.
+
+    papermill's kernels (headless runs, ``vcci-nb run``) have no ``JPY_SESSION_NAME``; JupyterLab's do.
+    """
+    env = os.environ.get("VCCI_NB_INTERACTIVE")
+    if env is not None and env.strip() != "":
+        return env.strip().lower() in ("1", "true", "yes", "on")
+    if not os.environ.get("JPY_SESSION_NAME"):
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def output_area() -> Any:
+    """An empty output widget (a place a later click draws into)."""
+    return _widgets().Output()
+
+
+def show_in(output: Any, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` and make what it displays (and prints) the content of ``output``; returns its result.
+
+    ``with output:`` captures only while a cell executes; a button's callback or a refresh task runs
+    between cells, so the displays are captured here and set as the widget's outputs.
+    """
+    from IPython.utils.capture import capture_output
+
+    result = None
+    with capture_output(display=True) as cap:
+        try:
+            result = fn()
+        except Exception as exc:  # a callback must never kill the kernel's comm handler
+            log.warning("%s failed", getattr(fn, "__name__", "callback"), exc_info=True)
+            print(f"Failed: {type(exc).__name__}: {exc}")
+    outs: list[dict[str, Any]] = []
+    if cap.stdout:
+        outs.append({"output_type": "stream", "name": "stdout", "text": cap.stdout})
+    for out in cap.outputs:
+        outs.append({"output_type": "display_data", "data": out.data, "metadata": out.metadata or {}})
+    output.outputs = tuple(outs)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The incident picker
+
+#: Callbacks waiting for an incident to be chosen, per notebook Context (``id(ctx)``).
+_CHOSEN: dict[int, list[Callable[[str], None]]] = {}
+
+
+def when_incident_chosen(ctx: Any, callback: Callable[[str], None]) -> None:
+    """Call ``callback(incident_id)`` when the picker of ``ctx``'s notebook chooses an incident."""
+    _CHOSEN.setdefault(id(ctx), []).append(callback)
+
+
+def choose_incident(ctx: Any, incident_id: str) -> None:
+    """Make ``incident_id`` the notebook's incident and tell every cell that waited for one."""
+    ctx.incident_id = incident_id
+    for callback in list(_CHOSEN.get(id(ctx), [])):
+        try:
+            callback(incident_id)
+        except Exception:  # one cell's failure must not stop the others
+            log.warning("incident callback failed", exc_info=True)
+
+
+class IncidentPicker:
+    """The picker: the widget in JupyterLab, one line of text in a headless copy."""
+
+    def __init__(self, widget: Any, dropdown: Any, status: Any) -> None:
+        self.widget = widget
+        self.dropdown = dropdown
+        self.status = status
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return _bundle(self.widget, "(Incident picker: open this notebook in JupyterLab to choose one.)", **kwargs)
+
+
+def _incident_options(outputs: Any = None) -> list[tuple[str, str]]:
+    from vcci_nb.record import list_records
+
+    options = [("Choose an open incident…", "")]
+    for rec in list_records(outputs, open_only=True):
+        label = f"{rec.get('id')} · {rec.get('severity')} · {rec.get('status')} · {rec.get('title') or ''}"
+        options.append((label[:120], str(rec.get("id"))))
+    return options
+
+
+def incident_picker(ctx: Any, *, outputs: Any = None, allow_open: bool = True) -> IncidentPicker:
+    """A dropdown of the open incidents and "open a new one" (severity, title, button).
+
+    Choosing sets ``ctx.incident_id`` and calls what :func:`when_incident_chosen` registered.
+    Opening is an explicit click (it writes a new record and nothing else).
+    """
+    from vcci_nb.policy import SEVERITIES
+
+    w = _widgets()
+    dropdown = w.Dropdown(options=_incident_options(outputs), value="", description="Incident")
+    dropdown.layout.width = "640px"
+    status = w.HTML(value="<em>No incident yet: the cells below only preview. Choose one, or open one.</em>")
+
+    def chosen(change: Any) -> None:
+        value = change.get("new") if isinstance(change, dict) else None
+        if value:
+            choose_incident(ctx, str(value))
+            status.value = f"<strong>Incident {html.escape(str(value))}</strong> — actions are recorded in it."
+
+    dropdown.observe(chosen, names="value")
+    rows: list[Any] = [dropdown]
+    if allow_open:
+        severity = w.Dropdown(options=list(SEVERITIES), value="P2", description="Severity")
+        severity.layout.width = "180px"
+        title = w.Text(value="", placeholder="what is wrong, in a few words", description="Title")
+        title.layout.width = "420px"
+        button = w.Button(description="Open a new incident", icon="plus")
+
+        def open_new(_b: Any) -> None:
+            from vcci_nb.errors import VcciNbError
+            from vcci_nb.record import IncidentRecord
+
+            try:
+                record = IncidentRecord.open(severity.value, title.value, outputs=outputs, source="notebook")
+            except VcciNbError as exc:
+                status.value = f"<strong style='color:#cf222e'>{html.escape(str(exc))}</strong>"
+                return
+            dropdown.options = _incident_options(outputs)
+            dropdown.value = record.id
+
+        button.on_click(open_new)
+        rows.append(w.HBox([severity, title, button]))
+    rows.append(status)
+    return IncidentPicker(w.VBox(rows), dropdown, status)
 
 
 def _questions() -> tuple[tuple[str, str, str], ...]:
@@ -146,25 +304,7 @@ class LiveMonitor:
         self.status.value = f"Stopped after {self.refreshes} refreshes."
 
     def refresh_once(self) -> None:
-        """Run ``refresh`` and show what it displayed in the output widget.
-
-        ``with output:`` only captures displays made while a cell executes; the loop runs in a task
-        between cells, so its displays are captured here and set as the widget's outputs.
-        """
-        from IPython.utils.capture import capture_output
-
-        with capture_output(display=True) as cap:
-            try:
-                self.refresh()
-            except Exception as exc:  # a refresh failing must not kill the loop
-                log.warning("live refresh failed", exc_info=True)
-                print(f"Refresh failed: {type(exc).__name__}: {exc}")
-        outs: list[dict[str, Any]] = []
-        if cap.stdout:
-            outs.append({"output_type": "stream", "name": "stdout", "text": cap.stdout})
-        for out in cap.outputs:
-            outs.append({"output_type": "display_data", "data": out.data, "metadata": out.metadata or {}})
-        self.output.outputs = tuple(outs)
+        show_in(self.output, self.refresh)
         self.refreshes += 1
 
     async def _loop(self) -> None:

@@ -94,7 +94,7 @@ def run_all(page: Any, timeout_s: float = 300) -> None:
 
 def output_of(page: Any, text: str) -> Any:
     """The output area of the cell holding ``text``."""
-    return cell(page, text).locator(".jp-OutputArea")
+    return cell(page, text).locator(".jp-Cell-outputArea")
 
 
 def errors(page: Any) -> list[str]:

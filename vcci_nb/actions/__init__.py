@@ -41,7 +41,7 @@ from vcci_nb.actions.postgres import (
     idle_in_transaction_sessions,
     rollback_prepared,
 )
-from vcci_nb.actions.steps import mark_action, step, window_since
+from vcci_nb.actions.steps import after_chart, mark_action, step, window_since
 from vcci_nb.actions.traffic import AllowSourceRanges, BlockSourceRanges, MaintenanceMode, RateLimit
 from vcci_nb.errors import ActionRefused
 
@@ -109,6 +109,7 @@ __all__ = [
     "TerminateSessions",
     "VacuumAnalyze",
     "Verification",
+    "after_chart",
     "emissions_tenant_date_index",
     "expected_index",
     "idle_in_transaction_sessions",

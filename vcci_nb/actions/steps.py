@@ -10,6 +10,7 @@ engineer must look at it before going on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,11 @@ def step(
         _banner(f"{action.name} is not selected in the parameters cell; nothing planned.", "info", "Skipped")
         return None
     if not ctx.incident_id:
+        from vcci_nb import widgets
+
+        if interactive is not False and widgets.in_jupyterlab():
+            _preview(action, ctx, confirm=confirm)
+            return None
         _banner(
             "Actions are recorded in an incident, and there is none: open one (`vcci-nb incident open`) and "
             "set incident_id. Nothing was planned or changed.",
@@ -97,6 +103,91 @@ def step(
         return None
     _display(outcome)
     return outcome
+
+
+def _preview(action: Action, ctx: Any, *, confirm: str) -> None:
+    """JupyterLab without an incident: the plan, read-only, and the Confirm panel once one is chosen.
+
+    Planning only reads the target; nothing is recorded (there is no record to write to) and
+    nothing changes. When the notebook's incident picker chooses an incident, this cell's output
+    gets the gateway's own outcome for it (with ``dry_run=False``: the Confirm panel), so the
+    rules are those of any other run.
+    """
+    from vcci_nb import widgets
+
+    try:
+        action.preflight()
+        plan = action.plan()
+    except ActionRefused as exc:
+        _banner(str(exc), "error", f"{action.name} would be refused")
+        return None
+    except Exception as exc:  # the target is down: say so, keep the notebook going
+        log.warning("previewing %s failed", action.name, exc_info=True)
+        _banner(redact(f"{type(exc).__name__}: {exc}"), "warning", f"{action.name}: the target is unavailable")
+        return None
+    _banner(
+        "No incident chosen: this is a read-only preview of the plan; nothing is recorded or changed. "
+        "Choose the incident above (or open one): its Confirm panel then appears here.",
+        "info",
+        f"Preview · {action.name}",
+    )
+    _display(plan)
+    out = widgets.output_area()
+    _display(out)
+    widgets.when_incident_chosen(ctx, lambda _id: widgets.show_in(out, lambda: step(action, ctx, confirm=confirm)))
+    return None
+
+
+#: Who wants to know when a Confirm click executed an action (the "After" charts), by their key.
+_ON_EXECUTED: dict[str, Callable[[Outcome], None]] = {}
+
+
+def on_executed(key: str, callback: Callable[[Outcome], None]) -> None:
+    """Call ``callback(outcome)`` whenever a Confirm click executes an action (one callback per key)."""
+    _ON_EXECUTED[key] = callback
+
+
+def executed(outcome: Outcome) -> None:
+    """What the Confirm panel calls after executing: tell every waiting chart."""
+    for callback in list(_ON_EXECUTED.values()):
+        try:
+            callback(outcome)
+        except Exception:  # a chart failing to redraw must not hide the action's result
+            log.warning("after-action callback failed", exc_info=True)
+
+
+def after_chart(ctx: Any, panel: str, *outcomes: Outcome | None, key: str, before_minutes: float = 30.0) -> None:
+    """The "After" chart: ``panel`` from before the action to now, with each executed action marked.
+
+    In JupyterLab the chart lives in an output widget and is drawn again, for the new window, each
+    time a Confirm click executes an action of this incident, without running the cell again.
+    """
+    from vcci_nb import charts, widgets
+    from vcci_nb.display import show_chart
+    from vcci_nb.sources import prometheus
+
+    done: list[Outcome] = [o for o in outcomes if o is not None]
+
+    def draw() -> None:
+        ran = [o for o in done if o.executed]
+        window = window_since(ran[-1] if ran else None, ctx, before_minutes=before_minutes)
+        ev = ctx.ask(prometheus.gather_panel, panel, key=key, window=window)
+        show_chart(mark_action(charts.panel_chart(ev), *done), query=ev.query)
+
+    if not widgets.in_jupyterlab():
+        draw()
+        return
+    out = widgets.output_area()
+    widgets.show_in(out, draw)
+    _display(out)
+
+    def redraw(outcome: Outcome) -> None:
+        if outcome.incident_id != ctx.incident_id:
+            return
+        done.append(outcome)
+        widgets.show_in(out, draw)
+
+    on_executed(key, redraw)
 
 
 def _started(outcome: Outcome | None) -> datetime | None:

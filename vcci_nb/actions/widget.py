@@ -89,6 +89,10 @@ class ConfirmPanel:
             self.status_html.value = f"<p><b>Unexpected error: {html.escape(redact(str(exc)))}</b></p>"
             return
         self.status_html.value = self.outcome._summary_html()
+        if self.outcome.executed:
+            from vcci_nb.actions.steps import executed
+
+            executed(self.outcome)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
