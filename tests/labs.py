@@ -13,7 +13,7 @@ from vcci_lab import Lab
 
 
 @contextmanager
-def own_lab(prefix: str, *, up: bool = True) -> Iterator[Lab]:
+def own_lab(prefix: str, *, up: bool = True, flavour: str | None = None) -> Iterator[Lab]:
     """A Lab in a fresh folder (started unless ``up`` is false), stopped and removed afterwards.
 
     It stops with this process even if the session is killed (``stop_with``), and its folder is
@@ -24,7 +24,7 @@ def own_lab(prefix: str, *, up: bool = True) -> Iterator[Lab]:
     lab = Lab(path)
     try:
         if up:
-            lab.up(stop_with=os.getpid(), remove_dir_on_stop=True)
+            lab.up(stop_with=os.getpid(), remove_dir_on_stop=True, flavour=flavour)
         yield lab
     finally:
         lab.down()

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from vcci_lab import _aws, _gitrepo, _monitoring, _postgres, _procs, _rabbitmq, _redis
+from vcci_lab.flavour import Flavour
+from vcci_lab.flavour import get as get_flavour
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ class Ctx:
     @property
     def ports(self) -> dict[str, int]:
         return self.state["ports"]  # type: ignore[no-any-return]
+
+    @property
+    def flavour(self) -> Flavour:
+        """The names of the platform this lab emulates."""
+        return get_flavour(self.state.get("flavour"))
 
     def log_path(self, name: str) -> Path:
         return self.dir / "logs" / f"{name}.log"
@@ -75,7 +82,7 @@ def _pg_start(ctx: Ctx) -> Entry:
     ctx.state["pg_root"] = str(root)
     _postgres.prepare_data(root, ctx.log_path("postgres"), lambda m: ctx.progress(f"postgres: {m}"))
     passwords = {role: ctx.secrets[role] for role in _postgres.LOGIN_ROLES}
-    proc = _postgres.start(root, ctx.ports["postgres"], ctx.log_path("postgres"), passwords)
+    proc = _postgres.start(root, ctx.ports["postgres"], ctx.log_path("postgres"), passwords, ctx.flavour)
     return proc_entry(proc, port=ctx.ports["postgres"])
 
 
@@ -94,8 +101,11 @@ def _redis_passwords(ctx: Ctx) -> dict[str, str]:
 
 
 def _redis_start(ctx: Ctx) -> Entry:
-    proc = _redis.start(ctx.dir / "redis", ctx.ports["redis"], ctx.log_path("redis"), _redis_passwords(ctx))
-    _redis.seed(ctx.ports["redis"], _redis_passwords(ctx))
+    fl = ctx.flavour
+    proc = _redis.start(
+        ctx.dir / "redis", ctx.ports["redis"], ctx.log_path("redis"), _redis_passwords(ctx), fl.redis_diag_user
+    )
+    _redis.seed(ctx.ports["redis"], _redis_passwords(ctx), prefix=fl.cache_prefix)
     return proc_entry(proc, port=ctx.ports["redis"])
 
 
@@ -129,6 +139,7 @@ def _pg_exporter_start(ctx: Ctx) -> Entry:
         ctx.ports["postgres"],
         ctx.secrets["postgres"],
         ctx.log_path("postgres-exporter"),
+        ctx.flavour.database,
     )
     return proc_entry(proc, port=ctx.ports["postgres_exporter"])
 
@@ -186,8 +197,8 @@ def _kube_start(ctx: Ctx) -> Entry:
     tokens_file.write_text(json.dumps({ctx.secrets["kube_view"]: "view", ctx.secrets["kube_admin"]: "admin"}))
     port = ctx.ports["kube"]
     argv = [sys.executable, "-c", _KUBE_LAUNCHER, "--host", _procs.HOST, "--port", str(port)]
-    argv += ["--dir", str(kdir / "state"), "--tokens-file", str(tokens_file)]
-    proc = _procs.spawn("kube", argv, ctx.log_path("kube"))
+    argv += ["--dir", str(kdir / "state"), "--tokens-file", str(tokens_file), "--flavour", ctx.flavour.name]
+    proc = _procs.spawn("kube", argv, ctx.log_path("kube"), env={"VCCI_LAB_FLAVOUR": ctx.flavour.name})
     _procs.wait_until(
         "kube",
         lambda: _procs.http_ok(f"http://{_procs.HOST}:{port}/readyz"),
@@ -210,8 +221,15 @@ def _kube_start(ctx: Ctx) -> Entry:
         log.debug("could not read the emulator's faults: %s", exc)
     from vcci_lab.kube import write_kubeconfig
 
+    fl = ctx.flavour
     write_kubeconfig(
-        kdir / "kubeconfig", f"http://{_procs.HOST}:{port}", ctx.secrets["kube_view"], ctx.secrets["kube_admin"]
+        kdir / "kubeconfig",
+        f"http://{_procs.HOST}:{port}",
+        ctx.secrets["kube_view"],
+        ctx.secrets["kube_admin"],
+        contexts=(fl.kube_context, fl.kube_admin_context),
+        namespace=fl.namespace,
+        cluster=fl.cluster,
     )
     return proc_entry(proc, port=port)
 
@@ -219,14 +237,14 @@ def _kube_start(ctx: Ctx) -> Entry:
 # --- Prometheus, the fake vcci-api, Alertmanager ------------------------------------------------
 
 
-def _api_pods(kube_metrics: str | None) -> list[str]:
+def _api_pods(kube_metrics: str | None, fl: Flavour) -> list[str]:
     pods = set()
     for line in (kube_metrics or "").splitlines():
-        if line.startswith("kube_pod_status_phase{") and 'namespace="vcci-production"' in line:
+        if line.startswith("kube_pod_status_phase{") and f'namespace="{fl.namespace}"' in line:
             pod = line.split('pod="', 1)[1].split('"', 1)[0]
-            if pod.startswith("vcci-api-"):
+            if pod.startswith(f"{fl.api}-"):
                 pods.add(pod)
-    return sorted(pods) or ["vcci-api-0", "vcci-api-1", "vcci-api-2"]
+    return sorted(pods) or [f"{fl.api}-0", f"{fl.api}-1", f"{fl.api}-2"]
 
 
 def _prometheus_start(ctx: Ctx) -> Entry:
@@ -239,8 +257,9 @@ def _prometheus_start(ctx: Ctx) -> Entry:
         except OSError as exc:
             log.warning("no Kubernetes metrics for the history: %s", exc)
     ctx.progress("prometheus: backfilling 6.25 h of history with promtool")
-    info = _monitoring.backfill(prom_dir, ctx.ports, _api_pods(kube_metrics), kube_metrics, ctx.dir / "run")
-    _monitoring.write_prometheus_config(prom_dir, ctx.ports, ctx.secrets["kube_view"])
+    fl = ctx.flavour
+    info = _monitoring.backfill(prom_dir, ctx.ports, _api_pods(kube_metrics, fl), kube_metrics, ctx.dir / "run", fl)
+    _monitoring.write_prometheus_config(prom_dir, ctx.ports, ctx.secrets["kube_view"], fl)
     proc = _monitoring.start_prometheus(prom_dir, ctx.ports["prometheus"], ctx.log_path("prometheus"))
     return proc_entry(proc, port=ctx.ports["prometheus"], **info)
 
@@ -250,6 +269,7 @@ def _fakeapi_start(ctx: Ctx) -> Entry:
 
     argv = [sys.executable, _fakeapi.__file__, "--dir", str(ctx.dir)]
     argv += ["--api-port", str(ctx.ports["vcci_api"]), "--external-port", str(ctx.ports["external_api"])]
+    argv += ["--flavour", ctx.flavour.name]
     # The API token its authenticated endpoints accept (the smoke checks send it): from the environment,
     # never the command line.
     proc = _procs.spawn(
@@ -275,7 +295,9 @@ def _alertmanager_start(ctx: Ctx) -> Entry:
 
 def _aws_start(ctx: Ctx) -> Entry:
     proc = _aws.start(ctx.ports["aws"], ctx.log_path("aws"))
-    seeded = _aws.seed(ctx.ports["aws"], ctx.secrets["aws_secret"], str(ctx.state.get("profile") or "lab"))
+    seeded = _aws.seed(
+        ctx.ports["aws"], ctx.secrets["aws_secret"], str(ctx.state.get("profile") or ctx.flavour.profile)
+    )
     return proc_entry(proc, port=ctx.ports["aws"], **seeded)
 
 
@@ -291,7 +313,7 @@ SPECS: list[Spec] = [
         (),
         _pg_start,
         _pg_health,
-        lambda c: f"postgresql://127.0.0.1:{c.ports['postgres']}/{_postgres.DATABASE}",
+        lambda c: f"postgresql://127.0.0.1:{c.ports['postgres']}/{c.flavour.database}",
         stop_signal=signal.SIGINT,
     ),
     Spec(

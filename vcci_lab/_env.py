@@ -8,17 +8,18 @@ from vcci_lab._procs import HOST
 
 def lab_env(ctx: Ctx) -> dict[str, str]:
     """``Lab.env()``: connection strings with this lab's generated passwords (contract A)."""
-    s, p = ctx.secrets, ctx.ports
-    env: dict[str, str] = {"VCCI_NB_PROFILE": "lab", "VCCI_NB_LAB_DIR": str(ctx.dir)}
+    s, p, fl = ctx.secrets, ctx.ports, ctx.flavour
+    # The flavour's profile: the names of the platform this lab emulates (lab or lab-other).
+    env: dict[str, str] = {"VCCI_NB_PROFILE": fl.profile, "VCCI_NB_LAB_DIR": str(ctx.dir)}
     if "postgres" in p:
-        base = f"{HOST}:{p['postgres']}/vcci_production"
-        env["DATABASE_URL"] = f"postgresql://vcci_diag:{s['vcci_diag']}@{base}"
-        env["VCCI_MITIGATION_DATABASE_URL"] = f"postgresql://vcci_mitigate:{s['vcci_mitigate']}@{base}"
+        base = f"{HOST}:{p['postgres']}/{fl.database}"
+        env["DATABASE_URL"] = f"postgresql://{fl.diag_role}:{s['vcci_diag']}@{base}"
+        env["VCCI_MITIGATION_DATABASE_URL"] = f"postgresql://{fl.mitigate_role}:{s['vcci_mitigate']}@{base}"
         env["VCCI_ADMIN_DATABASE_URL"] = f"postgresql://postgres:{s['postgres']}@{base}"
         # The application's own role (connection limit 20), for drills and tests that act as the app.
-        env["VCCI_LAB_APP_DATABASE_URL"] = f"postgresql://vcci_app:{s['vcci_app']}@{base}"
+        env["VCCI_LAB_APP_DATABASE_URL"] = f"postgresql://{fl.app_role}:{s['vcci_app']}@{base}"
     if "redis" in p:
-        env["REDIS_URL"] = f"redis://vcci-diag:{s['redis_diag']}@{HOST}:{p['redis']}/0"
+        env["REDIS_URL"] = f"redis://{fl.redis_diag_user}:{s['redis_diag']}@{HOST}:{p['redis']}/0"
         env["VCCI_MITIGATION_REDIS_URL"] = f"redis://default:{s['redis_default']}@{HOST}:{p['redis']}/0"
     if "kube" in p:
         env["KUBECONFIG"] = str(ctx.dir / "kube" / "kubeconfig")

@@ -30,7 +30,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-NAMESPACE = "vcci-production"
+try:
+    from vcci_lab.flavour import DEFAULT, Flavour
+    from vcci_lab.flavour import get as get_flavour
+except ImportError:  # run by path: the package is not importable, its directory is on sys.path
+    from flavour import DEFAULT, Flavour  # type: ignore[no-redef]
+    from flavour import get as get_flavour  # type: ignore[no-redef]
+
 ROUTES: list[tuple[str, float, float]] = [
     # route, share of traffic, median latency (s)
     ("/api/v1/emissions", 0.45, 0.11),
@@ -105,7 +111,10 @@ def lognormal_cdf(x: float, median: float, sigma: float = 0.7) -> float:
 class Model:
     """Counters and gauges of vcci-api, advanced in time for a set of pods and faults."""
 
-    def __init__(self, pods: list[str], instance: str, state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, pods: list[str], instance: str, state: dict[str, Any] | None = None, flavour: Flavour = DEFAULT
+    ) -> None:
+        self.flavour = flavour
         self.pods = pods
         self.instance = instance
         s = state or {}
@@ -168,27 +177,32 @@ class Model:
         cached = self._label_cache.get((kind, key))
         if cached is not None:
             return cached
-        base = f'job="vcci-api",instance="{self.instance}",namespace="{NAMESPACE}"'
+        fl = self.flavour
+        # job and instance first: the live /metrics drops them (Prometheus adds its own on scrape).
+        base = f'job="{fl.job}",instance="{self.instance}",namespace="{fl.namespace}"'
         parts = key.split("|")
         if kind == "req":
             pod, route, status, tenant = parts
-            out = ("http_requests_total", f'{base},pod="{pod}",route="{route}",status="{status}",tenant="{tenant}"')
+            out = (
+                fl.requests_metric,
+                f'{base},pod="{pod}",route="{route}",{fl.status_label}="{status}",{fl.tenant_label}="{tenant}"',
+            )
         elif kind == "sum" or kind == "count":
             pod, route = parts[:2]
-            out = (f"http_request_duration_seconds_{kind}", f'{base},pod="{pod}",route="{route}"')
+            out = (f"{fl.duration_metric}_{kind}", f'{base},pod="{pod}",route="{route}"')
         elif kind == "bucket":
             pod, route, le = parts
-            out = ("http_request_duration_seconds_bucket", f'{base},pod="{pod}",route="{route}",le="{le}"')
+            out = (f"{fl.duration_metric}_bucket", f'{base},pod="{pod}",route="{route}",le="{le}"')
         elif kind == "pool":
             pod, state = parts
-            out = ("vcci_db_pool_connections", f'{base},pod="{pod}",state="{state}"')
+            out = (fl.pool_metric, f'{base},pod="{pod}",state="{state}"')
         elif kind == "poolsize":
-            out = ("vcci_db_pool_size", f'{base},pod="{parts[0]}"')
+            out = (fl.pool_size_metric, f'{base},pod="{parts[0]}"')
         elif kind == "cache":
             pod, what = parts
-            out = (f"vcci_cache_{what}_total", f'{base},pod="{pod}"')
+            out = (fl.cache_hits_metric if what == "hits" else fl.cache_misses_metric, f'{base},pod="{pod}"')
         else:
-            out = ("vcci_dependency_up", f'{base},dependency="{parts[0]}"')
+            out = (fl.dependency_metric, f'{base},{fl.dependency_label}="{parts[0]}"')
         self._label_cache[(kind, key)] = out
         return out
 
@@ -221,14 +235,16 @@ def _ordered(samples: list[tuple[str, str, float]]) -> dict[str, list[tuple[str,
     return fams
 
 
-def history(pods: list[str], instance: str, start: float, end: float, step: float, out: Any) -> dict[str, Any]:
+def history(
+    pods: list[str], instance: str, start: float, end: float, step: float, out: Any, flavour: Flavour = DEFAULT
+) -> dict[str, Any]:
     """Write OpenMetrics history of the model from ``start`` to ``end``; return the model state.
 
     Families are not interleaved and each series' samples are in time order (what promtool
     wants); series are written one after the other, so each label string is written per sample
     but built only once.
     """
-    m = Model(pods, instance)
+    m = Model(pods, instance, flavour=flavour)
     deps = {"postgres": 1, "redis": 1, "rabbitmq": 1, "external-api": 1}
     series: dict[tuple[str, str], list[str]] = {}
     t = start
@@ -258,12 +274,13 @@ def history(pods: list[str], instance: str, start: float, end: float, step: floa
 
 
 class Live:
-    def __init__(self, lab_dir: Path) -> None:
+    def __init__(self, lab_dir: Path, flavour: Flavour = DEFAULT) -> None:
         self.dir = lab_dir
+        self.flavour = flavour
         self.lock = threading.Lock()
         model = json.loads((lab_dir / "run" / "model.json").read_text())
         self.ports: dict[str, int] = model.get("ports", {})
-        self.model = Model(model["pods"], model["instance"], model.get("state"))
+        self.model = Model(model["pods"], model["instance"], model.get("state"), flavour)
         self._faults: set[str] = set()
         self._faults_mtime = -1
         self._deps: dict[str, int] = {}
@@ -398,7 +415,7 @@ def _handler(live: Live, kind: str) -> type[BaseHTTPRequestHandler]:
                 )
                 body = {"status": "unhealthy" if critical else ("degraded" if down else "ok"), "dependencies": deps}
                 if "pool-exhaustion" in faults:
-                    body["error"] = 'FATAL: too many connections for role "vcci_app"'
+                    body["error"] = f'FATAL: too many connections for role "{live.flavour.app_role}"'
                 self._send(503 if critical else 200, json.dumps(body))
                 return
             self._send(404, json.dumps({"error": "not found"}))
@@ -411,8 +428,9 @@ def main() -> int:
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--api-port", type=int, required=True)
     p.add_argument("--external-port", type=int, required=True)
+    p.add_argument("--flavour", default="default", help="the names of the platform (vcci_lab.flavour)")
     args = p.parse_args()
-    live = Live(args.dir)
+    live = Live(args.dir, get_flavour(args.flavour))
     api = ThreadingHTTPServer(("127.0.0.1", args.api_port), _handler(live, "api"))
     ext = ThreadingHTTPServer(("127.0.0.1", args.external_port), _handler(live, "external"))
     api.daemon_threads = ext.daemon_threads = True

@@ -48,13 +48,15 @@ class Fault:
 
 
 def _pg_url(ctx: Ctx, role: str) -> str:
-    return f"postgresql://{role}:{ctx.secrets[role]}@{_procs.HOST}:{ctx.ports['postgres']}/vcci_production"
+    """A DSN for one of the lab's roles (named as in the default flavour; the URL has the flavour's)."""
+    fl = ctx.flavour
+    return f"postgresql://{fl.login_role(role)}:{ctx.secrets[role]}@{_procs.HOST}:{ctx.ports['postgres']}/{fl.database}"
 
 
 def _admin(ctx: Ctx) -> Any:
     from vcci_lab import _postgres
 
-    return _postgres.admin_connect(Path(ctx.state["pg_root"]), ctx.ports["postgres"])
+    return _postgres.admin_connect(Path(ctx.state["pg_root"]), ctx.ports["postgres"], ctx.flavour.database)
 
 
 def _holder(ctx: Ctx, kind: str, timeout: float = 30.0) -> Info:
@@ -66,6 +68,9 @@ def _holder(ctx: Ctx, kind: str, timeout: float = 30.0) -> Info:
         "VCCI_LAB_WORKER_DSN": _pg_url(ctx, "vcci_worker"),
         "VCCI_LAB_REDIS_URL": f"redis://default:{ctx.secrets['redis_default']}@{_procs.HOST}:{ctx.ports['redis']}/0",
         "VCCI_LAB_ADMIN_DSN": _pg_url(ctx, "postgres"),
+        "VCCI_LAB_APP_NAME": ctx.flavour.app_name,
+        "VCCI_LAB_WORKER_APP_NAME": ctx.flavour.worker_app_name,
+        "VCCI_LAB_CACHE_PREFIX": ctx.flavour.cache_prefix,
     }
     log_path = ctx.log_path(f"fault-{kind}")
     proc = _procs.spawn(f"{kind} holder", [sys.executable, str(HOLDER), kind, str(ready)], log_path, env=env)
@@ -123,9 +128,8 @@ def _long_heal(ctx: Ctx, info: Info) -> None:
     if pids:
         with _admin(ctx) as conn:
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s) "
-                "AND application_name = 'vcci-worker'",
-                (pids,),
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s) AND application_name = %s",
+                (pids, ctx.flavour.worker_app_name),
             )
 
 
@@ -264,7 +268,9 @@ def _dead_tuples_heal(ctx: Ctx, _info: Info) -> None:
         conn.execute("VACUUM (ANALYZE) suppliers")
 
 
-INDEX_SQL = "CREATE INDEX IF NOT EXISTS idx_emissions_tenant_date ON emissions (tenant_id, calculated_at)"
+def _index_sql(ctx: Ctx) -> str:
+    """The runbook's index under the flavour's name (a valid identifier: the flavour says so)."""
+    return f"CREATE INDEX IF NOT EXISTS {ctx.flavour.index_name} ON emissions (tenant_id, calculated_at)"
 
 
 def _ddl(ctx: Ctx, statement: str) -> None:
@@ -284,12 +290,12 @@ def _ddl(ctx: Ctx, statement: str) -> None:
 
 
 def _slow_inject(ctx: Ctx) -> Info:
-    _ddl(ctx, "DROP INDEX IF EXISTS idx_emissions_tenant_date")
+    _ddl(ctx, f"DROP INDEX IF EXISTS {ctx.flavour.index_name}")
     # The application keeps asking its usual tenant queries; now they scan the whole table.
     import psycopg
 
     times = []
-    with psycopg.connect(_pg_url(ctx, "vcci_app"), application_name="vcci-api", autocommit=True) as app:
+    with psycopg.connect(_pg_url(ctx, "vcci_app"), application_name=ctx.flavour.app_name, autocommit=True) as app:
         for tenant in (1, 3, 7, 12, 20, 1, 3, 7):
             t = time.monotonic()
             app.execute(
@@ -302,7 +308,7 @@ def _slow_inject(ctx: Ctx) -> Info:
 
 
 def _slow_heal(ctx: Ctx, _info: Info) -> None:
-    _ddl(ctx, INDEX_SQL)
+    _ddl(ctx, _index_sql(ctx))
 
 
 # --- Redis --------------------------------------------------------------------------------------
@@ -325,7 +331,7 @@ def _redis_memory_inject(ctx: Ctx) -> Info:
             used = int(r.info("memory")["used_memory"])
             if used >= 0.95 * maxmem or i > 400:
                 break
-            r.set(f"cache:emissions:ballast:{i}", os.urandom(chunk // 2).hex())
+            r.set(f"{ctx.flavour.cache_prefix}ballast:{i}", os.urandom(chunk // 2).hex())
             i += 1
         return {"detail": {"ballast_keys": i, "used_memory": used, "maxmemory": maxmem}}
     finally:
@@ -335,7 +341,7 @@ def _redis_memory_inject(ctx: Ctx) -> Info:
 def _redis_memory_heal(ctx: Ctx, _info: Info) -> None:
     r = _redis_client(ctx)
     try:
-        keys = list(r.scan_iter("cache:emissions:ballast:*", count=1000))
+        keys = list(r.scan_iter(f"{ctx.flavour.cache_prefix}ballast:*", count=1000))
         if keys:
             r.delete(*keys)
         r.memory_purge()
@@ -593,13 +599,15 @@ def stop_holders(ctx: Ctx) -> None:
 
 def baseline(ctx: Ctx) -> None:
     """Put data back the way ``up`` made it: index present, cache seeded, slowlog empty, cluster reset."""
-    _ddl(ctx, INDEX_SQL)
+    _ddl(ctx, _index_sql(ctx))
     _prepared_heal(ctx, {})
     _wal_slot_heal(ctx, {})
     _dead_tuples_heal(ctx, {})
     _redis_memory_heal(ctx, {})
     _redis.seed(
-        ctx.ports["redis"], {"redis_default": ctx.secrets["redis_default"], "redis_diag": ctx.secrets["redis_diag"]}
+        ctx.ports["redis"],
+        {"redis_default": ctx.secrets["redis_default"], "redis_diag": ctx.secrets["redis_diag"]},
+        prefix=ctx.flavour.cache_prefix,
     )
     if "kube" in ctx.state["components"]:
         with contextlib.suppress(LabError):

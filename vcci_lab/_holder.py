@@ -18,6 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The flavour's names (vcci_lab.flavour), passed by the lab; the default flavour's otherwise.
+APP_NAME = os.environ.get("VCCI_LAB_APP_NAME") or "vcci-api"
+WORKER_APP_NAME = os.environ.get("VCCI_LAB_WORKER_APP_NAME") or "vcci-worker"
+CACHE_PREFIX = os.environ.get("VCCI_LAB_CACHE_PREFIX") or "cache:emissions:"
+
 
 def _ready(path: Path, info: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
@@ -39,7 +44,7 @@ def pool_exhaustion(ready: Path) -> None:
     refusal = ""
     for _ in range(500):
         try:
-            conns.append(psycopg.connect(dsn, application_name="vcci-api", autocommit=True, connect_timeout=5))
+            conns.append(psycopg.connect(dsn, application_name=APP_NAME, autocommit=True, connect_timeout=5))
         except psycopg.OperationalError as exc:
             refusal = str(exc).strip().splitlines()[-1]
             break
@@ -56,13 +61,13 @@ def lock_contention(ready: Path) -> None:
     import psycopg
 
     dsn = os.environ["VCCI_LAB_WORKER_DSN"]
-    holder = psycopg.connect(dsn, application_name="vcci-worker", connect_timeout=5)
+    holder = psycopg.connect(dsn, application_name=WORKER_APP_NAME, connect_timeout=5)
     holder.execute("UPDATE tenants SET plan = plan WHERE id = 1")
     holder.execute("SELECT id FROM suppliers WHERE tenant_id = 1 FOR UPDATE")
     # The holder now sits "idle in transaction" with its row locks.
 
     def wait(n: int) -> None:
-        c = psycopg.connect(dsn, application_name="vcci-worker", autocommit=True, connect_timeout=5)
+        c = psycopg.connect(dsn, application_name=WORKER_APP_NAME, autocommit=True, connect_timeout=5)
         c.execute("SET lock_timeout = 0")
         c.execute("SET statement_timeout = 0")
         with contextlib.suppress(psycopg.Error):
@@ -84,7 +89,7 @@ def long_queries(ready: Path) -> None:
     pids: list[int] = []
 
     def run(tenant: int) -> None:
-        c = psycopg.connect(dsn, application_name="vcci-worker", autocommit=True, connect_timeout=5)
+        c = psycopg.connect(dsn, application_name=WORKER_APP_NAME, autocommit=True, connect_timeout=5)
         c.execute("SET statement_timeout = 0")
         pids.append(c.info.backend_pid)
         # Suppliers, not emissions: a query holding emissions would block slow-queries' DROP INDEX.
@@ -112,7 +117,7 @@ def redis_slow(ready: Path) -> None:
     r = redis.Redis.from_url(os.environ["VCCI_LAB_REDIS_URL"], socket_timeout=10)
     for _ in range(3):
         r.execute_command("DEBUG", "SLEEP", "0.12")  # type: ignore[no-untyped-call]
-    r.keys("cache:emissions:1*")
+    r.keys(f"{CACHE_PREFIX}1*")
     _ready(ready, {"slowlog_len": int(r.slowlog_len())})
     while True:
         time.sleep(2)
@@ -130,13 +135,13 @@ def prepared_xact(ready: Path) -> None:
 
     dsn = os.environ["VCCI_LAB_WORKER_DSN"]
     gid = os.environ.get("VCCI_LAB_GID") or f"vcci-recalc-{os.getpid()}"
-    with psycopg.connect(dsn, application_name="vcci-worker", autocommit=True, connect_timeout=5) as c:
+    with psycopg.connect(dsn, application_name=WORKER_APP_NAME, autocommit=True, connect_timeout=5) as c:
         c.execute("BEGIN")
         c.execute("UPDATE tenants SET plan = plan WHERE id = 2 /* recalc batch, two-phase */")
         c.execute(f"PREPARE TRANSACTION '{gid}'")
 
     def wait(n: int) -> None:
-        w = psycopg.connect(dsn, application_name="vcci-worker", autocommit=True, connect_timeout=5)
+        w = psycopg.connect(dsn, application_name=WORKER_APP_NAME, autocommit=True, connect_timeout=5)
         w.execute("SET lock_timeout = 0")
         w.execute("SET statement_timeout = 0")
         with contextlib.suppress(psycopg.Error):
@@ -155,7 +160,7 @@ def idle_in_transaction(ready: Path) -> None:
     locks (AccessShare on tenants, suppliers) and its snapshot for as long as it stays."""
     import psycopg
 
-    c = psycopg.connect(os.environ["VCCI_LAB_APP_DSN"], application_name="vcci-api", connect_timeout=5)
+    c = psycopg.connect(os.environ["VCCI_LAB_APP_DSN"], application_name=APP_NAME, connect_timeout=5)
     c.execute("SELECT id, slug FROM tenants WHERE id = 3")
     c.execute("SELECT count(*) FROM suppliers WHERE tenant_id = 3")
     _ready(ready, {"backend_pid": c.info.backend_pid})
@@ -168,7 +173,7 @@ def xid_age(ready: Path) -> None:
     import psycopg
 
     burn = int(os.environ.get("VCCI_LAB_XIDS", "150000"))
-    holder = psycopg.connect(os.environ["VCCI_LAB_WORKER_DSN"], application_name="vcci-worker", connect_timeout=5)
+    holder = psycopg.connect(os.environ["VCCI_LAB_WORKER_DSN"], application_name=WORKER_APP_NAME, connect_timeout=5)
     xid = holder.execute("SELECT txid_current()").fetchone()[0]  # type: ignore[index]
     with psycopg.connect(os.environ["VCCI_LAB_ADMIN_DSN"], autocommit=True, connect_timeout=5) as admin:
         admin.execute(

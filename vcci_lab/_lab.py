@@ -15,6 +15,8 @@ from typing import Any
 from vcci_lab import _components, _env, _faults, _procs
 from vcci_lab._components import Ctx, Spec
 from vcci_lab._state import StateFile, ensure_secrets
+from vcci_lab.flavour import Flavour
+from vcci_lab.flavour import get as get_flavour
 from vcci_nb.errors import LabError
 from vcci_nb.redact import redact
 
@@ -84,6 +86,7 @@ class Lab:
         webhook_token: str | None = None,
         stop_with: int | None = None,
         remove_dir_on_stop: bool = False,
+        flavour: str | None = None,
     ) -> dict[str, Any]:
         """Start every component that is not already running; return :meth:`status`.
 
@@ -94,6 +97,9 @@ class Lab:
         With ``stop_with`` (a PID), a watchdog stops the lab when that process ends, however it
         ends (a test session or CI job killed before its clean-up); ``remove_dir_on_stop`` then
         also deletes the lab directory.
+
+        ``flavour`` (:mod:`vcci_lab.flavour`: ``default`` or ``other``) names the platform the lab
+        emulates; a lab keeps the flavour it was first started with (another is a LabError).
         """
         say = progress or (lambda _m: None)
         if stop_with is not None and _procs.pid_start_time(stop_with) is None:
@@ -104,6 +110,7 @@ class Lab:
             state = self._state.load()
             ensure_secrets(state)
             state.setdefault("created_at", _now())
+            self._set_flavour(state, flavour)
             if webhook_url is not None:
                 state["webhook"] = {"url": webhook_url, "token": webhook_token or ""}
                 if webhook_token:
@@ -185,6 +192,24 @@ class Lab:
             result["seconds"] = round(time.monotonic() - t0, 2)
             say(f"lab up in {result['seconds']:.1f}s")
             return result
+
+    def _set_flavour(self, state: dict[str, Any], flavour: str | None) -> None:
+        try:
+            wanted = get_flavour(flavour or state.get("flavour")).name
+        except ValueError as exc:
+            raise LabError(f"{exc}. Start the lab with `vcci-nb lab up --flavour NAME`.") from exc
+        had = state.get("flavour")
+        if had and flavour and had != wanted and state["components"]:
+            raise LabError(
+                f"the lab in {self.dir} was made with flavour {had!r}, not {wanted!r}: its data carries that "
+                f"flavour's names. Use another --dir, or `vcci-nb lab down` and remove {self.dir} first."
+            )
+        state["flavour"] = wanted
+
+    @property
+    def flavour(self) -> Flavour:
+        """The names this lab gives the platform (its profile is ``flavour.profile``)."""
+        return get_flavour(self._state.load().get("flavour"))
 
     def _after_up(self, ctx: Ctx) -> None:
         """Re-apply faults recorded as active (a restarted server lost them)."""
@@ -268,6 +293,7 @@ class Lab:
         up = bool(state["components"]) and all(c["running"] or c["stopped_by_fault"] for c in comps.values())
         return {
             "dir": str(self.dir),
+            "flavour": get_flavour(state.get("flavour")).name,
             "up": up,
             "components": comps,
             "faults": sorted(state["faults"]),

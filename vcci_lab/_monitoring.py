@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from vcci_lab import _fakeapi, _procs
+from vcci_lab.flavour import DEFAULT, Flavour
 from vcci_nb.errors import LabError
 
 log = logging.getLogger(__name__)
@@ -21,72 +22,75 @@ log = logging.getLogger(__name__)
 #: History backfilled before Prometheus starts (the issue asks for at least 6 h).
 HISTORY_SECONDS = 6.25 * 3600
 HISTORY_STEP = 60.0
-NAMESPACE = "vcci-production"
 
 # --- alert rules --------------------------------------------------------------------------------
 
 
 def _rule(
-    name: str, expr: str, severity: str, bundle: str, summary: str, description: str, service: str = "vcci-api"
+    fl: Flavour, name: str, expr: str, severity: str, bundle: str, summary: str, description: str, service: str = ""
 ) -> dict[str, Any]:
     return {
         "alert": name,
         "expr": expr,
         "for": "0s",
-        "labels": {"severity": severity, "service": service, "namespace": NAMESPACE, "bundle": bundle},
+        "labels": {"severity": severity, "service": service or fl.api, "namespace": fl.namespace, "bundle": bundle},
         "annotations": {"summary": summary, "description": description},
     }
 
 
-def rules() -> dict[str, Any]:
+def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
     """The runbook's symptoms as alert rules, each labelled with severity, service and bundle.
 
     Windows are 1 minute and ``for`` is 0 s so that a fault fires its alert within seconds in the
-    lab; production rules would use 5 minutes and ``for: 2m``.
+    lab; production rules would use 5 minutes and ``for: 2m``. Every metric, label and name is the
+    flavour's (:mod:`vcci_lab.flavour`).
     """
-    api = 'job="vcci-api"'
-    ns = f'namespace="{NAMESPACE}"'
+    api = f'job="{fl.job}"'
+    ns = f'namespace="{fl.namespace}"'
     restarts = f"sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[5m]))"
     return {
         "groups": [
             {
-                "name": "vcci-api",
+                "name": fl.api,
                 "interval": "1s",
                 "rules": [
                     _rule(
+                        fl,
                         "VcciApiHighErrorRate",
-                        f'sum(rate(http_requests_total{{{api},status=~"5.."}}[1m])) / '
-                        f"sum(rate(http_requests_total{{{api}}}[1m])) > 0.05",
+                        f'sum(rate({fl.requests_metric}{{{api},{fl.status_label}=~"5.."}}[1m])) / '
+                        f"sum(rate({fl.requests_metric}{{{api}}}[1m])) > 0.05",
                         "critical",
                         "triage",
-                        "vcci-api 5xx ratio above 5%",
-                        "{{ $value | humanizePercentage }} of vcci-api requests fail with 5xx.",
+                        f"{fl.api} 5xx ratio above 5%",
+                        f"{{{{ $value | humanizePercentage }}}} of {fl.api} requests fail with 5xx.",
                     ),
                     _rule(
+                        fl,
                         "VcciApiHighLatency",
                         "histogram_quantile(0.95, sum by (le) "
-                        f'(rate(http_request_duration_seconds_bucket{{{api},route!="/health"}}[1m]))) > 2',
+                        f'(rate({fl.duration_metric}_bucket{{{api},route!="/health"}}[1m]))) > 2',
                         "high",
                         "investigate",
-                        "vcci-api p95 latency above 2 s",
+                        f"{fl.api} p95 latency above 2 s",
                         "p95 latency is {{ $value | humanizeDuration }}.",
                     ),
                     _rule(
+                        fl,
                         "VcciDbPoolNearlyExhausted",
-                        f'sum(vcci_db_pool_connections{{{api},state="in_use"}}) / '
-                        f"sum(vcci_db_pool_size{{{api}}}) > 0.9",
+                        f'sum({fl.pool_metric}{{{api},state="in_use"}}) / sum({fl.pool_size_metric}{{{api}}}) > 0.9',
                         "high",
                         "connection_pool_exhausted",
-                        "vcci-api database pool nearly exhausted",
+                        f"{fl.api} database pool nearly exhausted",
                         "{{ $value | humanizePercentage }} of the pool's connections are in use.",
                     ),
                     _rule(
+                        fl,
                         "VcciDependencyDown",
-                        f"vcci_dependency_up{{{api}}} == 0",
+                        f"{fl.dependency_metric}{{{api}}} == 0",
                         "high",
                         "external_api_down",
-                        "vcci-api dependency {{ $labels.dependency }} is down",
-                        "vcci-api cannot reach {{ $labels.dependency }}.",
+                        f"{fl.api} dependency {{{{ $labels.{fl.dependency_label} }}}} is down",
+                        f"{fl.api} cannot reach {{{{ $labels.{fl.dependency_label} }}}}.",
                     ),
                 ],
             },
@@ -95,16 +99,18 @@ def rules() -> dict[str, Any]:
                 "interval": "1s",
                 "rules": [
                     _rule(
+                        fl,
                         "PostgresConnectionsNearLimit",
-                        'pg_role_connections{rolname="vcci_app"} / (pg_role_connection_limit{rolname="vcci_app"} > 0)'
-                        " >= 0.9",
+                        f'pg_role_connections{{rolname="{fl.app_role}"}} / '
+                        f'(pg_role_connection_limit{{rolname="{fl.app_role}"}} > 0) >= 0.9',
                         "high",
                         "connection_pool_exhausted",
-                        "vcci_app is near its connection limit",
-                        "{{ $value | humanizePercentage }} of vcci_app's connection limit is used.",
+                        f"{fl.app_role} is near its connection limit",
+                        f"{{{{ $value | humanizePercentage }}}} of {fl.app_role}'s connection limit is used.",
                         service="postgres",
                     ),
                     _rule(
+                        fl,
                         "PostgresConnectionsNearMax",
                         "sum(pg_stat_activity_count) / max(pg_settings_max_connections) > 0.8",
                         "high",
@@ -114,6 +120,7 @@ def rules() -> dict[str, Any]:
                         service="postgres",
                     ),
                     _rule(
+                        fl,
                         "PostgresDown",
                         "pg_up == 0",
                         "critical",
@@ -123,8 +130,9 @@ def rules() -> dict[str, Any]:
                         service="postgres",
                     ),
                     _rule(
+                        fl,
                         "PostgresLongRunningQueries",
-                        'pg_stat_activity_max_tx_duration{datname="vcci_production",state="active"} > 300',
+                        f'pg_stat_activity_max_tx_duration{{datname="{fl.database}",state="active"}} > 300',
                         "medium",
                         "slow_queries",
                         "A query has been running for more than 5 minutes",
@@ -132,6 +140,7 @@ def rules() -> dict[str, Any]:
                         service="postgres",
                     ),
                     _rule(
+                        fl,
                         "RedisMemoryHigh",
                         "redis_memory_used_bytes / (redis_memory_max_bytes > 0) > 0.9",
                         "high",
@@ -141,6 +150,7 @@ def rules() -> dict[str, Any]:
                         service="redis",
                     ),
                     _rule(
+                        fl,
                         "RedisDown",
                         "redis_up == 0",
                         "critical",
@@ -156,6 +166,7 @@ def rules() -> dict[str, Any]:
                 "interval": "1s",
                 "rules": [
                     _rule(
+                        fl,
                         "VcciPodOOMKilled",
                         "max by (namespace, pod) "
                         f'(kube_pod_container_status_last_terminated_reason{{{ns},reason="OOMKilled"}}) > 0 '
@@ -166,6 +177,7 @@ def rules() -> dict[str, Any]:
                         "{{ $labels.pod }} restarted after running out of memory.",
                     ),
                     _rule(
+                        fl,
                         "VcciPodRestarting",
                         f"{restarts} > 2",
                         "high",
@@ -174,8 +186,9 @@ def rules() -> dict[str, Any]:
                         "{{ $labels.pod }} restarted {{ $value }} times in 5 minutes.",
                     ),
                     _rule(
+                        fl,
                         "VcciPodCrashLooping",
-                        f'max by (namespace, pod) (kube_pod_container_status_waiting_reason{{namespace="{NAMESPACE}",'
+                        f"max by (namespace, pod) (kube_pod_container_status_waiting_reason{{{ns},"
                         'reason="CrashLoopBackOff"}) > 0',
                         "critical",
                         "triage",
@@ -183,15 +196,17 @@ def rules() -> dict[str, Any]:
                         "{{ $labels.pod }} keeps crashing.",
                     ),
                     _rule(
+                        fl,
                         "VcciMemoryNearLimit",
-                        f'max by (namespace, pod) (container_memory_working_set_bytes{{namespace="{NAMESPACE}"}} / '
-                        f'container_spec_memory_limit_bytes{{namespace="{NAMESPACE}"}}) > 0.9',
+                        f"max by (namespace, pod) (container_memory_working_set_bytes{{{ns}}} / "
+                        f"container_spec_memory_limit_bytes{{{ns}}}) > 0.9",
                         "high",
                         "memory_leak",
                         "Pod {{ $labels.pod }} memory above 90% of its limit",
                         "{{ $labels.pod }} uses {{ $value | humanizePercentage }} of its memory limit.",
                     ),
                     _rule(
+                        fl,
                         "VcciVolumeAlmostFull",
                         "kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < 0.1",
                         "critical",
@@ -208,12 +223,14 @@ def rules() -> dict[str, Any]:
 # --- Prometheus ---------------------------------------------------------------------------------
 
 
-def write_prometheus_config(prom_dir: Path, ports: dict[str, int], kube_token: str | None) -> Path:
+def write_prometheus_config(
+    prom_dir: Path, ports: dict[str, int], kube_token: str | None, fl: Flavour = DEFAULT
+) -> Path:
     h = _procs.HOST
     scrape: list[dict[str, Any]] = [
         {"job_name": "prometheus", "static_configs": [{"targets": [f"{h}:{ports['prometheus']}"]}]},
         {
-            "job_name": "vcci-api",
+            "job_name": fl.job,
             "scrape_interval": "2s",
             "static_configs": [{"targets": [f"{h}:{ports['vcci_api']}"]}],
         },
@@ -239,13 +256,13 @@ def write_prometheus_config(prom_dir: Path, ports: dict[str, int], kube_token: s
             "scrape_interval": "5s",
             "scrape_timeout": "2s",
             "evaluation_interval": "1s",
-            "external_labels": {"cluster": "vcci-lab"},
+            "external_labels": {"cluster": fl.cluster},
         },
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{h}:{ports['alertmanager']}"]}]}]},
         "rule_files": [str(prom_dir / "rules.yml")],
         "scrape_configs": scrape,
     }
-    (prom_dir / "rules.yml").write_text(yaml.safe_dump(rules(), sort_keys=False, width=200))
+    (prom_dir / "rules.yml").write_text(yaml.safe_dump(rules(fl), sort_keys=False, width=200))
     path = prom_dir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -285,7 +302,12 @@ def _kube_history(kube_metrics: str, instance: str, start: float, end: float, st
 
 
 def backfill(
-    prom_dir: Path, ports: dict[str, int], pods: list[str], kube_metrics: str | None, run_dir: Path
+    prom_dir: Path,
+    ports: dict[str, int],
+    pods: list[str],
+    kube_metrics: str | None,
+    run_dir: Path,
+    fl: Flavour = DEFAULT,
 ) -> dict[str, Any]:
     """Generate the history with the fake vcci-api's own model and load it with promtool."""
     data = prom_dir / "data"
@@ -297,7 +319,7 @@ def backfill(
     om = prom_dir / "history.om"
     instance = f"{_procs.HOST}:{ports['vcci_api']}"
     with open(om, "w") as out:
-        state = _fakeapi.history(pods, instance, start, end, HISTORY_STEP, out)
+        state = _fakeapi.history(pods, instance, start, end, HISTORY_STEP, out, fl)
         if kube_metrics and "kube" in ports:
             _kube_history(kube_metrics, f"{_procs.HOST}:{ports['kube']}", start, end, HISTORY_STEP, out)
         out.write("# EOF\n")
@@ -413,7 +435,7 @@ PG_QUERIES = {
         "query": (
             "SELECT r.rolname, r.rolconnlimit::float AS connection_limit, count(a.pid)::float AS connections "
             "FROM pg_roles r LEFT JOIN pg_stat_activity a ON a.usename = r.rolname "
-            "WHERE r.rolcanlogin AND r.rolname LIKE 'vcci%' GROUP BY r.rolname, r.rolconnlimit"
+            "WHERE r.rolcanlogin AND NOT r.rolsuper GROUP BY r.rolname, r.rolconnlimit"
         ),
         "metrics": [
             {"rolname": {"usage": "LABEL", "description": "role name"}},
@@ -425,12 +447,12 @@ PG_QUERIES = {
 
 
 def start_postgres_exporter(
-    exp_dir: Path, port: int, pg_port: int, password: str, log_path: Path
+    exp_dir: Path, port: int, pg_port: int, password: str, log_path: Path, database: str = "vcci_production"
 ) -> subprocess.Popen[bytes]:
     exp_dir.mkdir(parents=True, exist_ok=True)
     queries = exp_dir / "queries.yaml"
     queries.write_text(yaml.safe_dump(PG_QUERIES, sort_keys=False))
-    dsn = f"postgresql://postgres:{password}@{_procs.HOST}:{pg_port}/vcci_production?sslmode=disable"
+    dsn = f"postgresql://postgres:{password}@{_procs.HOST}:{pg_port}/{database}?sslmode=disable"
     argv = [
         _procs.find_binary("prometheus-postgres-exporter"),
         f"--web.listen-address={_procs.HOST}:{port}",

@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from vcci_lab import _procs
+from vcci_lab.flavour import DEFAULT, Flavour
 from vcci_nb.errors import LabError
 
 log = logging.getLogger(__name__)
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 DATABASE = "vcci_production"
+#: The runbook's index as the template names it (a flavour may rename it).
+INDEX = "idx_emissions_tenant_date"
 MAX_CONNECTIONS = 50
 #: Roles that log in, with the password key each uses in the lab's state.
 LOGIN_ROLES = ("postgres", "vcci_app", "vcci_worker", "vcci_diag", "vcci_mitigate")
@@ -254,8 +257,38 @@ def prepare_data(pg_root: Path, log_path: Path, progress: Callable[[str], None])
     return data
 
 
-def start(pg_root: Path, port: int, log_path: Path, passwords: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start the server on 127.0.0.1:port and set every login role's password for this lab."""
+def apply_flavour(conn: Any, pg_root: Path, port: int, flavour: Flavour) -> None:
+    """Give the database, its roles and the runbook's index the flavour's names (idempotent).
+
+    The template is built once under the default names; a lab of another flavour renames its copy
+    (ALTER … RENAME keeps every grant, limit and membership: they follow the role's OID).
+    """
+    from psycopg import sql
+
+    roles = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+    for old in (*LOGIN_ROLES[1:], "vcci_owner"):
+        new = flavour.login_role(old)
+        if new != old and old in roles and new not in roles:
+            conn.execute(sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)))
+    dbs = {d for (d,) in conn.execute("SELECT datname FROM pg_database").fetchall()}
+    if flavour.database != DATABASE and DATABASE in dbs and flavour.database not in dbs:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(DATABASE), sql.Identifier(flavour.database))
+        )
+    if flavour.index_name != INDEX:
+        with _connect_socket(pg_root, port, flavour.database) as db:
+            db.execute(
+                sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
+                    sql.Identifier(INDEX), sql.Identifier(flavour.index_name)
+                )
+            )
+
+
+def start(
+    pg_root: Path, port: int, log_path: Path, passwords: dict[str, str], flavour: Flavour = DEFAULT
+) -> subprocess.Popen[bytes]:
+    """Start the server on 127.0.0.1:port, give it the flavour's names and set every login role's
+    password for this lab (``passwords`` is keyed by the default flavour's role names)."""
     user = server_user()
     data = pg_root / "data"
     # A postmaster.pid left by a killed server would stop a new one from starting.
@@ -272,9 +305,12 @@ def start(pg_root: Path, port: int, log_path: Path, passwords: dict[str, str]) -
     with _connect_socket(pg_root, port) as conn:
         conn.execute("SET log_min_duration_statement = -1")  # a slow ALTER ROLE would log the password
         conn.execute("SET log_statement = 'none'")
+        apply_flavour(conn, pg_root, port, flavour)
         for role in LOGIN_ROLES:
             conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(passwords[role]))
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(flavour.login_role(role)), sql.Literal(passwords[role])
+                )
             )
     return proc
 

@@ -37,7 +37,7 @@ DIAG_COMMANDS = [
 ]
 
 
-def write_config(redis_dir: Path, port: int, passwords: dict[str, str]) -> Path:
+def write_config(redis_dir: Path, port: int, passwords: dict[str, str], diag_user: str = "vcci-diag") -> Path:
     """redis.conf with the ACL users (mode 0600: it holds their passwords)."""
     redis_dir.mkdir(parents=True, exist_ok=True)
     diag = " ".join(f"+{c}" for c in DIAG_COMMANDS)
@@ -57,7 +57,7 @@ enable-debug-command local
 latency-monitor-threshold 50
 loglevel notice
 user default on >{passwords["redis_default"]} ~* &* +@all
-user vcci-diag on >{passwords["redis_diag"]} ~* resetchannels -@all {diag}
+user {diag_user} on >{passwords["redis_diag"]} ~* resetchannels -@all {diag}
 """
     path = redis_dir / "redis.conf"
     path.touch(mode=0o600, exist_ok=True)
@@ -66,8 +66,10 @@ user vcci-diag on >{passwords["redis_diag"]} ~* resetchannels -@all {diag}
     return path
 
 
-def start(redis_dir: Path, port: int, log_path: Path, passwords: dict[str, str]) -> subprocess.Popen[bytes]:
-    conf = write_config(redis_dir, port, passwords)
+def start(
+    redis_dir: Path, port: int, log_path: Path, passwords: dict[str, str], diag_user: str = "vcci-diag"
+) -> subprocess.Popen[bytes]:
+    conf = write_config(redis_dir, port, passwords, diag_user)
     proc = _procs.spawn("redis", [_procs.find_binary("redis-server"), str(conf)], log_path)
     _procs.wait_until("redis", lambda: bool(client(port, passwords).ping()), timeout=15, proc=proc, log_path=log_path)
     return proc
@@ -86,8 +88,9 @@ def client(port: int, passwords: dict[str, str], timeout: float = 2.0) -> Any:
     )
 
 
-def seed(port: int, passwords: dict[str, str]) -> int:
-    """Fill the cache the way the API does: per-tenant emissions summaries with TTLs."""
+def seed(port: int, passwords: dict[str, str], prefix: str = "cache:emissions:") -> int:
+    """Fill the cache the way the API does: per-tenant emissions summaries with TTLs, under the
+    flavour's key ``prefix``."""
     r = client(port, passwords, timeout=10)
     rng = random.Random(7)  # noqa: S311 - sample data
     pipe = r.pipeline(transaction=False)
@@ -103,13 +106,13 @@ def seed(port: int, passwords: dict[str, str]) -> int:
                 "rows": [round(rng.random() * 1e3, 3) for _ in range(rng.randint(5, 60))],
             }
         )
-        pipe.set(f"cache:emissions:{tenant}:{year}:{i}", payload, ex=rng.randint(1800, 21600))
+        pipe.set(f"{prefix}{tenant}:{year}:{i}", payload, ex=rng.randint(1800, 21600))
     for tenant in range(1, 51):
         pipe.hset(
-            f"cache:emissions:summary:{tenant}",
+            f"{prefix}summary:{tenant}",
             mapping={f"cat{c}": round(rng.random() * 1e5, 1) for c in range(1, 16)},
         )
-        pipe.zadd(f"cache:emissions:top-suppliers:{tenant}", {f"supplier-{s}": rng.random() for s in range(20)})
+        pipe.zadd(f"{prefix}top-suppliers:{tenant}", {f"supplier-{s}": rng.random() for s in range(20)})
     for _ in range(40):
         pipe.set(f"session:{rng.getrandbits(64):016x}", "{}", ex=3600)
     pipe.rpush("queue:recalculate", *[f"tenant:{t}" for t in range(1, 13)])

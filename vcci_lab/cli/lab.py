@@ -25,6 +25,13 @@ def register(subparsers: Any) -> None:
     up.add_argument("--webhook-token-file", metavar="FILE", help="file holding the webhook's bearer token")
     up.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     up.add_argument(
+        "--flavour",
+        choices=["default", "other"],
+        default=None,
+        help="the names the lab gives the platform: default (vcci-production, vcci-api, …; profile lab) or "
+        "other (every name different; profile lab-other). A lab keeps the flavour it was made with.",
+    )
+    up.add_argument(
         "--stop-with",
         metavar="PID",
         type=int,
@@ -82,7 +89,9 @@ def _up(args: argparse.Namespace) -> int:
             print(f"  {msg}", file=sys.stderr, flush=True)
 
     print(f"lab in {lab.dir}:", file=sys.stderr)
-    status = lab.up(progress=progress, webhook_url=args.webhook, webhook_token=token, stop_with=args.stop_with)
+    status = lab.up(
+        progress=progress, webhook_url=args.webhook, webhook_token=token, stop_with=args.stop_with, flavour=args.flavour
+    )
     if status.get("already_running") and not status.get("started"):
         print("already up; nothing to start.")
     _print_status(status)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
-
-from vcci_lab.kube._server import Emulator, make_server
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -23,12 +22,34 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--pods", type=int, default=12, help="pods in vcci-production (split between vcci-api and vcci-worker)"
     )
     p.add_argument("--tokens-file", type=Path, default=None, help='JSON {"<token>": "view"|"admin"}')
+    p.add_argument(
+        "--flavour",
+        default=None,
+        help="the names of the platform (vcci_lab.flavour: default or other); default $VCCI_LAB_FLAVOUR or default",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.flavour:
+        from vcci_lab.flavour import FLAVOURS
+
+        if args.flavour not in FLAVOURS:
+            print(f"error: unknown flavour {args.flavour!r}; flavours: {', '.join(FLAVOURS)}", file=sys.stderr)
+            return 2
+        # The emulator's modules read their names once, at import (one flavour per process).
+        os.environ["VCCI_LAB_FLAVOUR"] = args.flavour
+    from vcci_lab.kube._common import FLAVOUR
+    from vcci_lab.kube._server import Emulator, make_server
+
+    if args.flavour and FLAVOUR.name != args.flavour:
+        print(
+            f"error: --flavour {args.flavour} needs VCCI_LAB_FLAVOUR={args.flavour} in the environment", file=sys.stderr
+        )
+        return 2
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

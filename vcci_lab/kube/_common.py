@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from vcci_lab.flavour import get as get_flavour
 from vcci_lab.kube import _logs
 from vcci_lab.kube._fs import Volume
 from vcci_lab.kube._store import Store
 from vcci_lab.kube._util import JSON, parse_quantity, parse_time, rfc3339
 
-NS = "vcci-production"
+#: The names of the platform this emulator plays (``vcci_lab.flavour``): one per process, from
+#: ``VCCI_LAB_FLAVOUR`` (the lab sets it when it starts the emulator; default: the default flavour).
+FLAVOUR = get_flavour(os.environ.get("VCCI_LAB_FLAVOUR"))
+NS = FLAVOUR.namespace
+API = FLAVOUR.api  # the API's Deployment
+WORKER = FLAVOUR.worker
+APP_LABEL = FLAVOUR.app_label  # the label the Deployments select their pods by
+DATA_PVC = FLAVOUR.data_pvc
 PODS = "/pods"
 DEPLOY = "apps/deployments"
 RS = "apps/replicasets"
@@ -49,9 +58,35 @@ TERMINATE_DELAY = 0.8  # Terminating -> gone
 CRASH_AFTER = 1.0  # a crashing container dies this long after it starts
 EVENT_TTL = 3600.0  # the API server's default --event-ttl
 
-API_IMAGE = "ghcr.io/vcci/vcci-api"
-WORKER_IMAGE = "ghcr.io/vcci/vcci-worker"
+API_IMAGE = f"ghcr.io/vcci/{API}"
+WORKER_IMAGE = f"ghcr.io/vcci/{WORKER}"
 BAD_RELEASE = "2.15.0"
+
+
+def app_value(deployment: str) -> str:
+    """The value of :data:`APP_LABEL` on a Deployment's pods."""
+    return FLAVOUR.api_app if deployment == API else FLAVOUR.worker_app if deployment == WORKER else deployment
+
+
+def container_name(deployment: str) -> str:
+    if deployment == API:
+        return FLAVOUR.api_container
+    return FLAVOUR.worker_container if deployment == WORKER else deployment
+
+
+def app_labels(deployment: str) -> dict[str, str]:
+    """The labels of a Deployment and its pods (the selector is ``{APP_LABEL: app_value(...)}``)."""
+    return {APP_LABEL: app_value(deployment), "app.kubernetes.io/name": deployment, "app.kubernetes.io/part-of": "vcci"}
+
+
+def deployment_of(pod: JSON) -> str | None:
+    """The Deployment a pod belongs to, by its app label (None: not one of the application's)."""
+    value = (pod.get("metadata", {}).get("labels") or {}).get(APP_LABEL)
+    return API if value == FLAVOUR.api_app else WORKER if value == FLAVOUR.worker_app else None
+
+
+def is_api_pod(pod: JSON) -> bool:
+    return deployment_of(pod) == API
 
 
 def _hex(rng: random.Random, n: int) -> str:

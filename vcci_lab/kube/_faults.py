@@ -7,7 +7,19 @@ from __future__ import annotations
 
 import time
 
-from vcci_lab.kube._common import API_IMAGE, BAD_RELEASE, CHANGE_CAUSE, DEPLOY, FAULTS, NS, PODS, container_limit
+from vcci_lab.kube._common import (
+    API,
+    API_IMAGE,
+    BAD_RELEASE,
+    CHANGE_CAUSE,
+    DATA_PVC,
+    DEPLOY,
+    FAULTS,
+    NS,
+    PODS,
+    container_limit,
+    is_api_pod,
+)
 from vcci_lab.kube._controllers import Controllers
 from vcci_lab.kube._fs import FileEntry, GiB
 from vcci_lab.kube._pods import fill_tmp
@@ -31,7 +43,7 @@ class Faults(Controllers):
         }
 
     def _api_pods(self) -> list[JSON]:
-        return [p for p in self.store.objects(PODS, NS) if (p["metadata"].get("labels") or {}).get("app") == "vcci-api"]
+        return [p for p in self.store.objects(PODS, NS) if is_api_pod(p)]
 
     def _reevaluate(self, now: float, *, stagger: float = 2.0) -> None:
         for p in self.store.objects(PODS):
@@ -55,7 +67,7 @@ class Faults(Controllers):
         if name in self.faults:
             return self.fault_state()
         if name == "oomkill":
-            dep = self.store.get(DEPLOY, NS, "vcci-api")
+            dep = self.store.get(DEPLOY, NS, API)
             lim = container_limit(dep["spec"]["template"]["spec"], "memory") if dep else None
             self.faults[name] = {"since": rfc3339(now), "limit_bytes": int(lim or 4 * GiB)}
             self._reevaluate(now, stagger=1.5)
@@ -63,9 +75,9 @@ class Faults(Controllers):
             self.faults[name] = {"since": rfc3339(now)}
             self._reevaluate(now, stagger=1.0)
         elif name == "bad-deploy":
-            dep = self.store.get(DEPLOY, NS, "vcci-api")
+            dep = self.store.get(DEPLOY, NS, API)
             if dep is None:
-                raise LookupError("deployment vcci-api is missing; POST /_lab/reset first")
+                raise LookupError(f"deployment {API} is missing; POST /_lab/reset first")
             upd = copy_json(dep)
             c = upd["spec"]["template"]["spec"]["containers"][0]
             image = f"{API_IMAGE}:{BAD_RELEASE}"
@@ -86,7 +98,7 @@ class Faults(Controllers):
             self.store.replace(DEPLOY, upd)
         elif name == "disk-full":
             self.faults[name] = {"since": rfc3339(now)}
-            vol = self.volumes.get((NS, "vcci-api-data"))
+            vol = self.volumes.get((NS, DATA_PVC))
             if vol is not None:
                 target = int(vol.capacity * 0.972)
                 missing = max(0, target - vol.used)
@@ -137,12 +149,12 @@ class Faults(Controllers):
         elif name == "bad-deploy":
             image = fault.get("image", "")
             self.bad_images.discard(image)
-            dep = self.store.get(DEPLOY, NS, "vcci-api")
+            dep = self.store.get(DEPLOY, NS, API)
             if dep is not None and dep["spec"]["template"]["spec"]["containers"][0].get("image") == image:
-                self.rollback("vcci-api", now)
+                self.rollback(API, now)
             self._reevaluate(now)
         elif name == "disk-full":
-            vol = self.volumes.get((NS, "vcci-api-data"))
+            vol = self.volumes.get((NS, DATA_PVC))
             for where, path in self._disk_files:
                 if where == "pvc" and vol is not None:
                     vol.files.pop(path, None)

@@ -31,9 +31,17 @@ def fetch_ca(server_url: str, timeout: float = 5.0) -> bytes | None:
 
 
 def kubeconfig_text(
-    server_url: str, view_token: str | None, admin_token: str | None, ca_pem: bytes | None = None
+    server_url: str,
+    view_token: str | None,
+    admin_token: str | None,
+    ca_pem: bytes | None = None,
+    *,
+    contexts: tuple[str, str] = ("vcci-lab", "vcci-lab-admin"),
+    namespace: str = "vcci-production",
+    cluster: str = "vcci-lab",
 ) -> str:
-    """Kubeconfig text with contexts ``vcci-lab`` (view, current) and ``vcci-lab-admin`` (admin).
+    """Kubeconfig text with a view context (current; default ``vcci-lab``) and an admin one
+    (default ``vcci-lab-admin``): a lab flavour names its own.
 
     JSON is valid YAML, so the file is written as JSON: no YAML library is needed and no quoting
     question can arise with tokens.
@@ -42,38 +50,47 @@ def kubeconfig_text(
     def user(token: str | None) -> dict[str, object]:
         return {"token": token} if token else {}
 
-    cluster: dict[str, object] = {"server": server_url}
+    view_ctx, admin_ctx = contexts
+    server: dict[str, object] = {"server": server_url}
     if ca_pem:
-        cluster = {
+        server = {
             "server": "https://" + server_url.split("://", 1)[-1],
             "certificate-authority-data": base64.b64encode(ca_pem).decode(),
         }
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "vcci-lab", "cluster": cluster}],
+        "clusters": [{"name": cluster, "cluster": server}],
         "users": [
-            {"name": "vcci-lab-view", "user": user(view_token)},
-            {"name": "vcci-lab-admin", "user": user(admin_token)},
+            {"name": f"{view_ctx}-view", "user": user(view_token)},
+            {"name": admin_ctx, "user": user(admin_token)},
         ],
         "contexts": [
             {
-                "name": "vcci-lab",
-                "context": {"cluster": "vcci-lab", "user": "vcci-lab-view", "namespace": "vcci-production"},
+                "name": view_ctx,
+                "context": {"cluster": cluster, "user": f"{view_ctx}-view", "namespace": namespace},
             },
             {
-                "name": "vcci-lab-admin",
-                "context": {"cluster": "vcci-lab", "user": "vcci-lab-admin", "namespace": "vcci-production"},
+                "name": admin_ctx,
+                "context": {"cluster": cluster, "user": admin_ctx, "namespace": namespace},
             },
         ],
-        "current-context": "vcci-lab",
+        "current-context": view_ctx,
         "preferences": {},
     }
     return json.dumps(doc, indent=2) + "\n"
 
 
 def write_kubeconfig(
-    path: Path | str, server_url: str, view_token: str | None, admin_token: str | None, *, ca_pem: bytes | None = None
+    path: Path | str,
+    server_url: str,
+    view_token: str | None,
+    admin_token: str | None,
+    *,
+    ca_pem: bytes | None = None,
+    contexts: tuple[str, str] = ("vcci-lab", "vcci-lab-admin"),
+    namespace: str = "vcci-production",
+    cluster: str = "vcci-lab",
 ) -> Path:
     """Write the lab kubeconfig (mode 0600: it holds tokens) and return its path.
 
@@ -91,6 +108,10 @@ def write_kubeconfig(
     tmp = p.with_name(p.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(kubeconfig_text(server_url, view_token, admin_token, ca_pem))
+        fh.write(
+            kubeconfig_text(
+                server_url, view_token, admin_token, ca_pem, contexts=contexts, namespace=namespace, cluster=cluster
+            )
+        )
     os.replace(tmp, p)
     return p

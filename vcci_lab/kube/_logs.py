@@ -12,10 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import os
 import random
 from dataclasses import dataclass
 
+from vcci_lab.flavour import get as get_flavour
 from vcci_lab.kube._util import rfc3339_nano
+
+#: The flavour's names (one per emulator process, from ``VCCI_LAB_FLAVOUR``; see ``_common``).
+_FLAVOUR = get_flavour(os.environ.get("VCCI_LAB_FLAVOUR"))
+API, WORKER, NS = _FLAVOUR.api, _FLAVOUR.worker, _FLAVOUR.namespace
 
 TENANTS = (
     "acme-corp",
@@ -66,16 +72,16 @@ def _hex(rng: random.Random, n: int = 12) -> str:
 
 def _startup(app: str, image: str, ts: float) -> list[tuple[float, str]]:
     version = image.rsplit(":", 1)[-1]
-    if app == "vcci-worker":
+    if app == WORKER:
         lines = [
             "INFO  celery.worker Connected to amqp://vcci@rabbitmq.vcci-production.svc:5672//",
             "INFO  celery.worker mingle: searching for neighbors",
             "INFO  celery.worker mingle: all alone",
-            f"INFO  celery.worker vcci-worker@{version} ready. concurrency=8 (prefork)",
+            f"INFO  celery.worker {WORKER}@{version} ready. concurrency=8 (prefork)",
         ]
     else:
         lines = [
-            f"INFO  gunicorn.error Starting gunicorn 22.0.0 (vcci-api {version})",
+            f"INFO  gunicorn.error Starting gunicorn 22.0.0 ({API} {version})",
             "INFO  gunicorn.error Listening at: http://0.0.0.0:8000 (1)",
             "INFO  gunicorn.error Using worker: gthread",
             "INFO  vcci.startup Database pool initialised size=20 host=vcci-postgres.vcci-production.svc",
@@ -99,7 +105,7 @@ def _crash_tail(app: str, mode: str, ts: float, seed: str) -> list[tuple[float, 
             f"ERROR gunicorn.error Worker (pid:{rng.randint(7, 30)}) exited with code 3",
             "ERROR gunicorn.error Reason: App failed to load.",
         ]
-    elif app == "vcci-worker":
+    elif app == WORKER:
         lines = [
             f"ERROR celery.worker consumer: Cannot connect to amqp://vcci@rabbitmq.vcci-production.svc:5672//: "
             f"[Errno 111] Connection refused. Trying again in {rng.choice([2, 4, 6])}.00 seconds",
@@ -157,7 +163,7 @@ def _periodic(app: str, mode: str, seed: str, k: int, ts: float, limit_gib: floa
     roll = rng.random()
     rid = _hex(rng, 12)
     tenant = rng.choice(TENANTS)
-    if app == "vcci-worker":
+    if app == WORKER:
         if roll < 0.015:
             return (
                 f"WARN  celery.app.trace task_id={_hex(rng, 8)}-{_hex(rng, 4)} tenant={tenant} "
@@ -205,7 +211,7 @@ def _periodic(app: str, mode: str, seed: str, k: int, ts: float, limit_gib: floa
 
 
 def _disk_hit(since: float | None, app: str, seed: str, k: int, ts: float) -> bool:
-    if since is None or ts < since or app != "vcci-api":
+    if since is None or ts < since or app != API:
         return False
     return hashlib.blake2b(f"disk:{seed}:{k}".encode(), digest_size=2).digest()[0] < 40  # about 1 line in 6
 
@@ -294,7 +300,7 @@ def render(
     end = inst.finished_at if inst.finished_at is not None else now
     head = _startup(app, image, inst.started_at)
     closing: list[tuple[float, str]] = []
-    period = 3.0 if app == "vcci-worker" else 1.5
+    period = 3.0 if app == WORKER else 1.5
     base = inst.started_at + 0.5
     if inst.mode in ("crash", "baddeploy") and inst.finished_at is not None:
         closing = _crash_tail(app, inst.mode, end, seed)

@@ -10,6 +10,7 @@ import math
 
 from vcci_lab.kube import _logs
 from vcci_lab.kube._common import (
+    API,
     CRASH_AFTER,
     CREATE_DELAY,
     NS,
@@ -22,6 +23,8 @@ from vcci_lab.kube._common import (
     _sha,
     _uuid,
     container_limit,
+    deployment_of,
+    is_api_pod,
 )
 from vcci_lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
 from vcci_lab.kube._store import copy_json
@@ -174,21 +177,20 @@ class Pods(WorldBase):
 
     def _register_pod(self, pod: JSON, born: float) -> PodRT:
         uid = pod["metadata"].setdefault("uid", _uuid(self.rng))
-        app = (pod["metadata"].get("labels") or {}).get("app") or pod["spec"]["containers"][0]["name"]
+        app = deployment_of(pod) or pod["spec"]["containers"][0]["name"]
         rt = PodRT(uid, pod["metadata"]["namespace"], pod["metadata"]["name"], app, "creating", None)
-        rt.cpu = self.rng.uniform(0.15, 0.45) if app == "vcci-api" else self.rng.uniform(0.25, 0.7)
+        rt.cpu = self.rng.uniform(0.15, 0.45) if app == API else self.rng.uniform(0.25, 0.7)
         rt.mem_frac = self.rng.uniform(0.38, 0.55)
         rt.mode = self.mode_for(pod)
         self.runtimes[uid] = rt
         return rt
 
     def mode_for(self, pod: JSON) -> str:
-        labels = pod["metadata"].get("labels") or {}
         containers = pod["spec"].get("containers") or [{}]
         image = containers[0].get("image", "")
         if image in self.bad_images:
             return "baddeploy"
-        if labels.get("app") == "vcci-api" and pod["metadata"]["namespace"] == NS:
+        if is_api_pod(pod) and pod["metadata"]["namespace"] == NS:
             if "crashloop" in self.faults:
                 return "crash"
             oom = self.faults.get("oomkill")

@@ -10,9 +10,13 @@ import time
 
 from vcci_lab.kube import _logs
 from vcci_lab.kube._common import (
+    API,
     API_IMAGE,
+    APP_LABEL,
     CHANGE_CAUSE,
+    DATA_PVC,
     DEPLOY,
+    FLAVOUR,
     NODES,
     NS,
     PODS,
@@ -20,8 +24,12 @@ from vcci_lab.kube._common import (
     REVISION,
     RS,
     STS,
+    WORKER,
     WORKER_IMAGE,
     _hex,
+    app_labels,
+    app_value,
+    container_name,
 )
 from vcci_lab.kube._fs import FileEntry, GiB, MiB, Volume
 from vcci_lab.kube._pods import Pods
@@ -86,8 +94,8 @@ class Seed(Pods):
         for i in range(n_nodes):
             self._make_node(i, zones[i % 3], created + 86400 * 5 + i * 60, now)
         self._make_config(created, now)
-        self._make_deployment("vcci-api", api_n, now, API_HISTORY)
-        self._make_deployment("vcci-worker", worker_n, now, tuple((t, c, h, {}) for t, c, h in WORKER_HISTORY))
+        self._make_deployment(API, api_n, now, API_HISTORY)
+        self._make_deployment(WORKER, worker_n, now, tuple((t, c, h, {}) for t, c, h in WORKER_HISTORY))
         self._make_monitoring(now)
         self._make_fs(now)
         self.dirty = True
@@ -247,13 +255,13 @@ class Seed(Pods):
                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}},
                 now=created,
             )
-        for name in ("vcci-api", "vcci-worker"):
+        for name in (API, WORKER):
             s.create(
                 "/serviceaccounts",
                 {
                     "apiVersion": "v1",
                     "kind": "ServiceAccount",
-                    "metadata": {"name": name, "namespace": NS, "labels": {"app": name}},
+                    "metadata": {"name": name, "namespace": NS, "labels": {APP_LABEL: app_value(name)}},
                 },
                 now=created,
             )
@@ -262,7 +270,7 @@ class Seed(Pods):
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {"name": "vcci-api-config", "namespace": NS, "labels": {"app": "vcci-api"}},
+                "metadata": {"name": FLAVOUR.config_configmap, "namespace": NS, "labels": {APP_LABEL: FLAVOUR.api_app}},
                 "data": {
                     "LOG_LEVEL": "INFO",
                     "GUNICORN_WORKERS": "4",
@@ -279,9 +287,9 @@ class Seed(Pods):
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {
-                    "name": "vcci-maintenance",
+                    "name": FLAVOUR.maintenance_configmap,
                     "namespace": NS,
-                    "labels": {"app": "vcci-api", "app.kubernetes.io/part-of": "vcci"},
+                    "labels": {APP_LABEL: FLAVOUR.api_app, "app.kubernetes.io/part-of": "vcci"},
                     "annotations": {
                         "vcci.io/description": 'Set enabled to "true" to serve the maintenance page from the ingress.'
                     },
@@ -298,7 +306,7 @@ class Seed(Pods):
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": {"name": "vcci-api-secrets", "namespace": NS, "labels": {"app": "vcci-api"}},
+                "metadata": {"name": FLAVOUR.secret, "namespace": NS, "labels": {APP_LABEL: FLAVOUR.api_app}},
                 "type": "Opaque",
                 "data": {
                     "database-url": "cG9zdGdyZXNxbDovL3ZjY2lfYXBwOioqKkB2Y2NpLXBvc3RncmVzOjU0MzIvdmNjaV9wcm9kdWN0aW9u",
@@ -308,7 +316,7 @@ class Seed(Pods):
             now=created,
         )
         for name, port, ip in (
-            ("vcci-api", 8000, "10.100.41.12"),
+            (API, 8000, "10.100.41.12"),
             ("vcci-postgres", 5432, "10.100.23.7"),
             ("vcci-redis", 6379, "10.100.9.88"),
         ):
@@ -317,7 +325,7 @@ class Seed(Pods):
                 {
                     "apiVersion": "v1",
                     "kind": "Service",
-                    "metadata": {"name": name, "namespace": NS, "labels": {"app": name}},
+                    "metadata": {"name": name, "namespace": NS, "labels": {APP_LABEL: app_value(name)}},
                     "spec": {
                         "type": "ClusterIP",
                         "clusterIP": ip,
@@ -330,7 +338,7 @@ class Seed(Pods):
                                 "targetPort": port,
                             }
                         ],
-                        "selector": {"app": name},
+                        "selector": {APP_LABEL: app_value(name)},
                         "sessionAffinity": "None",
                         "ipFamilies": ["IPv4"],
                         "ipFamilyPolicy": "SingleStack",
@@ -346,9 +354,9 @@ class Seed(Pods):
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "Ingress",
                 "metadata": {
-                    "name": "vcci-api-ingress",
+                    "name": FLAVOUR.ingress,
                     "namespace": NS,
-                    "labels": {"app": "vcci-api"},
+                    "labels": {APP_LABEL: FLAVOUR.api_app},
                     "annotations": {
                         "cert-manager.io/cluster-issuer": "letsencrypt-prod",
                         "nginx.ingress.kubernetes.io/proxy-body-size": "50m",
@@ -359,7 +367,7 @@ class Seed(Pods):
                 },
                 "spec": {
                     "ingressClassName": "nginx",
-                    "tls": [{"hosts": ["api.vcci.example.com"], "secretName": "vcci-api-tls"}],
+                    "tls": [{"hosts": ["api.vcci.example.com"], "secretName": f"{API}-tls"}],
                     "rules": [
                         {
                             "host": "api.vcci.example.com",
@@ -368,7 +376,7 @@ class Seed(Pods):
                                     {
                                         "path": "/",
                                         "pathType": "Prefix",
-                                        "backend": {"service": {"name": "vcci-api", "port": {"number": 80}}},
+                                        "backend": {"service": {"name": API, "port": {"number": 80}}},
                                     }
                                 ]
                             },
@@ -396,9 +404,9 @@ class Seed(Pods):
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
                 "metadata": {
-                    "name": "vcci-api-data",
+                    "name": DATA_PVC,
                     "namespace": NS,
-                    "labels": {"app": "vcci-api"},
+                    "labels": {APP_LABEL: FLAVOUR.api_app},
                     "annotations": {
                         "pv.kubernetes.io/bind-completed": "yes",
                         "pv.kubernetes.io/bound-by-controller": "yes",
@@ -433,7 +441,7 @@ class Seed(Pods):
                     "claimRef": {
                         "apiVersion": "v1",
                         "kind": "PersistentVolumeClaim",
-                        "name": "vcci-api-data",
+                        "name": DATA_PVC,
                         "namespace": NS,
                     },
                     "persistentVolumeReclaimPolicy": "Delete",
@@ -450,7 +458,7 @@ class Seed(Pods):
         )
 
     def _api_template(self, app: str, tag: str, env_over: dict[str, str]) -> JSON:
-        image = f"{API_IMAGE if app == 'vcci-api' else WORKER_IMAGE}:{tag}"
+        image = f"{API_IMAGE if app == API else WORKER_IMAGE}:{tag}"
         env = [
             {"name": "DJANGO_SETTINGS_MODULE", "value": "vcci.settings.production"},
             {"name": "DATABASE_POOL_SIZE", "value": env_over.get("DATABASE_POOL_SIZE", "20")},
@@ -459,22 +467,22 @@ class Seed(Pods):
             {"name": "MEMORY_PROFILING_ENABLED", "value": "false"},
             {
                 "name": "DATABASE_URL",
-                "valueFrom": {"secretKeyRef": {"name": "vcci-api-secrets", "key": "database-url"}},
+                "valueFrom": {"secretKeyRef": {"name": FLAVOUR.secret, "key": "database-url"}},
             },
-            {"name": "REDIS_URL", "valueFrom": {"secretKeyRef": {"name": "vcci-api-secrets", "key": "redis-url"}}},
+            {"name": "REDIS_URL", "valueFrom": {"secretKeyRef": {"name": FLAVOUR.secret, "key": "redis-url"}}},
         ]
         container: JSON = {
-            "name": app,
+            "name": container_name(app),
             "image": image,
             "imagePullPolicy": "IfNotPresent",
             "env": env,
-            "envFrom": [{"configMapRef": {"name": "vcci-api-config"}}],
+            "envFrom": [{"configMapRef": {"name": FLAVOUR.config_configmap}}],
             "resources": {"limits": {"cpu": "2", "memory": "4Gi"}, "requests": {"cpu": "1", "memory": "2Gi"}},
             "terminationMessagePath": "/dev/termination-log",
             "terminationMessagePolicy": "File",
         }
         volumes: list[JSON] = []
-        if app == "vcci-api":
+        if app == API:
             container["args"] = [
                 "gunicorn",
                 "vcci.wsgi:application",
@@ -500,7 +508,7 @@ class Seed(Pods):
                 "failureThreshold": 3,
             }
             container["volumeMounts"] = [{"name": "logs", "mountPath": "/var/log"}]
-            volumes = [{"name": "logs", "persistentVolumeClaim": {"claimName": "vcci-api-data"}}]
+            volumes = [{"name": "logs", "persistentVolumeClaim": {"claimName": DATA_PVC}}]
         else:
             container["args"] = ["celery", "-A", "vcci", "worker", "--loglevel=INFO", "--concurrency=8"]
             container["resources"] = {
@@ -521,10 +529,8 @@ class Seed(Pods):
             spec["volumes"] = volumes
         return {
             "metadata": {
-                "labels": {"app": app, "app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "vcci"},
-                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"}
-                if app == "vcci-api"
-                else {},
+                "labels": app_labels(app),
+                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"} if app == API else {},
             },
             "spec": spec,
         }
@@ -534,7 +540,7 @@ class Seed(Pods):
     ) -> None:
         s = self.store
         created = now - 3600 * history[0][2] - 600
-        labels = {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "vcci"}
+        labels = app_labels(name)
         cur_tag, cur_cause, cur_age, cur_env = history[-1]
         template = self._api_template(name, cur_tag, cur_env)
         dep: JSON = {
@@ -549,7 +555,7 @@ class Seed(Pods):
             },
             "spec": {
                 "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
+                "selector": {"matchLabels": {APP_LABEL: app_value(name)}},
                 "template": template,
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
                 "revisionHistoryLimit": 10,
@@ -584,7 +590,7 @@ class Seed(Pods):
                 },
                 "spec": {
                     "replicas": replicas if is_cur else 0,
-                    "selector": {"matchLabels": {"app": name, "pod-template-hash": h}},
+                    "selector": {"matchLabels": {APP_LABEL: app_value(name), "pod-template-hash": h}},
                     "template": tmpl,
                 },
                 "status": {"replicas": 0, "observedGeneration": 2 if not is_cur else 1},
@@ -600,7 +606,7 @@ class Seed(Pods):
             # the pods of the current release have been running since the rollout
             start = born + 24 + i * 7
             rt.instances = [_logs.Instance(0, start, "ok")]
-            if name == "vcci-worker" and i == 1:
+            if name == WORKER and i == 1:
                 # realistic noise: one worker restarted once overnight after losing its broker
                 rt.instances = [
                     _logs.Instance(0, start, "error", finished_at=now - 14 * 3600, reason="Error", exit_code=1),
@@ -667,7 +673,7 @@ class Seed(Pods):
         self._create_sts_pod(sts, 0, created + 30, now, ready=True)
 
     def _make_fs(self, now: float) -> None:
-        pvc = self.store.get(PVCS, NS, "vcci-api-data")
+        pvc = self.store.get(PVCS, NS, DATA_PVC)
         cap = int(parse_quantity(pvc["status"]["capacity"]["storage"])) if pvc else 20 * GiB
         vol = Volume("10.20.40.11:/volumes/csi/csi-vol-7e1c", cap, 180 * MiB)
         day = 86400
@@ -678,4 +684,4 @@ class Seed(Pods):
             stamp = time.strftime("%Y-%m-%d", time.gmtime(now - d * day))
             vol.files[f"/var/log/vcci/api-{stamp}.log"] = FileEntry(812 * MiB + d * 7 * MiB, now - d * day + 3600)
             vol.files[f"/var/log/vcci/access-{stamp}.log"] = FileEntry(143 * MiB, now - d * day + 3600)
-        self.volumes[(NS, "vcci-api-data")] = vol
+        self.volumes[(NS, DATA_PVC)] = vol

@@ -10,7 +10,7 @@ from vcci_lab.kube import _logs, _websocket
 from vcci_lab.kube._selectors import selector_string
 from vcci_lab.kube._store import Resource, copy_json
 from vcci_lab.kube._util import JSON, ApiError, bad_request, conflict, invalid, not_found, parse_time, status_body
-from vcci_lab.kube._world import NS, PODS, container_limit
+from vcci_lab.kube._world import DATA_PVC, NS, PODS, container_limit
 from vcci_lab.kube._writes import Writes
 
 
@@ -131,7 +131,7 @@ class Subresources(Writes):
             limit = (container_limit(pod["spec"], "memory") or 4 * 1024**3) / 1024**3
             # writes fail only while the log volume really is full (cleaning it up through exec stops them)
             disk = world.faults.get("disk-full")
-            vol = world.volumes.get((NS, "vcci-api-data"))
+            vol = world.volumes.get((NS, DATA_PVC))
             full = vol is not None and vol.available < 0.05 * vol.capacity
             # the volume filled up over the ten minutes before anyone injected (noticed) it
             disk_since = parse_time(disk["since"]) - 600 if disk and full and ns == NS else None

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from vcci_lab.kube._common import FAULTS, NS, PODS, PodRT, container_limit
+from vcci_lab.kube._common import DATA_PVC, FAULTS, FLAVOUR, NS, PODS, PodRT, container_limit
 from vcci_lab.kube._faults import Faults
 from vcci_lab.kube._seed import Seed
 from vcci_lab.kube._selectors import selector_from_match_labels, selector_string
@@ -92,7 +92,9 @@ def selector_for(obj: JSON) -> str:
 
 
 __all__ = [
+    "DATA_PVC",
     "FAULTS",
+    "FLAVOUR",
     "NS",
     "PODS",
     "PodRT",
