@@ -400,7 +400,9 @@ def _handler(live: Live, kind: str) -> type[BaseHTTPRequestHandler]:
                 if not self._authorized():
                     return
                 if "pool-exhaustion" in faults:
-                    self._send(503, json.dumps({"error": 'FATAL: too many connections for role "vcci_app"'}))
+                    self._send(
+                        503, json.dumps({"error": f'FATAL: too many connections for role "{live.flavour.app_role}"'})
+                    )
                     return
                 tenant = path.split("/")[4]
                 rows = [{"scope": 3, "category": c, "kgco2e": round(1000 / (i + 1), 2)}
