@@ -70,7 +70,8 @@ def test_database_preview_pick_incident_confirm(page: Any, jupyterlab: JupyterLa
         waiting = IncidentRecord.load(record.id, jupyterlab.outputs).data["actions"]
         assert [e["result"] for e in waiting] == ["awaiting_confirmation"]
         assert before <= _idle_app_pids(admin), "nothing changed before the click"
-        shot(page, "mitigate-confirm", target=step)
+        confirm.scroll_into_view_if_needed()
+        shot(page, "mitigate-confirm")
 
         confirm.click()
         out.get_by_text("succeeded").first.wait_for(timeout=120_000)

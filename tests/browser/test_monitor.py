@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser._jl import JupyterLab, append_to_cell, cell, errors, open_notebook, run_all
+from tests.browser._jl import JupyterLab, append_to_cell, cell, errors, open_notebook, run_all, shot
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -30,6 +30,8 @@ def test_start_refreshes_and_stop_stops(page: Any, jupyterlab: JupyterLab) -> No
     )
     # each refresh is a snapshot the engineer sees: the pods and panels table in the widget's output
     assert panel.locator(".widget-output table").count() >= 1
+    panel.scroll_into_view_if_needed()
+    shot(page, "monitor-live")
     panel.get_by_role("button", name="Stop").click()
     page.wait_for_function("el => /Stopped after \\d+ refreshes/.test(el.textContent)", arg=status.element_handle())
     stopped = status.inner_text()
