@@ -239,6 +239,21 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _incident_window(incident: str, profile: Profile, now: datetime) -> tuple[datetime, datetime] | None:
+    """The incident's own window (``policy.incident_window``) when its record exists, else None."""
+    from vcci_nb.errors import VcciNbError
+    from vcci_nb.policy import WINDOW_LEAD_MINUTES, incident_window
+    from vcci_nb.record import IncidentRecord
+
+    try:
+        data = IncidentRecord.load(incident).data
+        lead = float(profile.get("incident.window_lead_minutes") or WINDOW_LEAD_MINUTES)
+    except (VcciNbError, OSError, TypeError, ValueError):
+        return None
+    start, end, _why = incident_window(data, lead_minutes=lead, now=now)
+    return start, end
+
+
 def setup(
     incident_id: str = "",
     environment: str = "",
@@ -271,6 +286,8 @@ def setup(
         )
     end = parse_time(window_end, now, name="window_end") or now
     start = parse_time(window_start, now, name="window_start") or (end - _DEFAULT_WINDOW)
+    if incident and not window_start and not window_end and (own := _incident_window(incident, profile, now)):
+        start, end = own  # JupyterLab on an existing incident: its own window, as `vcci-nb run` uses
     if start >= end:
         raise ParameterError(
             f"window_start ({start.isoformat()}) must be before window_end ({end.isoformat()}); "

@@ -262,3 +262,26 @@ def test_tables_print_numbers_as_a_person_reads_them() -> None:
     for shown in (html, text):
         assert "0.5823" in shown and "21,201,870,000" in shown
         assert "e-01" not in shown and "e+10" not in shown
+
+
+def test_setup_on_an_existing_incident_uses_its_own_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JupyterLab on an incident (window left empty): 30 min before its first alert to its resolution."""
+    from datetime import UTC, datetime, timedelta
+
+    from vcci_nb.notebook import setup
+    from vcci_nb.policy import iso
+    from vcci_nb.record import IncidentRecord
+
+    monkeypatch.setenv("VCCI_NB_OUTPUTS", str(tmp_path))
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    rec = IncidentRecord.open("P2", "x", outputs=tmp_path)
+    rec.add_alert({"status": "firing", "startsAt": iso(began), "labels": {}})
+    rec.set_status("resolved")
+    rec.update(lambda d: d.update(resolved_at=iso(began + timedelta(minutes=40))))
+    ctx = setup(rec.id, "lab", show=False)
+    assert ctx.window.start == began - timedelta(minutes=30)
+    assert ctx.window.end == began + timedelta(minutes=40)
+    # a window given by hand wins, and an incident without a record falls back to the last hour
+    assert setup(rec.id, "lab", window_start="now-2h", show=False).window.start > began
+    other = setup("INC-20990101-001", "lab", show=False)
+    assert timedelta(minutes=59) < other.window.end - other.window.start <= timedelta(hours=1)
