@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from vcci_nb.config import KubeSettings, ProfileLike, kube_settings
-from vcci_nb.errors import ActionRefused, ConfigError, SourceError
+from vcci_nb.errors import ActionRefused, ConfigError, KubeApiError
 from vcci_nb.redact import redact, register_secret
 
 if TYPE_CHECKING:
@@ -55,14 +55,6 @@ JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-
-
-class KubeApiError(SourceError):
-    """The Kubernetes API answered with an error, or did not answer (``status`` 0)."""
-
-    def __init__(self, message: str, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # --------------------------------------------------------------------------------------------

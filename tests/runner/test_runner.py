@@ -443,3 +443,28 @@ def test_the_lead_before_the_earliest_alert_comes_from_the_profile(
     assert why.startswith("45 min before the earliest alert's startsAt")
     (start, _), _ = incident_run_window({"created_at": iso(began)}, "tiny")
     assert start == iso(began - timedelta(minutes=45))  # no alert: from the incident's detection
+
+
+def test_a_failed_notebook_keeps_cell_index_exception_name_and_value(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like papermill's PapermillExecutionError: which cell, ``In [n]``, the exception's name and value."""
+    from vcci_nb.errors import NotebookFailed, RunError
+    from vcci_nb.runner import run
+
+    outputs = tmp_path / "out"
+    record = _open(outputs)
+    monkeypatch.chdir(project)
+    result = run(str(project / "notebooks" / "fails.ipynb"), record.id, outputs=outputs, warm=False, export_html=False)
+    [nb] = result.notebooks
+    assert nb.status == "failed"
+    failure = nb.failure
+    assert isinstance(failure, NotebookFailed) and isinstance(failure, RunError)
+    # The index is the cell's as it ran (papermill's), not counting the error banners it adds afterwards.
+    written = nbformat.read(outputs / record.id / "fails.ipynb", as_version=4)
+    ran = [c for c in written.cells if "papermill-error-cell-tag" not in (c.metadata.get("tags") or [])]
+    raising = next(i for i, c in enumerate(ran) if "raise RuntimeError" in c.source)
+    assert failure.cell_index == raising
+    assert failure.exec_count == ran[raising].execution_count
+    assert (failure.ename, failure.evalue) == ("RuntimeError", "the database said no")
+    assert failure.notebook == "fails" and str(failure) == nb.error

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from vcci_nb import config
-from vcci_nb.errors import ActionRefused
-from vcci_nb.kubeapi import KubeApiError, KubeClient
+from vcci_nb.errors import ActionRefused, KubeApiError
+from vcci_nb.kubeapi import KubeClient
 from vcci_nb.redact import redact
 from vcci_nb.sources import kube
 

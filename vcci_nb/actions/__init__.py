@@ -15,7 +15,7 @@ action first connects, so importing this package is cheap.
 
 from __future__ import annotations
 
-from vcci_nb.actions._gateway import ActionFailed, ActionRefusedWithOutcome, Outcome, run
+from vcci_nb.actions._gateway import Outcome, run
 from vcci_nb.actions._model import Action, Check, Plan, Status, Verification
 from vcci_nb.actions.aws import EbsExpandVolume, RdsModifyInstanceClass
 from vcci_nb.actions.cache import ClearCachePattern, FlushDB
@@ -43,7 +43,7 @@ from vcci_nb.actions.postgres import (
 )
 from vcci_nb.actions.steps import after_chart, mark_action, step, window_since
 from vcci_nb.actions.traffic import AllowSourceRanges, BlockSourceRanges, MaintenanceMode, RateLimit
-from vcci_nb.errors import ActionRefused
+from vcci_nb.errors import ActionFailed, ActionRefused, ActionRefusedWithOutcome
 
 #: Every action by its dotted name, for the CLI (``vcci-nb action run k8s.scale ...``).
 ACTIONS: dict[str, type[Action]] = {

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from vcci_nb.actions._model import Action, Plan, Status, Verification, _esc
-from vcci_nb.errors import ActionRefused, VcciNbError
+from vcci_nb.errors import ActionFailed, ActionRefused, ActionRefusedWithOutcome, VcciNbError
 from vcci_nb.record import IncidentRecord, default_actor, utc_iso, validate_id
 from vcci_nb.redact import redact
 
@@ -42,22 +42,6 @@ _PERMISSION_ERRORS = frozenset({"InsufficientPrivilege", "NoPermissionError"})
 
 #: Incident statuses from which a confirmed, executed action moves the incident to ``mitigating``.
 _BEFORE_MITIGATING = frozenset({"investigating", "identified"})
-
-
-class ActionFailed(VcciNbError):
-    """A confirmed action raised while executing. ``outcome`` holds the audit entry that was written."""
-
-    def __init__(self, message: str, outcome: Outcome | None = None) -> None:
-        super().__init__(message)
-        self.outcome = outcome
-
-
-class ActionRefusedWithOutcome(ActionRefused):
-    """An :class:`ActionRefused` that carries the outcome (and audit entry) of the refusal."""
-
-    def __init__(self, message: str, outcome: Outcome) -> None:
-        super().__init__(message)
-        self.outcome = outcome
 
 
 @dataclass

@@ -20,10 +20,9 @@ from typing import Any
 
 from vcci_nb.actions._model import Action, Plan, Verification, flag, real_number
 from vcci_nb.config import Profile, ProfileLike, resolve_profile
-from vcci_nb.errors import ActionRefused, ConfigError
+from vcci_nb.errors import ActionRefused, ConfigError, SourceUnavailable
 from vcci_nb.redact import redact
 from vcci_nb.sources import aws as aws_source
-from vcci_nb.sources._core import SourceUnavailable
 
 _DB_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
 _VOLUME_ID = re.compile(r"^vol-[0-9a-f]{8,17}$")

@@ -29,8 +29,8 @@ import yaml
 
 from vcci_nb.actions._model import Action, Plan, Verification, real_number, whole_number
 from vcci_nb.config import Profile, load_profile
-from vcci_nb.errors import ActionRefused
-from vcci_nb.kubeapi import JSON, JSON_PATCH, MERGE_PATCH, KubeApiError, KubeClient, is_dns1123_subdomain, quantity
+from vcci_nb.errors import ActionRefused, KubeApiError
+from vcci_nb.kubeapi import JSON, JSON_PATCH, MERGE_PATCH, KubeClient, is_dns1123_subdomain, quantity
 
 INCIDENT_ANNOTATION = "vcci-nb/incident"
 ACTION_ANNOTATION = "vcci-nb/action"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from vcci_nb.actions._gateway import ActionFailed, ActionRefusedWithOutcome, Outcome, run
+from vcci_nb.actions._gateway import Outcome, run
 from vcci_nb.actions._model import Action
-from vcci_nb.errors import ActionRefused, VcciNbError
+from vcci_nb.errors import ActionFailed, ActionRefused, ActionRefusedWithOutcome, VcciNbError
 from vcci_nb.evidence import Window
 from vcci_nb.policy import parse_time
 from vcci_nb.redact import redact
@@ -86,7 +86,7 @@ def step(
     except ActionFailed as exc:
         if exc.outcome is not None and exc.outcome.plan is None:  # could not even plan: the target is down
             _banner(exc.outcome.message, "warning", f"{action.name}: nothing planned or changed")
-            return exc.outcome
+            return cast(Outcome, exc.outcome)
         if exc.outcome is not None:
             _display(exc.outcome)
         raise

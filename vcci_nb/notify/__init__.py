@@ -13,6 +13,7 @@ Retry rules per provider are in :mod:`vcci_nb.notify._http`.
 
 from __future__ import annotations
 
+from vcci_nb.errors import NotifyError
 from vcci_nb.notify._channels import (
     KINDS,
     Channel,
@@ -27,7 +28,6 @@ from vcci_nb.notify._channels import (
     make_channel,
 )
 from vcci_nb.notify._core import (
-    NotifyError,
     Preview,
     channels_from_profile,
     deliver,

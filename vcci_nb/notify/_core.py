@@ -19,17 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from vcci_nb.config import Profile, load_profile
-from vcci_nb.errors import ConfigError, VcciNbError
+from vcci_nb.errors import ConfigError, NotifyError, VcciNbError
 from vcci_nb.notify import _templates
 from vcci_nb.notify._channels import Channel, Message, Outcome, make_channel, redact_tree
 from vcci_nb.notify._http import Sleep
 from vcci_nb.redact import redact
 
 log = logging.getLogger(__name__)
-
-
-class NotifyError(VcciNbError):
-    """A notification could not be prepared (unknown channel or template, bad settings)."""
 
 
 def channels_from_profile(profile: Profile) -> dict[str, Channel]:

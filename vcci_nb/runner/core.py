@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from vcci_nb.config import read_yaml, register_url_secrets
-from vcci_nb.errors import ConfigError, ParameterError, RunError, VcciNbError
+from vcci_nb.errors import ConfigError, NotebookFailed, ParameterError, RunError, VcciNbError
 from vcci_nb.record import IncidentRecord, utc_iso
 from vcci_nb.redact import redact, register_secret
 from vcci_nb.runner.bundles import resolve_target
@@ -87,6 +87,9 @@ class NotebookResult:
     error: str | None = None
     seconds: float = 0.0
     findings: list[dict[str, Any]] = field(default_factory=list)
+    #: For a notebook that did not succeed: the failing cell's index, ``In [n]``, exception name and
+    #: (redacted) value, as papermill's PapermillExecutionError keeps them.
+    failure: NotebookFailed | None = None
 
 
 @dataclass
@@ -669,6 +672,17 @@ def _conclude(
         actor=actor,
         data={"notebook": job.name, "status": status, "findings": len(findings), "html": html},
     )
+    failure = None
+    if status != "succeeded":
+        raw = event.get("failure") or {}
+        failure = NotebookFailed(
+            job.name,
+            error or status,
+            cell_index=raw.get("cell_index"),
+            exec_count=raw.get("exec_count"),
+            ename=str(raw.get("ename") or ""),
+            evalue=redact(str(raw.get("evalue") or "")),
+        )
     return NotebookResult(
         name=job.name,
         source=job.source,
@@ -678,4 +692,5 @@ def _conclude(
         error=error,
         seconds=float(event.get("seconds") or 0.0),
         findings=findings,
+        failure=failure,
     )

@@ -66,6 +66,8 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
+from vcci_nb.errors import ZygoteUnavailable
+
 log = logging.getLogger(__name__)
 
 #: Imported once in the zygote; every forked kernel finds them in ``sys.modules``.
@@ -104,10 +106,6 @@ _ZYGOTE_ONLY_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "backgr
 
 # ``-c``, not ``-m``: running this module as __main__ would import it twice (vcci_nb.runner imports it).
 _BOOT = "import sys; from vcci_nb.runner.forkserver import main; sys.exit(main(sys.argv[1:]))"
-
-
-class ZygoteUnavailable(Exception):
-    """The zygote cannot give us this kernel; the caller starts it with Popen instead."""
 
 
 # ------------------------------------------------------------------------------------------

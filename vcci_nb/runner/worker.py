@@ -418,6 +418,8 @@ def run_one(job: Job, kernel: Kernel | None, events: Any, waited: float | None =
     output = Path(job.output)
     timed_out = threading.Event()
     status, error = "succeeded", None
+    #: Where the failure was and what was raised, as papermill keeps it (errors.NotebookFailed).
+    failure: dict[str, Any] | None = None
     _Live.nb = None
     if kernel is None:
         try:
@@ -456,11 +458,14 @@ def run_one(job: Job, kernel: Kernel | None, events: Any, waited: float | None =
     except PapermillExecutionError as exc:
         status = "failed"
         error = f"{exc.ename}: {exc.evalue} (cell [{exc.exec_count}])"
+        failure = {"cell_index": exc.cell_index, "exec_count": exc.exec_count, "ename": exc.ename,
+                   "evalue": str(exc.evalue)}  # fmt: skip
     except Exception as exc:
         status = "failed"
         cell = _failed_cell(_Live.nb) if _Live.nb is not None else None
         where = f" in cell {cell}" if cell is not None else ""
         name = type(exc).__name__
+        failure = {"cell_index": cell, "exec_count": None, "ename": name, "evalue": str(exc)}
         if name == "DeadKernelError" or "Kernel died" in str(exc):
             error = f"The kernel died{where} (killed, or out of memory); the notebook up to that point is kept."
         else:
@@ -479,7 +484,11 @@ def run_one(job: Job, kernel: Kernel | None, events: Any, waited: float | None =
     if timed_out.is_set():
         status = "timed_out"
         error = f"Timed out after {job.timeout:g} s and was stopped; raise --timeout if it needs longer. ({error})"
-    return _finish(job, _Live.nb, status, error, started, timing)
+        failure = {**(failure or {}), "ename": "Timeout", "evalue": f"stopped after {job.timeout:g} s"}
+    result = _finish(job, _Live.nb, status, error, started, timing)
+    if failure is not None and result["status"] != "succeeded":
+        result["failure"] = failure
+    return result
 
 
 def _finish(

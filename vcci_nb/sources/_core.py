@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from vcci_nb.errors import SourceError, SourceMisconfigured
+from vcci_nb.errors import DeadlineExceeded, SourceMisconfigured, SourceUnavailable
 from vcci_nb.evidence import CAUSES, Evidence, Status, Window, utcnow
 from vcci_nb.redact import redact
 
@@ -51,14 +51,6 @@ log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 1.0
 
 FetchResult = pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]
-
-
-class DeadlineExceeded(TimeoutError):
-    """The hard deadline passed before the source answered."""
-
-
-class SourceUnavailable(SourceError):
-    """The source answered but cannot provide this data (an extension or library is missing)."""
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from typing import Any
 import pandas as pd
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, AwsSettings, ProfileLike, aws_settings, resolve_profile
+from vcci_nb.errors import SourceUnavailable
 from vcci_nb.evidence import Evidence
 from vcci_nb.redact import register_secret
-from vcci_nb.sources._core import SourceUnavailable, collect
+from vcci_nb.sources._core import collect
 
 SOURCE = "aws"
 #: CSI drivers whose volume handle is an EBS volume ID (the profile may add others: ``aws.ebs_csi_drivers``).

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, git_repo, resolve_profile
-from vcci_nb.errors import SourceError
+from vcci_nb.errors import SourceError, SourceUnavailable
 from vcci_nb.evidence import Evidence
 from vcci_nb.redact import redact
-from vcci_nb.sources._core import SourceUnavailable, collect, not_configured
+from vcci_nb.sources._core import collect, not_configured
 
 SOURCE = "git"
 _SEP = "\x1f"

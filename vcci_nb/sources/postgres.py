@@ -18,9 +18,10 @@ import pandas as pd
 import psycopg
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, postgres_dsn, resolve_profile
+from vcci_nb.errors import SourceUnavailable
 from vcci_nb.evidence import Evidence
 from vcci_nb.redact import redact_url
-from vcci_nb.sources._core import SourceUnavailable, collect, setting_for
+from vcci_nb.sources._core import collect, setting_for
 
 SOURCE = "postgres"
 APPLICATION_NAME = "vcci-nb"
