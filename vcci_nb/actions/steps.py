@@ -10,12 +10,12 @@ engineer must look at it before going on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from vcci_nb.actions._gateway import Outcome, run
 from vcci_nb.actions._model import Action
+from vcci_nb.actions.widget import on_executed
 from vcci_nb.errors import ActionFailed, ActionRefused, ActionRefusedWithOutcome, VcciNbError
 from vcci_nb.evidence import Window
 from vcci_nb.policy import parse_time
@@ -136,24 +136,6 @@ def _preview(action: Action, ctx: Any, *, confirm: str) -> None:
     _display(out)
     widgets.when_incident_chosen(ctx, lambda _id: widgets.show_in(out, lambda: step(action, ctx, confirm=confirm)))
     return None
-
-
-#: Who wants to know when a Confirm click executed an action (the "After" charts), by their key.
-_ON_EXECUTED: dict[str, Callable[[Outcome], None]] = {}
-
-
-def on_executed(key: str, callback: Callable[[Outcome], None]) -> None:
-    """Call ``callback(outcome)`` whenever a Confirm click executes an action (one callback per key)."""
-    _ON_EXECUTED[key] = callback
-
-
-def executed(outcome: Outcome) -> None:
-    """What the Confirm panel calls after executing: tell every waiting chart."""
-    for callback in list(_ON_EXECUTED.values()):
-        try:
-            callback(outcome)
-        except Exception:  # a chart failing to redraw must not hide the action's result
-            log.warning("after-action callback failed", exc_info=True)
 
 
 def after_chart(ctx: Any, panel: str, *outcomes: Outcome | None, key: str, before_minutes: float = 30.0) -> None:

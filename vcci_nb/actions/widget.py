@@ -22,6 +22,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Who wants to know when a Confirm click executed an action (the "After" charts), by their key.
+_ON_EXECUTED: dict[str, Callable[[Outcome], None]] = {}
+
+
+def on_executed(key: str, callback: Callable[[Outcome], None]) -> None:
+    """Call ``callback(outcome)`` whenever a Confirm click executes an action (one callback per key)."""
+    _ON_EXECUTED[key] = callback
+
+
+def executed(outcome: Outcome) -> None:
+    """What the Confirm panel calls after executing: tell every waiting chart."""
+    for callback in list(_ON_EXECUTED.values()):
+        try:
+            callback(outcome)
+        except Exception:  # a chart failing to redraw must not hide the action's result
+            log.warning("after-action callback failed", exc_info=True)
+
 
 class ConfirmPanel:
     """An ipywidgets panel that executes an action when its Confirm button is clicked.
@@ -90,8 +107,6 @@ class ConfirmPanel:
             return
         self.status_html.value = self.outcome._summary_html()
         if self.outcome.executed:
-            from vcci_nb.actions.steps import executed
-
             executed(self.outcome)
 
     def _ipython_display_(self) -> None:
