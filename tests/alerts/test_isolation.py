@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from typing import Any
@@ -155,5 +156,44 @@ def test_a_version_3_state_database_gets_delivery_attempts(tmp_path: Any) -> Non
     try:
         [row] = store.deliveries()
         assert (row["state"], row["attempts"], row["next_attempt_at"]) == ("pending", 0, None)
+    finally:
+        store.close()
+
+
+def test_a_new_incident_is_not_queued_behind_a_storm_into_another(tmp_path: Any) -> None:
+    """In one ingest pass, a first notification of another namespace is taken before a storm's batch.
+
+    In-process: the storm's deliveries and the new group's are all pending at once, the storm's
+    first; the new incident's delivery is done before them (it no longer waits for the large
+    record's rewrite), and a group of the storm's own namespace still keeps delivery order.
+    """
+    from vcci_nb.alerts.incidents import Ingestor
+    from vcci_nb.alerts.routing import Routes
+    from vcci_nb.alerts.store import Store
+
+    def add(store: Store, body: dict[str, Any]) -> int:
+        raw = json.dumps(body).encode()
+        return store.add_delivery(group_key=body["groupKey"], status="firing", n_alerts=1, truncated=0, body=raw)
+
+    storm_key = '{}:{alertname="HighErrorRate",namespace="vcci-production"}'
+    store = Store(tmp_path / "state")
+    try:
+        ingestor = Ingestor(store, Routes.load(), outputs=tmp_path / "outputs")
+        add(store, notification([alert(fingerprint="aa00")], group_key=storm_key))
+        ingestor.process_pending()  # the storm's incident is open
+        storm = [add(store, notification([alert(fingerprint=f"aa{i:02x}")], group_key=storm_key)) for i in range(1, 9)]
+        same_ns = add(
+            store, notification([alert("PoolHigh", fingerprint="bb01")], group_key='{}:{alertname="PoolHigh"}')
+        )
+        other = add(
+            store,
+            notification([alert("DiskFull", fingerprint="cc01", namespace="vcci-batch")], group_key=OTHER_GROUP),
+        )
+        ingestor.process_pending()
+        with sqlite3.connect(store.path) as db:
+            done = [r[0] for r in db.execute("SELECT id FROM deliveries WHERE id > 1 ORDER BY processed_at, id")]
+        assert done.index(other) < done.index(storm[0])  # the new namespace's incident went first
+        assert done.index(same_ns) > done.index(storm[-1])  # same namespace: it may join, so order is kept
+        assert store.pending_deliveries() == 0
     finally:
         store.close()
