@@ -335,7 +335,7 @@ def test_run_with_fork_server_gives_the_same_notebooks_and_leaves_nothing_runnin
         assert r.returncode == 0, r.stdout + r.stderr
         folders[mode] = record.folder
     pids: list[int] = []
-    for name in ("01_alpha", "02_beta", "03_gamma"):
+    for name in ("alpha", "beta", "gamma"):
         warm = nbformat.read(folders["warm"] / f"{name}.ipynb", as_version=4)
         cold = nbformat.read(folders["cold"] / f"{name}.ipynb", as_version=4)
         assert _last(warm)["forked"] is True and _last(cold)["forked"] is False
@@ -425,7 +425,7 @@ def test_run_falls_back_to_popen_for_another_kernelspec(project: Path, tmp_path:
         timeout=300,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    nb = nbformat.read(record.folder / "01_alpha.ipynb", as_version=4)
+    nb = nbformat.read(record.folder / "alpha.ipynb", as_version=4)
     assert _last(nb)["forked"] is False
     assert _env_seen(nb)["VCCI_ALT"] == "from the kernelspec"
 
