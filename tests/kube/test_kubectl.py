@@ -230,7 +230,9 @@ def test_bad_deploy_and_undo_recovers(fresh: KubeServer) -> None:
             break
         time.sleep(0.5)
     assert broken, pods
-    logs = fresh.kubectl("logs", broken[0], "--tail=20").stdout
+    # A pod in CrashLoopBackOff may have begun its next attempt by the time we ask (it shows only its
+    # start-up lines then); --previous is the run that crashed, as an engineer would ask for it.
+    logs = fresh.kubectl("logs", broken[0], "--previous", "--tail=20").stdout
     assert "ERROR vcci.startup Migration emissions.0042_scope3_category_split is not applied" in logs
     running = [p for p in pods if " 1/1 " in p]
     assert len(running) >= 4  # maxUnavailable keeps the old release serving

@@ -65,7 +65,10 @@ def test_postmortem_of_a_lab_incident(
     from vcci_nb.sources.prometheus import panel_query
 
     sli, info = panel_query(load_profile("lab"), "error_ratio_5xx")
-    _wait(lambda: not _query(prom, f"({sli}) > {info['threshold']}"), "the SLI to settle", timeout=420)
+    # The onset search reads a 15 s grid and lets a breach that ended one step before the alert still hold
+    # it, so the SLI must have stayed under its threshold for the last 45 s, not only be under it now.
+    settled = f"max_over_time(({sli})[45s:5s]) > {info['threshold']}"
+    _wait(lambda: not _query(prom, settled), "the SLI to settle", timeout=420)
     rec = IncidentRecord.open("P1", "API returning 500 errors", "alice")
     with lab.fault("connection_pool_exhausted"):
         _wait(lambda: any(float(r["value"][1]) > 0 for r in _query(prom, errors_now)), "5xx in Prometheus")
