@@ -5,7 +5,7 @@
 --
 --   vcci_diag      diagnostics: pg_monitor (pg_stat_activity with every query, pg_locks,
 --                  pg_stat_statements, pg_settings) and SELECT on the tables. No writes.
---   vcci_mitigate  the guarded actions (vcci_nb/actions/postgres.py), and only those:
+--   vcci_mitigate  the guarded actions (vcci_nb/actions/postgres/), and only those:
 --                  pg_signal_backend   TerminateSessions (never superusers: PostgreSQL itself
 --                                      refuses to let a non-superuser signal them)
 --                  pg_read_all_stats   to see which sessions are idle/active, since when, and
