@@ -20,9 +20,16 @@ Where it differs from a real cluster (on purpose or for lack of time):
   12-25 s. Terminating pods disappear after about a second whatever their grace period.
 - One controller thread plays deployment, replica-set and stateful-set controllers, scheduler,
   kubelet and metrics-server. Rolling updates honour maxSurge/maxUnavailable but not minReadySeconds,
-  paused rollouts, Recreate, proportional scaling or revisionHistoryLimit. Jobs, Services, RBAC objects
-  and PodDisruptionBudgets are stored and listed, but nothing acts on them (Jobs never run, RBAC
-  objects are not enforced: the tokens file's ``view``/``admin`` roles are). Namespaces are deleted at once.
+  paused rollouts, Recreate, proportional scaling or revisionHistoryLimit. Services, RBAC objects
+  and PodDisruptionBudgets are stored and listed, but nothing acts on them (RBAC objects are not
+  enforced: the tokens file's ``view``/``admin`` roles are). Namespaces are deleted at once.
+- Jobs run (``_jobs``): a Job's pod's first container's ``command`` + ``args`` run as a local process,
+  with this Python environment's ``bin`` first on ``PATH`` standing in for the image (no image
+  entrypoints: a container without ``command`` fails to start), in a fresh working folder, with the
+  spec's ``env``/``envFrom`` resolved from stored Secrets and ConfigMaps. Its output is the pod's log.
+  Back-off between retries is 1-8 s (not 10 s-6 min); a pod's other containers, init containers,
+  probes, volumes, resources, indexed completion, podFailurePolicy, successPolicy and suspend are
+  not acted on.
 - Authorization: ``view`` may get/list/watch everything except Secrets (and may not exec);
   ``admin`` may do everything. ``kubectl auth can-i`` and ``auth whoami`` answer from those roles.
 - OpenAPI v3 is minimal (the PATCH operations and their ``fieldValidation`` parameter, no schemas):

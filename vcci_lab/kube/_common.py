@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vcci_lab.flavour import get as get_flavour
@@ -139,6 +140,12 @@ class PodRT:
     started_since: float | None = None
     container_ids: list[str] = field(default_factory=list)
     backoff: float = 5.0
+    #: a Job's pod: its container runs as a local process (see ``_jobs``)
+    local: bool = False
+    proc: Any = None
+    config_error: str | None = None
+    kill_at: float | None = None
+    disruption: JSON | None = None
 
     @property
     def current(self) -> _logs.Instance | None:
@@ -181,6 +188,14 @@ class WorldBase:
         self._last_node_heartbeat = 0.0
         self._disk_files: list[tuple[str, str]] = []
         self.started = time.time()
+        # the Job controller's and the local kubelet's state (see ``_jobs``)
+        self.job_counted: dict[str, dict[str, str]] = {}
+        self.job_last_failure: dict[str, float] = {}
+        self.job_wake: float | None = None
+        self.local: dict[str, PodRT] = {}
+        self.pod_root: Path | None = None
+        #: the emulator's state directory: local pods' logs and working folders go under it
+        self.data_dir: Path | None = None
 
     def schedule(self, rt: PodRT, due: float) -> None:
         rt.due = due

@@ -74,6 +74,7 @@ class Controllers(Pods):
             self._deployment_status(d, pods_by_owner, now)
         for sts in s.objects(STS):
             self._sts_status(sts, pods_by_owner.get(sts["metadata"]["uid"], []))
+        self._sync_jobs(now, pods_by_owner)
         self._sync_pvcs(now)
 
     def _owned_rs(self, d: JSON) -> list[JSON]:

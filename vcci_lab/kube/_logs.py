@@ -59,6 +59,9 @@ class Instance:
     finished_at: float | None = None
     reason: str | None = None
     exit_code: int | None = None
+    #: a local process's log file (a Job's pod), or None: the lines are generated
+    log_path: str | None = None
+    message: str | None = None
 
 
 def _fmt(ts: float) -> str:

@@ -18,7 +18,6 @@ from vcci_lab.kube._common import (
     READY_DELAY,
     TERMINATE_DELAY,
     PodRT,
-    WorldBase,
     _qos,
     _sha,
     _uuid,
@@ -27,11 +26,12 @@ from vcci_lab.kube._common import (
     is_api_pod,
 )
 from vcci_lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
+from vcci_lab.kube._jobs import Jobs, is_job_pod, job_of
 from vcci_lab.kube._store import copy_json
 from vcci_lab.kube._util import JSON, rfc3339, safe_suffix
 
 
-class Pods(WorldBase):
+class Pods(Jobs):
     """Pods: created from templates, moved through their states by the controller's schedule."""
 
     def _create_sts_pod(self, sts: JSON, ordinal: int, born: float, now: float, *, ready: bool) -> None:
@@ -182,6 +182,7 @@ class Pods(WorldBase):
         rt.cpu = self.rng.uniform(0.15, 0.45) if app == API else self.rng.uniform(0.25, 0.7)
         rt.mem_frac = self.rng.uniform(0.38, 0.55)
         rt.mode = self.mode_for(pod)
+        rt.local = is_job_pod(pod)
         self.runtimes[uid] = rt
         return rt
 
@@ -206,6 +207,9 @@ class Pods(WorldBase):
         if pod is None:
             rt.stage = "gone"
             self.runtimes.pop(rt.uid, None)
+            return
+        if rt.local:
+            self._advance_local(rt, pod, now)
             return
         if rt.stage == "terminating":
             self._remove_pod(pod, rt)
@@ -319,6 +323,8 @@ class Pods(WorldBase):
         rt.ready_since = None
 
     def _pod_status(self, pod: JSON, rt: PodRT, now: float) -> JSON:
+        if rt.local:
+            return self._local_pod_status(pod, rt, now)
         st = dict(pod.get("status") or {})
         c = pod["spec"]["containers"][0]
         image = c.get("image", "")
@@ -439,6 +445,11 @@ class Pods(WorldBase):
         node = pod["spec"].get("nodeName")
         if node in self.node_pods:
             self.node_pods[node] = max(0, self.node_pods[node] - 1)
+        job_uid = job_of(pod)
+        if job_uid is not None:
+            self._account(job_uid, pod)
+        if rt is not None and rt.local:
+            self._forget_local(rt)
         self.store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
         uid = pod["metadata"]["uid"]
         self.runtimes.pop(uid, None)
@@ -459,6 +470,26 @@ class Pods(WorldBase):
         upd["metadata"]["deletionTimestamp"] = rfc3339(now + g)
         upd["metadata"]["deletionGracePeriodSeconds"] = g
         rt = self.runtimes.get(pod["metadata"]["uid"])
+        if rt is not None and rt.local:
+            if reason_event and rt.proc is not None and rt.proc.poll() is None:
+                self.event(
+                    pod,
+                    "Normal",
+                    "Killing",
+                    f"Stopping container {pod['spec']['containers'][0]['name']}",
+                    "kubelet",
+                    now,
+                )
+            self._terminate_local(rt, float(g), now)
+            if grace == 0:
+                self._finish_instance(rt)
+                upd["status"] = self._pod_status(upd, rt, now)
+                self._remove_pod(upd, rt)
+                return upd
+            upd["status"] = self._pod_status(upd, rt, now)
+            stored = self.store.replace(PODS, upd)
+            self.dirty = True
+            return stored
         if grace == 0 or rt is None:
             self._remove_pod(upd, rt)
             return upd

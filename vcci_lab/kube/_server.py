@@ -44,6 +44,7 @@ class Emulator:
         self.store = Store()
         self.sorted_cache: dict[tuple[str, str | None], tuple[int, Store, list[Any]]] = {}
         self.world = World(self.store, pods=pods)
+        self.world.data_dir = data_dir
         with self.store.lock:
             self.world.build()
             self.world.tick(time.time())
@@ -57,6 +58,7 @@ class Emulator:
         store.rv = self.store.rv + 1000
         store.base_rv = store.rv
         world = World(store, pods=self.pods)
+        world.data_dir = self.data_dir
         with store.lock:
             world.build()
             world.tick(time.time())

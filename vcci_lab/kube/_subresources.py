@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
-from vcci_lab.kube import _logs, _websocket
+from vcci_lab.kube import _logs, _runner, _websocket
 from vcci_lab.kube._selectors import selector_string
 from vcci_lab.kube._store import Resource, copy_json
-from vcci_lab.kube._util import JSON, ApiError, bad_request, conflict, invalid, not_found, parse_time, status_body
+from vcci_lab.kube._util import (
+    JSON,
+    ApiError,
+    bad_request,
+    conflict,
+    invalid,
+    not_found,
+    parse_time,
+    rfc3339,
+    status_body,
+)
 from vcci_lab.kube._world import DATA_PVC, NS, PODS, container_limit
 from vcci_lab.kube._writes import Writes
 
@@ -90,13 +101,30 @@ class Subresources(Writes):
             if pod is None:
                 raise not_found(res.plural, res.group, name)
             if not self._dry():
-                self.emu.world.terminate_pod(pod, time.time())
+                now = time.time()
+                rt = self.emu.world.runtimes.get(pod["metadata"]["uid"])
+                if rt is not None and rt.local and not pod["metadata"].get("deletionTimestamp"):
+                    rt.disruption = {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "lastProbeTime": None,
+                        "lastTransitionTime": rfc3339(now),
+                        "reason": "EvictionByEvictionAPI",
+                        "message": "Eviction API: evicting",
+                    }
+                self.emu.world.terminate_pod(pod, now)
                 store.changed.set()
         self.send_json(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 
     def _pod_log(self, ns: str, name: str) -> None:
         store, world = self.emu.store, self.emu.world
         q = self.q
+        with store.lock:
+            found = store.get(PODS, ns, name)
+            rt0 = world.runtimes.get(found["metadata"]["uid"]) if found else None
+        if rt0 is not None and rt0.local:
+            self._local_pod_log(ns, name)
+            return
         with store.lock:
             pod = store.get(PODS, ns, name)
             if pod is None:
@@ -193,6 +221,77 @@ class Subresources(Writes):
                 self._chunk(more.encode())
                 if not alive or inst.finished_at is not None:
                     break
+            self._end_stream()
+        except OSError:
+            self.close_connection = True
+
+    def _local_pod_log(self, ns: str, name: str) -> None:
+        """The log of a Job's pod: what its process wrote (see ``_runner``)."""
+        store, world = self.emu.store, self.emu.world
+        q = self.q
+        with store.lock:
+            pod = store.get(PODS, ns, name)
+            if pod is None:
+                raise not_found("pods", "", name)
+            names = [c["name"] for c in pod["spec"].get("containers") or []]
+            container = q.get("container") or (names[0] if len(names) == 1 else "")
+            if not container:
+                raise bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+                )
+            if container not in names:
+                raise bad_request(f"container {container} is not valid for pod {name}")
+            rt = world.runtimes.get(pod["metadata"]["uid"])
+            previous = q.get("previous") in ("true", "1")
+            if rt is None:
+                raise bad_request(f'container "{container}" in pod "{name}" is terminated')
+            if previous:
+                inst = rt.current if rt.stage == "backoff" else rt.previous
+                if inst is None:
+                    raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+            else:
+                inst = rt.current
+                if inst is None or rt.stage in ("creating", "configerror"):
+                    waiting = "CreateContainerConfigError" if rt.stage == "configerror" else "ContainerCreating"
+                    raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {waiting}')
+            proc = rt.proc if inst is rt.current else None
+        now = time.time()
+        since: float | None = None
+        if q.get("sinceSeconds"):
+            since = now - float(q["sinceSeconds"])
+        elif q.get("sinceTime"):
+            since = parse_time(q["sinceTime"])
+        tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else None
+        if tail is not None and tail < 0:
+            tail = None
+        limit_bytes = int(q["limitBytes"]) if q.get("limitBytes") else None
+        timestamps = q.get("timestamps") in ("true", "1")
+        path = Path(inst.log_path) if inst.log_path else None
+        if path is None:
+            text, offset = "", 0
+        else:
+            text, offset = _runner.read_log(
+                path, tail=tail, since=since, timestamps=timestamps, limit_bytes=limit_bytes
+            )
+        follow = q.get("follow") in ("true", "1") and not previous and path is not None
+        if not follow:
+            self.send_bytes(200, text.encode(), "text/plain")
+            return
+        assert path is not None
+        self._start_stream("text/plain")
+        try:
+            self._chunk(text.encode())
+            while True:
+                done = inst.finished_at is not None and (proc is None or not proc.reader.is_alive())
+                with store.lock:
+                    gone = store.get(PODS, ns, name) is None
+                more, offset = _runner.read_log(
+                    path, tail=None, since=None, timestamps=timestamps, limit_bytes=None, offset=offset
+                )
+                self._chunk(more.encode())
+                if done or gone:
+                    break
+                time.sleep(0.2)
             self._end_stream()
         except OSError:
             self.close_connection = True

@@ -450,6 +450,80 @@ SVC_COLS = [
 ]
 
 
+def _selector_text(sel: JSON | None) -> str:
+    """metav1.FormatLabelSelector."""
+    if not sel:
+        return "<none>"
+    parts = [f"{k}={v}" for k, v in (sel.get("matchLabels") or {}).items()]
+    for e in sel.get("matchExpressions") or []:
+        op, vals = e.get("operator", ""), ",".join(e.get("values") or [])
+        if op == "In":
+            parts.append(f"{e.get('key')} in ({vals})")
+        elif op == "NotIn":
+            parts.append(f"{e.get('key')} notin ({vals})")
+        elif op == "Exists":
+            parts.append(str(e.get("key")))
+        elif op == "DoesNotExist":
+            parts.append(f"!{e.get('key')}")
+    return ",".join(parts) or "<none>"
+
+
+def job_row(j: JSON, now: float) -> list[Any]:
+    spec, st = j.get("spec") or {}, j.get("status") or {}
+    succeeded = int(st.get("succeeded", 0))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif int(spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    duration = ""
+    try:
+        if st.get("startTime") and st.get("completionTime"):
+            duration = human_duration(parse_time(st["completionTime"]) - parse_time(st["startTime"]))
+        elif st.get("startTime"):
+            duration = human_duration(now - parse_time(st["startTime"]))
+    except ValueError:
+        duration = ""
+    conds = {c.get("type") for c in st.get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in conds:
+        status = "Complete"
+    elif "Failed" in conds:
+        status = "Failed"
+    elif j["metadata"].get("deletionTimestamp"):
+        status = "Terminating"
+    elif "Suspended" in conds:
+        status = "Suspended"
+    elif "FailureTarget" in conds:
+        status = "FailureTarget"
+    else:
+        status = "Running"
+    tspec = (spec.get("template") or {}).get("spec") or {}
+    cs = tspec.get("containers") or []
+    return [
+        j["metadata"]["name"],
+        status,
+        completions,
+        duration,
+        _age(j, now),
+        ",".join(c.get("name", "") for c in cs),
+        ",".join(c.get("image", "") for c in cs),
+        _selector_text(spec.get("selector")),
+    ]
+
+
+JOB_COLS = [
+    NAME,
+    _col("Status", desc="Status of the job."),
+    _col("Completions", desc="The completion status of the job."),
+    _col("Duration", desc="Time required to complete the job."),
+    AGE,
+    _col("Containers", desc="Names of each container in the template.", priority=1),
+    _col("Images", desc="Images referenced by each container in the template.", priority=1),
+    _col("Selector", desc="Selector is a label query over pods that should match the pod count.", priority=1),
+]
+
+
 def default_row(o: JSON, now: float) -> list[Any]:
     return [o["metadata"]["name"], o["metadata"].get("creationTimestamp", "")]
 
@@ -476,6 +550,7 @@ PRINTERS: dict[str, tuple[list[JSON], Callable[[JSON, float], list[Any]]]] = {
     "/persistentvolumeclaims": (PVC_COLS, pvc_row),
     "/namespaces": (NS_COLS, ns_row),
     "/services": (SVC_COLS, svc_row),
+    "batch/jobs": (JOB_COLS, job_row),
 }
 
 

@@ -43,6 +43,8 @@ class World(Faults, Seed):
         self.store.changed.set()
         if self._thread:
             self._thread.join(timeout=5)
+        with self.store.lock:
+            self.kill_local()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -65,6 +67,10 @@ class World(Faults, Seed):
             rt.due = None
             self._advance(rt, now)
             changed_pods.add(uid)
+        changed_pods |= self._poll_local(now)
+        if self.job_wake is not None and now >= self.job_wake:
+            self.job_wake = None
+            self.dirty = True
         for uid in changed_pods:
             rt = self.runtimes.get(uid)
             if rt is not None and rt.stage != "gone":

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from vcci_lab.kube import _discovery, _patch
+from vcci_lab.kube._jobs import JOBS, job_causes, normalise_secret, prepare_job
 from vcci_lab.kube._reads import Reads
 from vcci_lab.kube._selectors import parse_label_selector, selector_string
 from vcci_lab.kube._store import Resource, copy_json
@@ -61,9 +62,9 @@ class Writes(Reads):
                 if not isinstance(v, str):
                     raise bad_request(f"json: cannot unmarshal number into Go struct field {kind}.data of type string")
 
-    def _validate(self, res: Resource, obj: JSON, old: JSON | None) -> None:
+    def _validate(self, res: Resource, obj: JSON, old: JSON | None, extra: list[tuple[str, str]] | None = None) -> None:
         name = obj.get("metadata", {}).get("name", "")
-        causes: list[tuple[str, str]] = []
+        causes: list[tuple[str, str]] = list(extra or [])
         if not name:
             causes.append(("metadata.name", "Required value: name or generateName is required"))
         elif res.plural != "events" and not valid_dns_subdomain(name):
@@ -111,6 +112,10 @@ class Writes(Reads):
                 causes.append(
                     ("spec.selector", f"Invalid value: {json.dumps(spec.get('selector'))}: field is immutable")
                 )
+        elif res.kind == "Job":
+            pod_spec = (spec.get("template") or {}).get("spec") or {}
+            prefix = "spec.template.spec"
+            causes += job_causes(obj, old)
         elif res.kind == "Pod":
             pod_spec = spec
             if old is not None:
@@ -198,14 +203,23 @@ class Writes(Reads):
         obj["apiVersion"] = res.group_version
         store = self.emu.store
         world = self.emu.world
+        extra: list[tuple[str, str]] = []
+        if res.kind == "Job":
+            meta.pop("uid", None)
+            extra = prepare_job(obj)
+        elif res.kind == "Secret":
+            normalise_secret(obj)
+        job_uid = meta.get("uid") if res.kind == "Job" else None
         with store.lock:
-            self._validate(res, obj, None)
+            self._validate(res, obj, None, extra)
             if res.namespaced and store.get("/namespaces", "", meta["namespace"]) is None:
                 raise not_found("namespaces", "", meta["namespace"])
             if store.get(res.key, meta.get("namespace", ""), meta["name"]) is not None:
                 raise already_exists(res.plural, res.group, meta["name"])
             for k in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
                 meta.pop(k, None)
+            if job_uid:
+                meta["uid"] = job_uid  # the selector and the template's labels name it
             if res.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
                 obj["spec"].setdefault("replicas", 1)
                 obj.setdefault("status", {})
@@ -259,6 +273,8 @@ class Writes(Reads):
             elif k in nm and k != "_":
                 del nm[k]
         new["kind"], new["apiVersion"] = res.kind, res.group_version
+        if res.kind == "Secret" and sub is None:
+            normalise_secret(new)
         if sub == "status":
             merged = copy_json(old)
             merged["status"] = new.get("status", {})
@@ -409,6 +425,22 @@ class Writes(Reads):
                         kind="namespaces",
                     )
                 )
+            policy, warning = self._propagation(res, body)
+            if policy == "Orphan":
+                self._orphan(old)
+            elif policy == "Foreground" and res.key == JOBS:
+                # the Job stays, Terminating, until the garbage collector has deleted its pods
+                upd = copy_json(old)
+                upd["metadata"].setdefault("deletionTimestamp", rfc3339(time.time()))
+                upd["metadata"]["deletionGracePeriodSeconds"] = 0
+                fin = upd["metadata"].setdefault("finalizers", [])
+                if "foregroundDeletion" not in fin:
+                    fin.append("foregroundDeletion")
+                stored = store.replace(res.key, upd)
+                world.dirty = True
+                store.changed.set()
+                self.send_json(200, stored)
+                return
             store.delete(res.key, ns, name)
             if res.kind == "Namespace":
                 for r in _discovery.RESOURCES:
@@ -417,16 +449,61 @@ class Writes(Reads):
                             store.delete(r.key, name, o["metadata"]["name"])
             world.dirty = True
             store.changed.set()
-        self.send_json(
-            200,
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "details": {"name": name, "group": res.group, "kind": res.plural, "uid": old["metadata"]["uid"]},
-            },
-        )
+        body_out = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": name, "group": res.group, "kind": res.plural, "uid": old["metadata"]["uid"]},
+        }
+        extra = {"Warning": f'299 - "{warning}"'} if warning else None
+        self.send_bytes(200, json.dumps(body_out, separators=(",", ":")).encode(), extra=extra)
+
+    def _propagation(self, res: Resource, body: Any) -> tuple[str, str | None]:
+        """The delete's propagationPolicy, and the API server's warning when a Job's default applies.
+
+        batch/v1 Jobs default to orphaning their pods (for compatibility), as a real API server
+        does: a client that deletes a Job without ``propagationPolicy`` leaves its pods running.
+        """
+        b = body if isinstance(body, dict) else {}
+        policy = self.q.get("propagationPolicy") or b.get("propagationPolicy") or ""
+        if not policy and (self.q.get("orphanDependents") == "true" or b.get("orphanDependents") is True):
+            policy = "Orphan"
+        if policy and policy not in ("Orphan", "Background", "Foreground"):
+            raise invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    (
+                        "propagationPolicy",
+                        f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
+                    )
+                ],
+            )
+        if not policy and res.key == JOBS:
+            return "Orphan", (
+                "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background "
+                "to remove them or set propagationPolicy=Orphan to suppress this warning"
+            )
+        return policy or "Background", None
+
+    def _orphan(self, owner: JSON) -> None:
+        """Orphan propagation: the dependents lose their ownerReference to ``owner`` and live on."""
+        store = self.emu.store
+        uid = owner["metadata"]["uid"]
+        ns = owner["metadata"].get("namespace")
+        for key in ("/pods", "apps/replicasets"):
+            for o in store.objects(key, ns):
+                refs = o["metadata"].get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    upd = copy_json(o)
+                    kept = [r for r in refs if r.get("uid") != uid]
+                    if kept:
+                        upd["metadata"]["ownerReferences"] = kept
+                    else:
+                        upd["metadata"].pop("ownerReferences", None)
+                    store.replace(key, upd)
 
     def _delete_options(self, body: Any) -> None:
         """DeleteOptions may carry dryRun in the body (kubectl sends it there), not only in the query."""
@@ -438,8 +515,10 @@ class Writes(Reads):
         self._body_dry = dry == ["All"]
 
     def _delete_collection(self, res: Resource, ns: str | None) -> None:
-        self._delete_options(self._json_body())
+        body = self._json_body()
+        self._delete_options(body)
         self._body_consumed = True
+        policy, _ = self._propagation(res, body)
         entries = self._select(res, ns)
         store, world = self.emu.store, self.emu.world
         out = []
@@ -451,6 +530,8 @@ class Writes(Reads):
                 elif res.plural == "pods":
                     out.append(world.terminate_pod(o, time.time()))
                 else:
+                    if policy == "Orphan":
+                        self._orphan(o)
                     store.delete(res.key, o["metadata"].get("namespace", ""), o["metadata"]["name"])
                     out.append(o)
             world.dirty = True

@@ -1,0 +1,813 @@
+# ruff: noqa: E501  (messages are the API server's and the kubelet's exact wording)
+"""Jobs that run: the Job controller, and the kubelet's part for pods whose container is a local process.
+
+A Job's pods are the emulator's only pods that really run something: their first container's
+``command`` + ``args`` run as a local process (see :mod:`._runner`), with the environment the
+container spec asks for, its ``env`` and ``envFrom`` resolved from the Secrets and ConfigMaps stored
+here, and the kubelet's own errors when one is missing (the pod stays Pending in
+``CreateContainerConfigError`` and the kubelet retries). The Job controller follows
+``pkg/controller/job`` (v1.31): pods labelled ``batch.kubernetes.io/job-name``, ``job-name``,
+``batch.kubernetes.io/controller-uid`` and ``controller-uid``; a pod that fails or is deleted before
+it succeeds counts as failed (``podReplacementPolicy: TerminatingOrFailed``) and is replaced after a
+back-off while ``failed <= backoffLimit``; ``activeDeadlineSeconds`` kills the running pods;
+``FailureTarget``/``SuccessCriteriaMet`` come first, ``Failed``/``Complete`` once no pod is left
+running; ``ttlSecondsAfterFinished`` deletes the Job and, through the garbage collector, its pods.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from vcci_lab.kube import _logs, _runner
+from vcci_lab.kube._common import CREATE_DELAY, PODS, PodRT, WorldBase, _qos, _sha, controller_uid
+from vcci_lab.kube._store import Store, copy_json
+from vcci_lab.kube._util import JSON, bad_request, parse_time, rfc3339, safe_suffix
+
+JOBS = "batch/jobs"
+SECRETS = "/secrets"
+CONFIGMAPS = "/configmaps"
+#: A failed pod's replacement waits 10 s, 20 s, 40 s ... (capped at 6 min) in a real cluster;
+#: here 1 s, 2 s, 4 s, capped at 8 s.
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 8.0
+#: terminationGracePeriodSeconds is honoured up to this many seconds, then SIGKILL.
+GRACE_MAX = 10.0
+
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+class EnvError(Exception):
+    """A container's environment cannot be built (the kubelet's CreateContainerConfigError)."""
+
+
+def is_job_pod(pod: JSON) -> bool:
+    """A pod a Job controls: the emulator runs its container as a local process."""
+    return any(
+        r.get("controller") and r.get("kind") == "Job" and str(r.get("apiVersion", "")).startswith("batch/")
+        for r in pod.get("metadata", {}).get("ownerReferences") or []
+    )
+
+
+# --- the API server's part: defaults, validation, Secrets --------------------------------------
+
+
+def prepare_job(obj: JSON) -> list[tuple[str, str]]:
+    """Fill in what the API server defaults on a new Job; return the validation causes for what it cannot."""
+    meta = obj["metadata"]
+    uid = meta.setdefault("uid", str(_uuid4()))
+    name = meta.get("name", "")
+    spec = obj.setdefault("spec", {})
+    causes: list[tuple[str, str]] = []
+    for f in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        v = spec.get(f)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+            kind = "int64" if f == "activeDeadlineSeconds" else "int32"
+            raise bad_request(
+                f"json: cannot unmarshal {type(v).__name__} into Go struct field JobSpec.spec.{f} of type {kind}"
+            )
+    tmpl = spec.setdefault("template", {})
+    tmeta = tmpl.setdefault("metadata", {})
+    labels = tmeta.setdefault("labels", {})
+    generated = {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
+    if spec.get("manualSelector"):
+        if not spec.get("selector"):
+            causes.append(("spec.selector", "Required value"))
+    else:
+        if spec.get("selector"):
+            causes.append(
+                ("spec.selector", f"Invalid value: {json.dumps(spec['selector'])}: `selector` not auto-generated")
+            )
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        labels.update(generated)
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    tspec = tmpl.setdefault("spec", {})
+    tspec.setdefault("terminationGracePeriodSeconds", 30)
+    tspec.setdefault("dnsPolicy", "ClusterFirst")
+    tspec.setdefault("schedulerName", "default-scheduler")
+    tspec.setdefault("securityContext", {})
+    for c in tspec.get("containers") or []:
+        if isinstance(c, dict):
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+            image = str(c.get("image", ""))
+            c.setdefault(
+                "imagePullPolicy", "Always" if image.endswith(":latest") or ":" not in image else "IfNotPresent"
+            )
+    obj["status"] = {}
+    return causes
+
+
+def job_causes(obj: JSON, old: JSON | None) -> list[tuple[str, str]]:
+    """The Job-specific validation causes (the pod template's own are checked with the pods')."""
+    spec = obj.get("spec") or {}
+    causes: list[tuple[str, str]] = []
+    for f in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        v = spec.get(f)
+        if isinstance(v, int) and v < 0:
+            causes.append((f"spec.{f}", f"Invalid value: {v}: must be greater than or equal to 0"))
+    rp = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+    if rp in (None, "", "Always"):
+        causes.append(("spec.template.spec.restartPolicy", 'Required value: valid values: "OnFailure", "Never"'))
+    elif rp not in ("OnFailure", "Never"):
+        causes.append(
+            (
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: "{rp}": supported values: "OnFailure", "Never"',
+            )
+        )
+    if old is not None:
+        ospec = old.get("spec") or {}
+        if spec.get("selector") != ospec.get("selector"):
+            causes.append(("spec.selector", f"Invalid value: {json.dumps(spec.get('selector'))}: field is immutable"))
+        if spec.get("template") != ospec.get("template"):
+            causes.append(("spec.template", "Invalid value: the pod template: field is immutable"))
+        if spec.get("completions") != ospec.get("completions"):
+            causes.append(("spec.completions", f"Invalid value: {spec.get('completions')}: field is immutable"))
+    return causes
+
+
+def normalise_secret(obj: JSON) -> None:
+    """What the API server does with a Secret it stores: ``stringData`` merged into ``data`` (base64)
+    and dropped, ``data`` checked to be base64, ``type`` defaulted to Opaque."""
+    data = obj.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise bad_request("json: cannot unmarshal into Go struct field Secret.data of type map[string][]uint8")
+    data = dict(data or {})
+    for k, v in data.items():
+        if not isinstance(v, str):
+            raise bad_request("json: cannot unmarshal number into Go struct field Secret.data of type []uint8")
+        try:
+            base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise bad_request(
+                f"illegal base64 data at input byte {_bad_b64_at(v)} (in the value of key {k!r} of Secret data)"
+            ) from exc
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict):
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+    if data or "data" in obj:
+        obj["data"] = data
+    obj.setdefault("type", "Opaque")
+
+
+def _bad_b64_at(v: str) -> int:
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+    for i, ch in enumerate(v):
+        if ch not in alphabet:
+            return i
+    return len(v)
+
+
+def _uuid4() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+# --- the kubelet's part: a container's environment ----------------------------------------------
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    """``$(VAR)`` references to variables defined earlier; ``$$`` is a literal ``$`` (k8s expansion)."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "$" and i + 1 < len(value):
+            nxt = value[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            if nxt == "(":
+                end = value.find(")", i + 2)
+                if end != -1:
+                    name = value[i + 2 : end]
+                    out.append(env[name] if name in env else value[i : end + 1])
+                    i = end + 1
+                    continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _field_value(pod: JSON, path: str) -> str:
+    meta = pod.get("metadata", {})
+    m = re.match(r"^metadata\.(labels|annotations)\['(.+)'\]$", path)
+    if m:
+        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": pod.get("spec", {}).get("nodeName"),
+        "spec.serviceAccountName": pod.get("spec", {}).get("serviceAccountName", "default"),
+        "status.podIP": (pod.get("status") or {}).get("podIP"),
+        "status.hostIP": (pod.get("status") or {}).get("hostIP"),
+    }
+    if path not in simple:
+        raise EnvError(f'unsupported fieldPath: "{path}"')
+    return str(simple[path] or "")
+
+
+def resolve_env(store: Store, pod: JSON, container: JSON, base: dict[str, str]) -> dict[str, str]:
+    """A container's environment, as the kubelet builds it (envFrom first, then env in order).
+
+    Raises:
+        EnvError: a Secret, ConfigMap or key it needs is missing (the kubelet's exact message).
+    """
+    ns = pod["metadata"]["namespace"]
+    env: dict[str, str] = {}
+    for src in container.get("envFrom") or []:
+        prefix = str(src.get("prefix") or "")
+        if "configMapRef" in src:
+            ref = src["configMapRef"] or {}
+            cm = store.get(CONFIGMAPS, ns, ref.get("name", ""))
+            if cm is None:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f'configmap "{ref.get("name", "")}" not found')
+            items = {k: str(v) for k, v in (cm.get("data") or {}).items()}
+        elif "secretRef" in src:
+            ref = src["secretRef"] or {}
+            sec = store.get(SECRETS, ns, ref.get("name", ""))
+            if sec is None:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f'secret "{ref.get("name", "")}" not found')
+            items = {k: _decode(v) for k, v in (sec.get("data") or {}).items()}
+        else:
+            continue
+        for k, v in items.items():
+            if _ENV_NAME.match(prefix + k):
+                env[prefix + k] = v
+    for e in container.get("env") or []:
+        name = e.get("name", "")
+        vf = e.get("valueFrom")
+        if vf is None:
+            env[name] = _expand(str(e.get("value", "")), {**base, **env})
+            continue
+        if "secretKeyRef" in vf:
+            ref = vf["secretKeyRef"] or {}
+            sec = store.get(SECRETS, ns, ref.get("name", ""))
+            if sec is None:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f'secret "{ref.get("name", "")}" not found')
+            data = sec.get("data") or {}
+            if ref.get("key") not in data:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f"couldn't find key {ref.get('key')} in Secret {ns}/{ref.get('name')}")
+            env[name] = _decode(data[ref["key"]])
+        elif "configMapKeyRef" in vf:
+            ref = vf["configMapKeyRef"] or {}
+            cm = store.get(CONFIGMAPS, ns, ref.get("name", ""))
+            if cm is None:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f'configmap "{ref.get("name", "")}" not found')
+            data = cm.get("data") or {}
+            if ref.get("key") not in data:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f"couldn't find key {ref.get('key')} in ConfigMap {ns}/{ref.get('name')}")
+            env[name] = str(data[ref["key"]])
+        elif "fieldRef" in vf:
+            env[name] = _field_value(pod, (vf["fieldRef"] or {}).get("fieldPath", ""))
+        elif "resourceFieldRef" in vf:
+            env[name] = "0"
+    return {**base, **env}
+
+
+def _decode(v: Any) -> str:
+    try:
+        return base64.b64decode(str(v)).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+# --- the World's part: kubelet for local pods, and the Job controller ----------------------------
+
+
+class Jobs(WorldBase):
+    """The Job controller, and the kubelet for pods whose container runs as a local process."""
+
+    def _pod_dir(self, uid: str) -> Path:
+        if self.pod_root is None:
+            base = self.data_dir if self.data_dir is not None and self.data_dir.is_dir() else None
+            self.pod_root = Path(tempfile.mkdtemp(prefix="vcci-kube-pods-", dir=base))
+        return self.pod_root / uid
+
+    # -- the kubelet ---------------------------------------------------------------------------
+    def _advance_local(self, rt: PodRT, pod: JSON, now: float) -> None:
+        self.local[rt.uid] = rt
+        if rt.stage in ("creating", "configerror", "backoff"):
+            self._start_local(rt, pod, now)
+            return
+        if rt.stage == "terminating":
+            proc = rt.proc
+            if proc is not None and proc.poll() is None:
+                if rt.kill_at is not None and now >= rt.kill_at:
+                    proc.signal(signal.SIGKILL)
+                self.schedule(rt, now + 0.1)
+                return
+            self._finish_instance(rt)
+            self._remove_pod(pod, rt)  # type: ignore[attr-defined]
+
+    def _start_local(self, rt: PodRT, pod: JSON, now: float) -> None:
+        c = pod["spec"]["containers"][0]
+        home = self._pod_dir(rt.uid) / "work"
+        base = _runner.base_env(pod["metadata"]["name"], home)
+        try:
+            env = resolve_env(self.store, pod, c, base)
+        except EnvError as exc:
+            msg = str(exc)
+            if rt.stage != "configerror" or rt.config_error != msg:
+                self.event(pod, "Warning", "Failed", f"Error: {msg}", "kubelet", now)
+            rt.stage = "configerror"
+            rt.config_error = msg
+            self.schedule(rt, now + 1.0)
+            return
+        rt.config_error = None
+        argv = [str(x) for x in (c.get("command") or [])] + [str(x) for x in (c.get("args") or [])]
+        number = len(rt.instances) and rt.instances[-1].number + 1
+        inst = _logs.Instance(number, now, "local")
+        inst.log_path = str(self._pod_dir(rt.uid) / "logs" / c["name"] / f"{number}.log")
+        rt.instances = [*[i for i in rt.instances if i.finished_at is not None][-1:], inst]
+        rt.container_ids = [*rt.container_ids[-1:], self._cid()]
+        self.event(
+            pod,
+            "Normal",
+            "Pulled",
+            f'Container image "{c.get("image", "")}" already present on machine',
+            "kubelet",
+            now,
+        )
+        self.event(pod, "Normal", "Created", f"Created container {c['name']}", "kubelet", now)
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        if not argv:
+            self._start_error(
+                rt,
+                pod,
+                inst,
+                now,
+                "failed to generate container spec: no command specified (the lab's emulator has no image entrypoints: give the container a command)",
+            )
+            return
+        exe = argv[0]
+        if "/" not in exe and shutil.which(exe, path=env.get("PATH")) is None:
+            self._start_error(
+                rt,
+                pod,
+                inst,
+                now,
+                f'failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "{exe}": executable file not found in $PATH: unknown',
+            )
+            return
+        if "/" not in exe:
+            argv[0] = str(shutil.which(exe, path=env.get("PATH")))
+        try:
+            rt.proc = _runner.spawn(argv, env, home, Path(inst.log_path))
+        except OSError as exc:
+            self._start_error(
+                rt,
+                pod,
+                inst,
+                now,
+                f"failed to create containerd task: OCI runtime create failed: unable to start container process: exec: {exe!r}: {exc.strerror}: unknown",
+            )
+            return
+        inst.started_at = rt.proc.started_at
+        rt.stage = "running"
+        rt.started_since = now
+        rt.ready_since = now
+        self.event(pod, "Normal", "Started", f"Started container {c['name']}", "kubelet", now)
+
+    def _start_error(self, rt: PodRT, pod: JSON, inst: _logs.Instance, now: float, message: str) -> None:
+        inst.finished_at = now
+        inst.exit_code = 128
+        inst.reason = "StartError"
+        inst.message = message
+        rt.proc = None
+        rt.stage = "exited"
+        self.event(pod, "Warning", "Failed", f"Error: {message}", "kubelet", now)
+        self._after_exit(rt, pod, now)
+
+    def _finish_instance(self, rt: PodRT) -> None:
+        inst, proc = rt.current, rt.proc
+        if inst is None or proc is None or inst.finished_at is not None:
+            return
+        code = proc.poll()
+        if code is None:
+            return
+        inst.finished_at = proc.finished_at or time.time()
+        inst.exit_code = code
+        inst.reason = "Completed" if code == 0 else "Error"
+
+    def _poll_local(self, now: float) -> set[str]:
+        """Notice local processes that have exited; return the uids of pods whose status changed."""
+        changed: set[str] = set()
+        for uid, rt in list(self.local.items()):
+            proc = rt.proc
+            if proc is None or rt.current is None or rt.current.finished_at is not None:
+                continue
+            if proc.poll() is None:
+                continue
+            self._finish_instance(rt)
+            changed.add(uid)
+            pod = self.store.get(PODS, rt.ns, rt.name)
+            if rt.stage == "running" and pod is not None:
+                rt.stage = "exited"
+                self._after_exit(rt, pod, now)
+            elif rt.stage == "terminating":
+                self.schedule(rt, now + 0.05)
+        return changed
+
+    def _after_exit(self, rt: PodRT, pod: JSON, now: float) -> None:
+        inst = rt.current
+        rt.ready_since = None
+        if inst is not None and inst.exit_code != 0 and pod["spec"].get("restartPolicy") == "OnFailure":
+            rt.restarts += 1
+            rt.stage = "backoff"
+            rt.backoff = min(BACKOFF_BASE * 2 ** max(0, rt.restarts - 1), BACKOFF_MAX)
+            self.schedule(rt, now + rt.backoff)
+            c = pod["spec"]["containers"][0]["name"]
+            self.event(
+                pod,
+                "Warning",
+                "BackOff",
+                f"Back-off restarting failed container {c} in pod {rt.name}_{rt.ns}({rt.uid})",
+                "kubelet",
+                now,
+            )
+        self.dirty = True
+
+    def _terminate_local(self, rt: PodRT, grace: float, now: float) -> None:
+        """A local pod is being deleted: SIGTERM its processes now, SIGKILL after the grace period."""
+        self.local[rt.uid] = rt
+        rt.stage = "terminating"
+        rt.kill_at = now + min(max(grace, 0.0), GRACE_MAX)
+        if rt.proc is not None and rt.proc.poll() is None:
+            rt.proc.signal(signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        self.schedule(rt, now + 0.05)
+
+    def _forget_local(self, rt: PodRT) -> None:
+        """The pod is gone: its processes are killed and its logs and working folder removed."""
+        self.local.pop(rt.uid, None)
+        if rt.proc is not None and rt.proc.poll() is None:
+            rt.proc.signal(signal.SIGKILL)
+        if self.pod_root is not None:
+            shutil.rmtree(self.pod_root / rt.uid, ignore_errors=True)
+
+    def kill_local(self) -> None:
+        """Stop every local process (the emulator is stopping or resetting), and remove their folders."""
+        procs = [rt.proc for rt in self.local.values() if rt.proc is not None and rt.proc.poll() is None]
+        for p in procs:
+            p.signal(signal.SIGTERM)
+        deadline = time.time() + 3
+        while any(p.poll() is None for p in procs) and time.time() < deadline:
+            time.sleep(0.02)
+        for p in procs:
+            p.kill_now(0)
+        self.local.clear()
+        if self.pod_root is not None:
+            shutil.rmtree(self.pod_root, ignore_errors=True)
+
+    def _local_pod_status(self, pod: JSON, rt: PodRT, now: float) -> JSON:
+        st = dict(pod.get("status") or {})
+        c = pod["spec"]["containers"][0]
+        image = c.get("image", "")
+        created = pod["metadata"].get("creationTimestamp") or rfc3339(now)
+        cur = rt.current
+        cs: JSON = {
+            "name": c["name"],
+            "image": image,
+            "imageID": "",
+            "restartCount": rt.restarts,
+            "ready": False,
+            "started": False,
+        }
+        alive = rt.proc is not None and cur is not None and cur.finished_at is None
+        phase = "Pending"
+        terminal = False
+        if rt.stage == "creating" or (cur is None and rt.stage != "configerror"):
+            cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        elif rt.stage == "configerror":
+            cs["state"] = {"waiting": {"reason": "CreateContainerConfigError", "message": rt.config_error or ""}}
+        elif alive and cur is not None:
+            cs["state"] = {"running": {"startedAt": rfc3339(cur.started_at)}}
+            cs["started"] = True
+            cs["ready"] = rt.stage == "running"
+            phase = "Running"
+        elif rt.stage == "backoff" and cur is not None:
+            cs["state"] = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {int(rt.backoff)}s restarting failed container={c['name']} pod={rt.name}_{rt.ns}({rt.uid})",
+                }
+            }
+            phase = "Running"
+        elif cur is not None and cur.finished_at is not None:
+            cs["state"] = {"terminated": self._terminated(cur, rt.container_ids[-1] if rt.container_ids else "")}
+            terminal = True
+            phase = "Succeeded" if cur.exit_code == 0 else "Failed"
+        else:
+            cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        if cur is not None and rt.stage not in ("creating", "configerror"):
+            cs["imageID"] = f"{image.split(':')[0]}@sha256:{_sha(image)}"
+            if rt.container_ids:
+                cs["containerID"] = rt.container_ids[-1]
+        prev = cur if rt.stage == "backoff" else rt.previous
+        if prev is not None and prev.finished_at is not None:
+            cs["lastState"] = {
+                "terminated": self._terminated(prev, rt.container_ids[-2] if len(rt.container_ids) >= 2 else "")
+            }
+        else:
+            cs["lastState"] = {}
+        ready = bool(cs["ready"])
+        started = cur is not None and rt.stage not in ("creating", "configerror")
+        t_start = rfc3339(cur.started_at) if cur is not None else created
+        t_ready = rfc3339(rt.ready_since) if rt.ready_since else t_start
+        conds: list[JSON] = []
+        if rt.disruption is not None:
+            conds.append(rt.disruption)
+        conds += [
+            {
+                "type": "PodReadyToStartContainers",
+                "status": "True" if started and not terminal else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": t_start,
+            },
+            {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": created},
+            {
+                "type": "Ready",
+                "status": "True" if ready else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": t_ready,
+            },
+            {
+                "type": "ContainersReady",
+                "status": "True" if ready else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": t_ready,
+            },
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": created},
+        ]
+        if not ready:
+            for cd in conds[-3:-1]:
+                if terminal:
+                    cd["reason"] = "PodCompleted"
+                else:
+                    cd["reason"] = "ContainersNotReady"
+                    cd["message"] = f"containers with unready status: [{c['name']}]"
+        st.update({"phase": phase, "conditions": conds, "containerStatuses": [cs], "qosClass": _qos(pod["spec"])})
+        st.setdefault("hostIPs", [{"ip": st.get("hostIP", "")}])
+        st.setdefault("podIPs", [{"ip": st.get("podIP", "")}])
+        st.setdefault("startTime", created)
+        return st
+
+    @staticmethod
+    def _terminated(inst: _logs.Instance, cid: str) -> JSON:
+        term: JSON = {
+            "exitCode": inst.exit_code,
+            "reason": inst.reason,
+            "startedAt": rfc3339(inst.started_at),
+            "finishedAt": rfc3339(inst.finished_at or inst.started_at),
+        }
+        if inst.message:
+            term["message"] = inst.message
+        if cid:
+            term["containerID"] = cid
+        return term
+
+    # -- the Job controller ---------------------------------------------------------------------
+    def _account(self, job_uid: str, pod: JSON) -> None:
+        """Count a finished (or deleted) pod of a Job once: succeeded, or failed."""
+        counted = self.job_counted.setdefault(job_uid, {})
+        puid = pod["metadata"]["uid"]
+        if puid in counted:
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase == "Succeeded":
+            counted[puid] = "succeeded"
+        elif phase == "Failed" or pod["metadata"].get("deletionTimestamp"):
+            counted[puid] = "failed"
+            self.job_last_failure[job_uid] = time.time()
+
+    def _sync_jobs(self, now: float, pods_by_owner: dict[str, list[JSON]]) -> None:
+        wake: list[float] = []
+        for job in self.store.objects(JOBS):
+            try:
+                w = self._sync_job(job, pods_by_owner.get(job["metadata"]["uid"], []), now)
+            except Exception:  # one bad Job must not stop the controller
+                import logging
+
+                logging.getLogger(__name__).exception("job %s sync failed", job["metadata"].get("name"))
+                continue
+            if w is not None:
+                wake.append(w)
+        live = {j["metadata"]["uid"] for j in self.store.objects(JOBS)}
+        for uid in list(self.job_counted):
+            if uid not in live:
+                self.job_counted.pop(uid, None)
+                self.job_last_failure.pop(uid, None)
+        self.job_wake = min(wake) if wake else None
+
+    def _sync_job(self, job: JSON, pods: list[JSON], now: float) -> float | None:
+        """One pass over one Job; returns when it next needs a pass for a timer (deadline, back-off, TTL)."""
+        meta, spec = job["metadata"], job.get("spec") or {}
+        uid, ns, name = meta["uid"], meta["namespace"], meta["name"]
+        st: JSON = copy_json(job.get("status") or {})
+        conds: list[JSON] = st.get("conditions") or []
+        have = {c["type"] for c in conds if c.get("status") == "True"}
+        wake: float | None = None
+        if meta.get("deletionTimestamp"):
+            # foreground deletion: the pods go first, then the Job
+            for p in pods:
+                self.terminate_pod(p, now)  # type: ignore[attr-defined]
+            if not pods:
+                self.store.delete(JOBS, ns, name)
+                self.dirty = True
+                return None
+            return now + 0.2
+        if "Complete" in have or "Failed" in have:
+            ttl = spec.get("ttlSecondsAfterFinished")
+            if ttl is not None:
+                done = next((c for c in conds if c["type"] in ("Complete", "Failed")), None)
+                try:
+                    finished = parse_time(done["lastTransitionTime"]) if done else now
+                except (KeyError, ValueError):
+                    finished = now
+                if now >= finished + int(ttl):
+                    self.store.delete(JOBS, ns, name)
+                    self.dirty = True
+                    return None
+                return finished + int(ttl)
+            return None
+        for p in pods:
+            self._account(uid, p)
+        counted = self.job_counted.get(uid, {})
+        succeeded = sum(1 for v in counted.values() if v == "succeeded")
+        failed = sum(1 for v in counted.values() if v == "failed")
+        active = [p for p in pods if p["metadata"]["uid"] not in counted and not p["metadata"].get("deletionTimestamp")]
+        terminating = [
+            p
+            for p in pods
+            if p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        if "startTime" not in st and not spec.get("suspend"):
+            st["startTime"] = rfc3339(now)
+        start = parse_time(st["startTime"]) if "startTime" in st else now
+        completions = int(spec.get("completions", 1) if spec.get("completions") is not None else 1)
+        parallelism = int(spec.get("parallelism", 1))
+        limit = int(spec.get("backoffLimit", 6))
+        ads = spec.get("activeDeadlineSeconds")
+        restarts = 0
+        if (spec.get("template") or {}).get("spec", {}).get("restartPolicy") == "OnFailure":
+            restarts = sum(
+                int(cs.get("restartCount", 0))
+                for p in pods
+                for cs in (p.get("status") or {}).get("containerStatuses") or []
+            )
+
+        def cond(ctype: str, reason: str, message: str) -> JSON:
+            return {
+                "type": ctype,
+                "status": "True",
+                "lastProbeTime": rfc3339(now),
+                "lastTransitionTime": rfc3339(now),
+                "reason": reason,
+                "message": message,
+            }
+
+        target = next((c for c in conds if c["type"] == "FailureTarget"), None)
+        success = next((c for c in conds if c["type"] == "SuccessCriteriaMet"), None)
+        if target is None and success is None:
+            reason = message = ""
+            if failed + restarts > limit:
+                reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+            elif ads is not None and now >= start + int(ads):
+                reason, message = "DeadlineExceeded", "Job was active longer than specified deadline"
+            elif succeeded >= completions:
+                success = cond("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods")
+                conds.append(success)
+            if reason:
+                target = cond("FailureTarget", reason, message)
+                conds.append(target)
+                self.event(job, "Warning", reason, message, "job-controller", now)
+            if target is not None or success is not None:
+                for p in active:
+                    self.terminate_pod(p, now)  # type: ignore[attr-defined]
+                    self.event(
+                        job,
+                        "Normal",
+                        "SuccessfulDelete",
+                        f"Deleted pod: {p['metadata']['name']}",
+                        "job-controller",
+                        now,
+                    )
+                    terminating.append(p)
+                active = []
+            elif ads is not None:
+                wake = start + int(ads)
+        if target is not None and not active and not terminating:
+            conds.append(cond("Failed", target["reason"], target["message"]))
+        elif success is not None and not active and not terminating:
+            conds.append(cond("Complete", "CompletionsReached", "Reached expected number of succeeded pods"))
+            st["completionTime"] = rfc3339(now)
+            self.event(job, "Normal", "Completed", "Job completed", "job-controller", now)
+        elif target is None and success is None and not spec.get("suspend"):
+            need = min(parallelism, completions - succeeded) - len(active)
+            if need > 0:
+                last = self.job_last_failure.get(uid)
+                delay = min(BACKOFF_BASE * 2 ** max(0, failed - 1), BACKOFF_MAX) if failed else 0.0
+                if last is not None and now < last + delay:
+                    w = last + delay
+                    wake = w if wake is None else min(wake, w)
+                else:
+                    for _ in range(need):
+                        active.append(self._create_job_pod(job, now))
+        ready = sum(
+            1
+            for p in active
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        )
+        st["conditions"] = conds
+        for k, v in (("active", len(active)), ("succeeded", succeeded), ("failed", failed)):
+            if v:
+                st[k] = v
+            else:
+                st.pop(k, None)
+        st["ready"] = ready
+        st["terminating"] = len(terminating)
+        st["uncountedTerminatedPods"] = {}
+        if not st["conditions"]:
+            st.pop("conditions")
+        if st != (job.get("status") or {}):
+            upd = dict(job)
+            upd["status"] = st
+            self.store.replace(JOBS, upd)
+        if "Complete" in {c["type"] for c in conds} or "Failed" in {c["type"] for c in conds}:
+            ttl = spec.get("ttlSecondsAfterFinished")
+            if ttl is not None:
+                w = now + int(ttl)
+                wake = w if wake is None else min(wake, w)
+        return wake
+
+    def _create_job_pod(self, job: JSON, now: float) -> JSON:
+        meta = job["metadata"]
+        ns, jname = meta["namespace"], meta["name"]
+        tmpl = copy_json(job["spec"]["template"])
+        name = f"{jname}-{safe_suffix(5, self.rng)}"
+        while self.store.get(PODS, ns, name) is not None:
+            name = f"{jname}-{safe_suffix(5, self.rng)}"
+        pod = self._pod_from_template(tmpl, name, ns, self._owner_ref(job), now)  # type: ignore[attr-defined]
+        pod["metadata"]["generateName"] = jname + "-"
+        rt = self._register_pod(pod, now)  # type: ignore[attr-defined]
+        pod["status"] = self._pod_status(pod, rt, now)  # type: ignore[attr-defined]
+        stored = self.store.create(PODS, pod, now=now)
+        self.schedule(rt, now + CREATE_DELAY)
+        self.event(job, "Normal", "SuccessfulCreate", f"Created pod: {name}", "job-controller", now)
+        self.event(
+            stored,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {ns}/{name} to {pod['spec']['nodeName']}",
+            "default-scheduler",
+            now,
+        )
+        return stored
+
+
+def job_of(pod: JSON) -> str | None:
+    """The uid of the Job controlling a pod, if one does."""
+    return controller_uid(pod) if is_job_pod(pod) else None
+
+
+__all__ = ["JOBS", "EnvError", "Jobs", "is_job_pod", "job_causes", "normalise_secret", "prepare_job", "resolve_env"]
