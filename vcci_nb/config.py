@@ -511,6 +511,7 @@ def kube_settings(
     kubeconfig: str | None = None,
     context: str | None = None,
     serviceaccount_dir: Path | str | None = None,
+    connection: str | None = None,
 ) -> KubeSettings:
     """The credentials of the read-only (or, with ``mitigation``, the on-call) Kubernetes identity.
 
@@ -518,10 +519,12 @@ def kube_settings(
     caller; the file the profile's variable names (``connections.kubernetes[_mitigation].kubeconfig_env``,
     default ``KUBECONFIG``; only its first path is used) with the profile's context;
     ``~/.kube/config``; and, running in a pod with none of those, the pod's service account.
+    ``connection`` names another ``connections.*`` entry (``kubernetes_jobs``: serve's Job executor).
     """
     conn: dict[str, Any] = {}
     if kubeconfig is None or context is None:
-        conn = resolve_profile(profile).connection_env("kubernetes_mitigation" if mitigation else "kubernetes")
+        name = connection or ("kubernetes_mitigation" if mitigation else "kubernetes")
+        conn = resolve_profile(profile).connection_env(name)
     path = kubeconfig
     if path is None:
         var = str(conn.get("kubeconfig_env") or "KUBECONFIG")

@@ -417,3 +417,45 @@ class KubeClient:
                 if cause.get("reason") == "ExitCode":
                     rc = int(cause.get("message") or 1)
         return rc, b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+
+
+def official_client(settings: KubeSettings) -> Any:
+    """A ``kubernetes.client.ApiClient`` (the official client) for the same credentials as :class:`KubeClient`.
+
+    serve's Job executor creates and watches its Jobs through the official client's ``BatchV1Api``
+    and ``watch.Watch`` (a handful of small objects, where typed models cost nothing and the
+    client's watch handling is the reference); the credentials are still resolved in one place,
+    :func:`vcci_nb.config.kube_settings`.
+    """
+    from kubernetes import client as kclient
+    from kubernetes import config as kconfig
+
+    if settings.kubeconfig:
+        try:
+            api: Any = kconfig.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=settings.kubeconfig, context=settings.context, persist_config=False
+            )
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot load context {settings.context!r} from the kubeconfig {settings.kubeconfig}: "
+                f"{redact(str(exc))}. Check `kubectl config get-contexts`."
+            ) from exc
+        token = api.configuration.get_api_key_with_prefix("authorization") or ""
+        register_secret(token.split(" ", 1)[-1] if token else None)
+        return api
+    if not settings.server:
+        raise ConfigError(
+            "no Kubernetes credentials for the Job executor: set KUBECONFIG (and connections.kubernetes_jobs in the "
+            "profile), or run serve in the cluster with its service account"
+        )
+    cfg = kclient.Configuration()
+    cfg.host = settings.server
+    try:
+        token = open(str(settings.token_file)).read().strip()  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"cannot read the service account token {settings.token_file}: {exc.strerror}") from exc
+    register_secret(token)
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    if settings.ca_file:
+        cfg.ssl_ca_cert = str(settings.ca_file)
+    return kclient.ApiClient(cfg)

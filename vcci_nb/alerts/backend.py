@@ -51,6 +51,11 @@ class BackendConfig:
     reminders_send: bool = False
     stop_grace_s: float = 5.0
     log_level: int = logging.WARNING
+    #: ``local`` (child processes) or ``kubernetes`` (a batch/v1 Job per run, :mod:`vcci_nb.alerts.kubejobs`).
+    executor: str = "local"
+    job_image: str | None = None
+    job_namespace: str | None = None
+    record_store: str | None = None
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -78,14 +83,29 @@ class Backend:
             retry_base_s=config.delivery_retry_s,
             on_recorded=lambda seconds: self.worker.wake.set(),
         )
-        self.worker = Worker(
-            self.store,
-            command=config.run_command,
-            concurrency=config.concurrency,
-            timeout_s=config.run_timeout_s,
-            outputs=outputs,
-            default_profile=config.profile,
-        )
+        self.worker: Worker
+        if config.executor == "kubernetes":
+            from vcci_nb.alerts.kubejobs import make_kube_worker
+
+            self.worker = make_kube_worker(
+                self.store,
+                profile_name=config.profile,
+                concurrency=config.concurrency,
+                timeout_s=config.run_timeout_s,
+                outputs=outputs,
+                image=config.job_image,
+                namespace=config.job_namespace,
+                record_store=config.record_store,
+            )
+        else:
+            self.worker = Worker(
+                self.store,
+                command=config.run_command,
+                concurrency=config.concurrency,
+                timeout_s=config.run_timeout_s,
+                outputs=outputs,
+                default_profile=config.profile,
+            )
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -105,6 +105,10 @@ class ServeConfig:
     reminder_interval_s: float = 0.0
     reminders_send: bool = False
     run_env: dict[str, str] | None = None
+    executor: str = "local"
+    job_image: str | None = None
+    job_namespace: str | None = None
+    record_store: str | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -422,6 +426,12 @@ class Service:
                 f"another vcci-nb serve is using {self.config.state_dir}; stop it or give this one another --state-dir"
             ) from exc
         Routes.load(config.routes)  # a broken routes.yaml stops the start, not the first alert
+        if config.executor == "kubernetes":  # likewise a profile without the executor's settings, or no bucket
+            from vcci_nb.alerts.kubejobs import check_executor
+
+            check_executor(config.profile, config.job_image, config.job_namespace, config.record_store)
+        elif config.executor != "local":
+            raise ConfigError(f"--executor {config.executor!r}: choose local or kubernetes")
         self.store = Store(config.state_dir, checkpoints=False)
         self.metrics = Metrics()
         self._stop = threading.Event()
@@ -461,6 +471,10 @@ class Service:
             reminder_interval_s=self.config.reminder_interval_s,
             reminders_send=self.config.reminders_send,
             log_level=logging.getLogger().getEffectiveLevel(),
+            executor=self.config.executor,
+            job_image=self.config.job_image,
+            job_namespace=self.config.job_namespace,
+            record_store=self.config.record_store,
         ).write(config_path)
         started = threading.Event()
         self._spawn("vcci-nb-backend", lambda: self._supervise(config_path, started))

@@ -40,7 +40,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--profile", default=None, help="environment profile for runs (default $VCCI_NB_PROFILE or lab)"
     )
-    parser.add_argument("--concurrency", type=int, default=2, help="bundles run at once (default 2)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="bundles run at once (default 2; with --executor kubernetes, Jobs at once, default 20)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "kubernetes"),
+        default=os.environ.get("VCCI_NB_EXECUTOR", "local"),
+        help="where a bundle runs: local (a child process, default) or kubernetes (a batch/v1 Job per run; "
+        "settings in the profile's executor.kubernetes)",
+    )
+    parser.add_argument("--job-image", default=None, help="the Jobs' image (default executor.kubernetes.image)")
+    parser.add_argument(
+        "--job-namespace", default=None, help="where Jobs are created (default executor.kubernetes.namespace)"
+    )
+    parser.add_argument(
+        "--record-store",
+        default=None,
+        help="s3://BUCKET/PREFIX the Jobs write results to (default executor.kubernetes.record_store)",
+    )
     parser.add_argument("--run-timeout", type=float, default=1800.0, help="seconds before a bundle run is killed")
     parser.add_argument(
         "--max-attempts", type=int, default=2, help="starts of a run interrupted by a restart (default 2)"
@@ -108,6 +129,8 @@ def handle(args: argparse.Namespace) -> int:
         )
     if args.delivery_attempts < 1:
         raise ConfigError("--delivery-attempts must be at least 1")
+    if args.concurrency is None:
+        args.concurrency = 20 if args.executor == "kubernetes" else 2
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     outputs = args.outputs or os.environ.get("VCCI_NB_OUTPUTS")
@@ -132,6 +155,10 @@ def handle(args: argparse.Namespace) -> int:
         run_command=shlex.split(args.run_command) if args.run_command else None,
         reminder_interval_s=args.reminder_interval,
         reminders_send=args.send_reminders,
+        executor=args.executor,
+        job_image=args.job_image,
+        job_namespace=args.job_namespace,
+        record_store=args.record_store,
     )
     try:
         service = Service(config)

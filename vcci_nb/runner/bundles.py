@@ -21,6 +21,9 @@ class Bundle:
     name: str
     description: str
     notebooks: tuple[str, ...]
+    #: Kubernetes resources of the Job that runs this bundle (``serve --executor kubernetes``):
+    #: ``{requests: {cpu, memory}, limits: {memory}}``; None: the profile's default.
+    resources: dict[str, dict[str, str]] | None = None
 
 
 def bundles_file() -> Path:
@@ -47,7 +50,36 @@ def load_bundles(path: Path | None = None) -> dict[str, Bundle]:
         notebooks = spec.get("notebooks") if isinstance(spec, dict) else None
         if not isinstance(notebooks, list) or not notebooks or not all(isinstance(n, str) for n in notebooks):
             raise ConfigError(f"Bundle {name!r} in {path} needs a non-empty 'notebooks:' list of notebook paths.")
-        out[str(name)] = Bundle(str(name), str(spec.get("description") or ""), tuple(notebooks))
+        resources = _resources(name, spec.get("resources"), path)
+        out[str(name)] = Bundle(str(name), str(spec.get("description") or ""), tuple(notebooks), resources)
+    return out
+
+
+def _resources(bundle: object, raw: Any, path: Path) -> dict[str, dict[str, str]] | None:
+    """A bundle's ``resources:`` (requests/limits of cpu, memory, ephemeral-storage), checked."""
+    if raw is None:
+        return None
+    from vcci_nb.kubeapi import quantity
+
+    where = f"Bundle {bundle!r} in {path}"
+    if not isinstance(raw, dict) or not set(raw) <= {"requests", "limits"}:
+        raise ConfigError(f"{where}: 'resources:' must be a mapping with requests: and/or limits:.")
+    out: dict[str, dict[str, str]] = {}
+    for part, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: resources.{part} must map cpu/memory to quantities (500m, 2Gi).")
+        for res, value in values.items():
+            if res not in ("cpu", "memory", "ephemeral-storage"):
+                raise ConfigError(f"{where}: resources.{part}.{res}: only cpu, memory and ephemeral-storage.")
+            try:
+                quantity(value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: resources.{part}.{res}: {exc}") from exc
+        out[str(part)] = {str(k): str(v) for k, v in values.items()}
+    for res, limit in out.get("limits", {}).items():
+        request = out.get("requests", {}).get(res)
+        if request is not None and quantity(request) > quantity(limit):
+            raise ConfigError(f"{where}: resources.requests.{res} ({request}) is more than its limit ({limit}).")
     return out
 
 
