@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the containers' commands read best on one line)
 """Jobs that run: the emulator's Job controller runs each pod's command as a local process.
 
 With kubectl and with the official client, as the Job executor (``serve --executor kubernetes``)
@@ -8,6 +9,7 @@ environment, a pod lost mid-run, and who may do what.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,3 +140,206 @@ def test_client_failing_job_backs_off_to_backoff_limit_exceeded(
     term = pods[0].status.container_statuses[0].state.terminated
     assert (term.exit_code, term.reason) == (3, "Error")
     assert v1.read_namespaced_pod_log(pods[0].metadata.name, JNS) == "boom\n"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def _log(kube: KubeServer, pod: str) -> str:
+    r = kube.api("GET", f"/api/v1/namespaces/{JNS}/pods/{pod}/log")
+    return r.text if r.status_code == 200 else ""
+
+
+def _running_pid(kube: KubeServer, job: str) -> tuple[str, int]:
+    """The name of a Job's running pod and the pid its process printed first."""
+
+    def check() -> tuple[str, int] | None:
+        for p in _pods(kube, job):
+            first = _log(kube, p["metadata"]["name"]).split("\n")[0]
+            if p["status"]["phase"] == "Running" and first.isdigit():
+                return p["metadata"]["name"], int(first)
+        return None
+
+    found: tuple[str, int] = _until(f"a running pod of {job}", check)
+    return found
+
+
+SLEEPER = PY + "print(os.getpid(), flush=True); time.sleep(300)"
+
+
+def test_active_deadline_kills_the_process_and_fails_the_job(jobs: KubeServer, tmp_path: Path) -> None:
+    _create(jobs, _job("slow", SLEEPER, activeDeadlineSeconds=3, backoffLimit=0), tmp_path)
+    _, pid = _running_pid(jobs, "slow")
+    assert _pid_alive(pid)
+    st = _until("the deadline", _finished(jobs, "slow"))
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Failed"]["reason"] == "DeadlineExceeded"
+    assert conds["Failed"]["message"] == "Job was active longer than specified deadline"
+    assert not _pid_alive(pid)
+    assert "DeadlineExceeded" in jobs.kubectl("describe", "job", "-n", JNS, "slow").stdout
+
+
+def test_ttl_after_finished_deletes_the_job_and_its_pods(jobs: KubeServer, tmp_path: Path) -> None:
+    _create(jobs, _job("brief", 'print("done")', ttlSecondsAfterFinished=1), tmp_path)
+    _until("the job to finish", _finished(jobs, "brief"))
+    _until("the TTL", lambda: jobs.api("GET", f"/apis/batch/v1/namespaces/{JNS}/jobs/brief").status_code == 404)
+    _until("its pods to go", lambda: not _pods(jobs, "brief"))
+
+
+def test_env_from_secrets_and_configmaps_and_a_missing_secret(jobs: KubeServer, tmp_path: Path) -> None:
+    canary = "canary-s3cr3t-value-9f1"
+    secret = {"metadata": {"name": "run-creds"}, "stringData": {"DSN": canary, "TOKEN": "tok-2"}}
+    assert jobs.api("POST", f"/api/v1/namespaces/{JNS}/secrets", json=secret).status_code == 201
+    stored = _get(jobs, f"/api/v1/namespaces/{JNS}/secrets/run-creds")
+    assert "stringData" not in stored and stored["type"] == "Opaque" and canary not in json.dumps(stored)
+    cm = {"metadata": {"name": "run-conf"}, "data": {"MODE": "headless"}}
+    assert jobs.api("POST", f"/api/v1/namespaces/{JNS}/configmaps", json=cm).status_code == 201
+    code = (
+        PY
+        + 'print(os.environ["VCCI_DSN"], os.environ["TOKEN"], os.environ["MODE"], os.environ["POD"], os.environ["URL"])'
+    )
+    container = {
+        "env": [
+            {"name": "VCCI_DSN", "valueFrom": {"secretKeyRef": {"name": "run-creds", "key": "DSN"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "URL", "value": "mode=$(MODE)"},
+        ],
+        "envFrom": [{"secretRef": {"name": "run-creds"}}, {"configMapRef": {"name": "run-conf"}}],
+    }
+    _create(jobs, _job("with-env", code, container=container), tmp_path)
+    jobs.kubectl("wait", "-n", JNS, "--for=condition=complete", "job/with-env", "--timeout=60s")
+    pod = _pods(jobs, "with-env")[0]["metadata"]["name"]
+    assert _log(jobs, pod) == f"{canary} tok-2 headless {pod} mode=headless\n"
+    spec = json.dumps(_get(jobs, f"/apis/batch/v1/namespaces/{JNS}/jobs/with-env"))
+    assert canary not in spec
+
+    missing = {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "later", "key": "K"}}}]}
+    _create(jobs, _job("needs-secret", PY + 'print(os.environ["X"])', container=missing), tmp_path)
+
+    def waiting() -> dict[str, Any] | None:
+        for p in _pods(jobs, "needs-secret"):
+            w = (p["status"].get("containerStatuses") or [{}])[0].get("state", {}).get("waiting") or {}
+            if w.get("reason") == "CreateContainerConfigError":
+                return p
+        return None
+
+    pod_obj = _until("CreateContainerConfigError", waiting)
+    assert pod_obj["status"]["phase"] == "Pending"
+    assert pod_obj["status"]["containerStatuses"][0]["state"]["waiting"]["message"] == 'secret "later" not found'
+    out = jobs.kubectl("get", "pods", "-n", JNS, "-l", "job-name=needs-secret").stdout
+    assert "CreateContainerConfigError" in out
+    later = {"metadata": {"name": "later"}, "data": {"Kx": "eA=="}}
+    assert jobs.api("POST", f"/api/v1/namespaces/{JNS}/secrets", json=later).status_code == 201
+
+    def key_missing() -> bool:
+        p = waiting()
+        msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"] if p else ""
+        return msg == f"couldn't find key K in Secret {JNS}/later"
+
+    _until("the missing key's message", key_missing)
+    fixed = {"data": {"K": "dmFsdWU="}}
+    r = jobs.api(
+        "PATCH",
+        f"/api/v1/namespaces/{JNS}/secrets/later",
+        json=fixed,
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 200, r.text
+    _until("the job to run once the key exists", _finished(jobs, "needs-secret"))
+    assert _log(jobs, _pods(jobs, "needs-secret")[0]["metadata"]["name"]) == "value\n"
+
+
+def test_a_pod_deleted_mid_run_is_replaced_and_counted_failed(jobs: KubeServer, tmp_path: Path) -> None:
+    marker = tmp_path / "second-attempt"
+    code = (
+        PY
+        + f'p={str(marker)!r}; first=not os.path.exists(p); open(p,"a").close(); print(os.getpid(), flush=True); time.sleep(300 if first else 0); print("finished")'
+    )
+    _create(jobs, _job("lost", code, backoffLimit=2), tmp_path)
+    first, pid = _running_pid(jobs, "lost")
+    jobs.kubectl("delete", "pod", "-n", JNS, first, "--wait=false")
+    st = _until("the replacement to finish", _finished(jobs, "lost"))
+    assert {c["type"] for c in st["conditions"]} >= {"Complete"}
+    assert (st["failed"], st["succeeded"]) == (1, 1)
+    assert not _pid_alive(pid)
+    names = [p["metadata"]["name"] for p in _pods(jobs, "lost")]
+    assert first not in names and len(names) == 1
+    assert _log(jobs, names[0]).endswith("finished\n")
+
+
+def test_eviction_marks_the_pod_disrupted(batch: tuple[client.BatchV1Api, client.CoreV1Api], jobs: KubeServer) -> None:
+    bv1, v1 = batch
+    bv1.create_namespaced_job(JNS, _job("evicted", SLEEPER, backoffLimit=0))
+    name, pid = _running_pid(jobs, "evicted")
+    w = watch.Watch()
+    pods = w.stream(v1.list_namespaced_pod, JNS, label_selector="job-name=evicted", timeout_seconds=60)
+    v1.create_namespaced_pod_eviction(name, JNS, {"metadata": {"name": name, "namespace": JNS}})
+    reasons = []
+    for ev in pods:
+        pod = ev["object"]
+        reasons += [c.reason for c in pod.status.conditions or [] if c.type == "DisruptionTarget"]
+        if ev["type"] == "DELETED" and pod.metadata.name == name:
+            w.stop()
+    assert "EvictionByEvictionAPI" in reasons
+    st = _until("the job to fail", _finished(jobs, "evicted"))
+    assert {c["type"]: c for c in st["conditions"]}["Failed"]["reason"] == "BackoffLimitExceeded"
+    assert not _pid_alive(pid)
+
+
+def test_bad_specs_rbac_and_delete_propagation(
+    batch: tuple[client.BatchV1Api, client.CoreV1Api], jobs: KubeServer
+) -> None:
+    bv1, v1 = batch
+    bad = _job("bad", "pass", backoffLimit=-1)
+    bad["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    r = jobs.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=bad)
+    assert r.status_code == 422 and r.json()["reason"] == "Invalid"
+    fields = {c["field"]: c["message"] for c in r.json()["details"]["causes"]}
+    assert fields["spec.backoffLimit"] == "Invalid value: -1: must be greater than or equal to 0"
+    assert fields["spec.template.spec.restartPolicy"] == 'Required value: valid values: "OnFailure", "Never"'
+    r = jobs.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=_job("ro", "pass"), token=jobs.view_token)
+    assert r.status_code == 403 and r.json()["reason"] == "Forbidden"
+    assert 'cannot create resource "jobs" in API group "batch"' in r.json()["message"]
+
+    # a Job deleted without a propagationPolicy orphans its pods (batch/v1's default), with a warning
+    bv1.create_namespaced_job(JNS, _job("orphans", SLEEPER))
+    name, pid = _running_pid(jobs, "orphans")
+    r = jobs.api("DELETE", f"/apis/batch/v1/namespaces/{JNS}/jobs/orphans")
+    assert r.status_code == 200 and "child pods are preserved" in r.headers["Warning"]
+    time.sleep(1.5)  # give the garbage collector a chance it must not take
+    pod = v1.read_namespaced_pod(name, JNS)
+    assert not pod.metadata.owner_references and _pid_alive(pid)
+    assert jobs.api("GET", f"/api/v1/namespaces/{JNS}/pods/{name}/log", token=jobs.view_token).status_code == 200
+    r = jobs.api("DELETE", f"/api/v1/namespaces/{JNS}/pods/{name}", token=jobs.view_token)
+    assert r.status_code == 403
+    v1.delete_namespaced_pod(name, JNS, grace_period_seconds=0)
+    _until("the orphan's process to stop", lambda: not _pid_alive(pid))
+
+    # Background (kubectl's default) takes the pods and their processes with the Job
+    bv1.create_namespaced_job(JNS, _job("cascade", SLEEPER))
+    name, pid = _running_pid(jobs, "cascade")
+    jobs.kubectl("delete", "job", "-n", JNS, "cascade")
+    _until("the pod to go", lambda: not _pods(jobs, "cascade"))
+    assert not _pid_alive(pid)
+
+
+def test_processes_do_not_outlive_the_emulator(tmp_path: Path) -> None:
+    from tests.kube.emulator import start_emulator, stop_emulator
+
+    e = start_emulator(tmp_path)
+    own = KubeServer(e.url, e.view_token, e.admin_token, e.kubeconfig, e.proc)
+    try:
+        r = own.api("POST", "/api/v1/namespaces", json={"metadata": {"name": JNS}})
+        assert r.status_code == 201
+        r = own.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=_job("forever", SLEEPER))
+        assert r.status_code == 201
+        _, pid = _running_pid(own, "forever")
+    finally:
+        stop_emulator(e.proc)
+    _until("the process to stop with the emulator", lambda: not _pid_alive(pid), timeout=15)
