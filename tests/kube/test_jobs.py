@@ -255,20 +255,28 @@ def test_env_from_secrets_and_configmaps_and_a_missing_secret(jobs: KubeServer, 
     assert _log(jobs, _pods(jobs, "needs-secret")[0]["metadata"]["name"]) == "value\n"
 
 
-def test_a_pod_deleted_mid_run_is_replaced_and_counted_failed(jobs: KubeServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["kubectl delete pod", "node lost"])
+def test_a_pod_lost_mid_run_is_replaced_and_counted_failed(jobs: KubeServer, tmp_path: Path, how: str) -> None:
     marker = tmp_path / "second-attempt"
     code = (
         PY
         + f'p={str(marker)!r}; first=not os.path.exists(p); open(p,"a").close(); print(os.getpid(), flush=True); time.sleep(300 if first else 0); print("finished")'
     )
-    _create(jobs, _job("lost", code, backoffLimit=2), tmp_path)
-    first, pid = _running_pid(jobs, "lost")
-    jobs.kubectl("delete", "pod", "-n", JNS, first, "--wait=false")
-    st = _until("the replacement to finish", _finished(jobs, "lost"))
+    name = "lost" if how == "kubectl delete pod" else "node-lost"
+    _create(jobs, _job(name, code, backoffLimit=2), tmp_path)
+    first, pid = _running_pid(jobs, name)
+    if how == "kubectl delete pod":
+        jobs.kubectl("delete", "pod", "-n", JNS, first, "--wait=false")
+    else:
+        r = jobs.lab("POST", f"/_lab/pods/{JNS}/{first}/node-lost")
+        assert r.status_code == 200 and r.json()["metadata"]["deletionTimestamp"]
+        conds = {c["type"]: c for c in r.json()["status"]["conditions"]}
+        assert conds["DisruptionTarget"]["reason"] == "DeletionByTaintManager"
+    st = _until("the replacement to finish", _finished(jobs, name))
     assert {c["type"] for c in st["conditions"]} >= {"Complete"}
     assert (st["failed"], st["succeeded"]) == (1, 1)
     assert not _pid_alive(pid)
-    names = [p["metadata"]["name"] for p in _pods(jobs, "lost")]
+    names = [p["metadata"]["name"] for p in _pods(jobs, name)]
     assert first not in names and len(names) == 1
     assert _log(jobs, names[0]).endswith("finished\n")
 

@@ -11,7 +11,9 @@ kubectl sends a kubeconfig's token only to an ``https://`` server, so :func:`wri
 (called while the emulator runs) fetches the emulator's CA from ``/_lab/ca.crt`` and writes the
 ``https://`` URL with that CA. Lab-only endpoints under ``/_lab/`` inject and heal faults
 (``oomkill``, ``crashloop``, ``bad-deploy``, ``disk-full``), reset the cluster, and expose Prometheus
-metrics. Only the standard library (and the ``openssl`` command, for the certificate) is used.
+metrics; ``POST /_lab/pods/{namespace}/{name}/node-lost`` loses one pod with its node (its process
+killed at once, ``DisruptionTarget``/DeletionByTaintManager, deleted: a Job replaces it). Only the
+standard library (and the ``openssl`` command, for the certificate) is used.
 
 Where it differs from a real cluster (on purpose or for lack of time):
 

@@ -193,6 +193,7 @@ class WorldBase:
         self.job_last_failure: dict[str, float] = {}
         self.job_wake: float | None = None
         self.local: dict[str, PodRT] = {}
+        self.dying: list[Any] = []  # killed local processes not yet reaped
         self.pod_root: Path | None = None
         #: the emulator's state directory: local pods' logs and working folders go under it
         self.data_dir: Path | None = None

@@ -154,6 +154,16 @@ class Extras(HandlerBase):
             with emu.store.lock:
                 self.send_json(200, emu.world.set_flags(names, time.time()))
             return
+        if len(parts) == 5 and parts[:2] == ["_lab", "pods"] and parts[4] == "node-lost" and method == "POST":
+            # a pod lost with its node (its processes killed, DisruptionTarget, deleted): a Job replaces it
+            with emu.store.lock:
+                pod = emu.store.get("/pods", parts[2], parts[3])
+                if pod is None:
+                    raise not_found("pods", "", parts[3])
+                out = emu.world.lose_pod(pod, time.time())
+                emu.store.changed.set()
+            self.send_json(200, out)
+            return
         if parts == ["_lab", "faults"] and method == "GET":
             with emu.store.lock:
                 self.send_json(200, emu.world.fault_state())

@@ -425,10 +425,12 @@ class Jobs(WorldBase):
         inst.finished_at = proc.finished_at or time.time()
         inst.exit_code = code
         inst.reason = "Completed" if code == 0 else "Error"
+        proc.kill_group()
 
     def _poll_local(self, now: float) -> set[str]:
         """Notice local processes that have exited; return the uids of pods whose status changed."""
         changed: set[str] = set()
+        self.dying = [p for p in self.dying if p.poll() is None]  # reap what was killed
         for uid, rt in list(self.local.items()):
             proc = rt.proc
             if proc is None or rt.current is None or rt.current.finished_at is not None:
@@ -473,11 +475,38 @@ class Jobs(WorldBase):
             rt.proc.signal(signal.SIGKILL if grace <= 0 else signal.SIGTERM)
         self.schedule(rt, now + 0.05)
 
+    def lose_pod(self, pod: JSON, now: float) -> JSON:
+        """The lab's "node lost" for one pod: its processes die at once (SIGKILL), the taint manager
+        marks it ``DisruptionTarget`` (DeletionByTaintManager) and deletes it."""
+        rt = self.runtimes.get(pod["metadata"]["uid"])
+        if rt is not None:
+            rt.disruption = {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": rfc3339(now),
+                "reason": "DeletionByTaintManager",
+                "message": "Taint manager: deleting due to NoExecute taint",
+            }
+            if rt.proc is not None and rt.proc.poll() is None:
+                rt.proc.signal(signal.SIGKILL)
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        self.event(
+            pod,
+            "Normal",
+            "TaintManagerEviction",
+            f"Marking for deletion Pod {ns}/{name}",
+            "taint-eviction-controller",
+            now,
+        )
+        return self.terminate_pod(pod, now, grace=1, reason_event=False)  # type: ignore[attr-defined,no-any-return]
+
     def _forget_local(self, rt: PodRT) -> None:
         """The pod is gone: its processes are killed and its logs and working folder removed."""
         self.local.pop(rt.uid, None)
         if rt.proc is not None and rt.proc.poll() is None:
             rt.proc.signal(signal.SIGKILL)
+            self.dying.append(rt.proc)
         if self.pod_root is not None:
             shutil.rmtree(self.pod_root / rt.uid, ignore_errors=True)
 

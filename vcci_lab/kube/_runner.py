@@ -66,6 +66,12 @@ class Proc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the container's process group (its main process has exited):
+        a container's processes all stop when it does."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+
     def kill_now(self, wait: float = 2.0) -> None:
         """SIGTERM, then SIGKILL if it has not gone after ``wait`` seconds."""
         self.signal(signal.SIGTERM)
