@@ -351,3 +351,22 @@ def test_processes_do_not_outlive_the_emulator(tmp_path: Path) -> None:
     finally:
         stop_emulator(e.proc)
     _until("the process to stop with the emulator", lambda: not _pid_alive(pid), timeout=15)
+
+
+def test_on_failure_restarts_the_container_in_place(jobs: KubeServer, tmp_path: Path) -> None:
+    marker = tmp_path / "restarted"
+    code = (
+        PY
+        + f'p={str(marker)!r}; again=os.path.exists(p); open(p,"a").close(); print("again" if again else "first"); sys.exit(0 if again else 2)'
+    )
+    job = _job("in-place", code, backoffLimit=3)
+    job["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    _create(jobs, job, tmp_path)
+    jobs.kubectl("wait", "-n", JNS, "--for=condition=complete", "job/in-place", "--timeout=60s")
+    (pod,) = _pods(jobs, "in-place")
+    cs = pod["status"]["containerStatuses"][0]
+    assert cs["restartCount"] == 1 and cs["lastState"]["terminated"]["exitCode"] == 2
+    name = pod["metadata"]["name"]
+    assert jobs.kubectl("logs", "-n", JNS, name).stdout == "again\n"
+    assert jobs.kubectl("logs", "-n", JNS, name, "--previous").stdout == "first\n"
+    assert _job_status(jobs, "in-place")["succeeded"] == 1
