@@ -210,6 +210,22 @@ def test_logs_follow_the_lab_s_faults() -> None:
     assert "MemoryError" in text and "out of memory" in text.splitlines()[-1]
 
 
+def test_logs_follow_the_faults_under_the_other_flavour_s_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other flavour's API deployment (not called vcci-api) logs its faults too: 03_investigate_logs
+    found no connection-pool errors there, because the emulator only wrote them for "vcci-api"."""
+    from vcci_lab.flavour import OTHER
+
+    monkeypatch.setattr(_logs, "API", OTHER.api)
+    now = time.time()
+    text = _logs.render(
+        inst=_logs.Instance(0, now - 3600, "ok"), windows={"pool-exhaustion": [(now - 300, None)]},
+        app=OTHER.api, image="x:2.14.0", uid="u1", now=now, timestamps=False, limit_bytes=None, limit_gib=4.0,
+        tail=None, since=now - 600,
+    )  # fmt: skip
+    errors = [line for line in text.splitlines() if line.split()[1] == "ERROR"]
+    assert len(errors) > 20 and all("too many connections" in line for line in errors)
+
+
 def test_quantities_durations_and_pod_status_column() -> None:
     assert parse_quantity("500m") == 0.5 and parse_quantity("4Gi") == 4 * 1024**3 and parse_quantity("2") == 2
     with pytest.raises(ValueError):

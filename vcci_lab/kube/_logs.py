@@ -267,7 +267,7 @@ def _fault_line(name: str, seed: str, k: int) -> str | None:
 def _in_fault(
     windows: dict[str, list[tuple[float, float | None]]] | None, app: str, seed: str, k: int, ts: float
 ) -> str | None:
-    if not windows or app != "vcci-api":
+    if not windows or app != API:
         return None
     for name in sorted(windows):
         active = any(start <= ts and (end is None or ts < end) for start, end in windows[name])
