@@ -29,15 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,26 +87,6 @@ def _say(msg: str) -> None:
     print(f"==> {msg}", file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str, timeout: float = 2.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # our own 127.0.0.1 server
-        return str(resp.read().decode())
-
-
-def _metric(text: str, name: str, labels: str = "") -> float:
-    want = f"{name}{{{labels}}}" if labels else name
-    for line in text.splitlines():
-        head, _, value = line.rpartition(" ")
-        if head == want or (not labels and head == f"{name}{{}}"):
-            return float(value)
-    return 0.0
-
-
 def _t(value: Any) -> datetime | None:
     if not value:
         return None
@@ -119,60 +94,6 @@ def _t(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-class Serve:
-    """``vcci-nb serve`` on a free port with a queue of its own."""
-
-    def __init__(self, env: dict[str, str], state: Path, outputs: Path) -> None:
-        shutil.rmtree(state, ignore_errors=True)
-        state.mkdir(parents=True)
-        token = state / "token"
-        token.write_text(secrets.token_urlsafe(24))
-        token.chmod(0o600)
-        self.token = token.read_text()
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = state / "serve.log"
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vcci_nb", "serve", "--port", str(self.port), "--state-dir",
-                 str(state / "queue"), "--outputs", str(outputs), "--profile", "lab"],
-                env={**env, "VCCI_NB_SERVE_TOKEN_FILE": str(token), "VCCI_NB_OUTPUTS": str(outputs)},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"{self.base}/healthz")
-                return
-            except OSError as exc:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"vcci-nb serve did not start; see {self.log}") from exc
-                time.sleep(0.3)
-
-    def runs(self) -> tuple[float, float, float]:
-        try:
-            m = _get(f"{self.base}/metrics")
-        except OSError:
-            return 0.0, 0.0, 0.0
-        finished = sum(
-            _metric(m, "vcci_nb_serve_runs", f'state="{s}"')
-            for s in ("succeeded", "failed", "timeout", "interrupted", "refused")
-        )
-        return (
-            _metric(m, "vcci_nb_serve_runs", 'state="queued"'),
-            _metric(m, "vcci_nb_serve_runs", 'state="running"'),
-            finished,
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def _records(outputs: Path) -> list[Path]:
@@ -187,6 +108,7 @@ def drill(
     lab: Any, name: str, work: Path, *, timeout: float, resolve_timeout: float, quiet_s: float, alert_timeout: float
 ) -> dict[str, Any]:
     """One drill; returns its row (plus the raw facts under ``_``)."""
+    from vcci_lab.cli.demo import Serve
     from vcci_nb import postmortem, story
     from vcci_nb.notify import render
     from vcci_nb.record import IncidentRecord

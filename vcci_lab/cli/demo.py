@@ -67,6 +67,74 @@ def _metric(text: str, name: str, labels: str = "") -> float:
     return 0.0
 
 
+class Serve:
+    """``vcci-nb serve`` on a free 127.0.0.1 port with a fresh queue and token of its own, for the
+    demo and the drill (tests/bench/drill.py): each is a new story, and a queue left by an earlier
+    one would still hold its open incident, which this fault's alerts would join."""
+
+    def __init__(
+        self, env: dict[str, str], state: Path, outputs: Path, *, profile: str = "lab", timeout: float = 60.0
+    ) -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(state / "queue", ignore_errors=True)
+        token_file = state / "token"
+        token_file.write_text(secrets.token_urlsafe(24))
+        token_file.chmod(0o600)
+        self.token = token_file.read_text()
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = state / "serve.log"
+        env = {**env, "VCCI_NB_SERVE_TOKEN_FILE": str(token_file), "VCCI_NB_OUTPUTS": str(outputs)}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vcci_nb", "serve", "--port", str(self.port), "--state-dir",
+                 str(state / "queue"), "--outputs", str(outputs), "--profile", profile],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                _get(f"{self.base}/healthz")
+                return
+            except OSError as exc:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise VcciNbError(f"vcci-nb serve did not start; see {self.log}") from exc
+                time.sleep(0.2)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def metrics(self) -> str:
+        try:
+            return _get(f"{self.base}/metrics")
+        except OSError:
+            return ""
+
+    def runs(self) -> tuple[float, float, float]:
+        """Bundle runs queued, running and finished (in any end state)."""
+        m = self.metrics()
+        finished = sum(
+            _metric(m, "vcci_nb_serve_runs", f'state="{s}"')
+            for s in ("succeeded", "failed", "timeout", "interrupted", "refused")
+        )
+        return (
+            _metric(m, "vcci_nb_serve_runs", 'state="queued"'),
+            _metric(m, "vcci_nb_serve_runs", 'state="running"'),
+            finished,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
 def _new_records(outputs: Path, before: set[str]) -> list[Path]:
     return sorted(p for p in outputs.glob("INC-*") if p.name not in before and (p / "record.json").exists())
 
@@ -82,36 +150,11 @@ def _demo(args: argparse.Namespace) -> int:
     lab.up(progress=lambda m: print(f"    {m}", file=sys.stderr, flush=True))
     env = {**os.environ, **lab.env()}
 
-    state = lab.dir / "serve"
-    state.mkdir(parents=True, exist_ok=True)
-    # Each demo is a new story: a queue left by an earlier demo would still hold that demo's open
-    # incident, and this fault's alerts would join it instead of opening their own.
-    shutil.rmtree(state / "queue", ignore_errors=True)
-    token_file = state / "token"
-    token_file.write_text(secrets.token_urlsafe(24))
-    token_file.chmod(0o600)
-    port = _free_port()
-    env.update({"VCCI_NB_SERVE_TOKEN_FILE": str(token_file), "VCCI_NB_OUTPUTS": str(outputs)})
-    log_path = state / "serve.log"
-    _say(f"starting vcci-nb serve on 127.0.0.1:{port} (log {log_path})")
-    with log_path.open("ab") as log:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "vcci_nb", "serve", "--port", str(port), "--state-dir", str(state / "queue"),
-             "--outputs", str(outputs), "--profile", "lab"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    serve = Serve(env, lab.dir / "serve", outputs)
+    base = serve.base
+    _say(f"vcci-nb serve on 127.0.0.1:{serve.port} (log {serve.log})")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get(f"{base}/healthz")
-                break
-            except OSError as exc:
-                if serve.poll() is not None or time.monotonic() > deadline:
-                    raise VcciNbError(f"vcci-nb serve did not start; see {log_path}") from exc
-                time.sleep(0.2)
-        lab.set_webhook(f"{base}/alertmanager", token_file.read_text())
+        lab.set_webhook(f"{base}/alertmanager", serve.token)
 
         before = {p.name for p in outputs.glob("INC-*")}
         _say(f"injecting '{args.fault}' into the lab; waiting for Prometheus to fire and Alertmanager to post")
@@ -135,23 +178,17 @@ def _demo(args: argparse.Namespace) -> int:
             _say(f"stop with: kill {serve.pid}; vcci-nb lab heal {args.fault} --dir {lab.dir}; vcci-nb lab down")
         else:
             _say("healing the fault, stopping serve and the lab (use --keep to explore them)")
-            os.killpg(serve.pid, signal.SIGTERM)
-            try:
-                serve.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
+            serve.stop()
             lab.set_webhook(None)
             lab.down()
     return 0
 
 
-def _wait_for_record(
-    base: str, outputs: Path, before: set[str], timeout: float, serve: subprocess.Popen[bytes]
-) -> list[Path]:
+def _wait_for_record(base: str, outputs: Path, before: set[str], timeout: float, serve: Serve) -> list[Path]:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        if serve.poll() is not None:
+        if serve.proc.poll() is not None:
             raise VcciNbError("vcci-nb serve stopped during the demo; see its log")
         try:
             metrics = _get(f"{base}/metrics")
