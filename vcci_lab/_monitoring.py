@@ -27,12 +27,20 @@ HISTORY_STEP = 60.0
 
 
 def _rule(
-    fl: Flavour, name: str, expr: str, severity: str, bundle: str, summary: str, description: str, service: str = ""
+    fl: Flavour,
+    name: str,
+    expr: str,
+    severity: str,
+    bundle: str,
+    summary: str,
+    description: str,
+    service: str = "",
+    for_: str = "0s",
 ) -> dict[str, Any]:
     return {
         "alert": name,
         "expr": expr,
-        "for": "0s",
+        "for": for_,
         "labels": {"severity": severity, "service": service or fl.api, "namespace": fl.namespace, "bundle": bundle},
         "annotations": {"summary": summary, "description": description},
     }
@@ -41,13 +49,22 @@ def _rule(
 def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
     """The runbook's symptoms as alert rules, each labelled with severity, service and bundle.
 
-    Windows are 1 minute and ``for`` is 0 s so that a fault fires its alert within seconds in the
-    lab; production rules would use 5 minutes and ``for: 2m``. Every metric, label and name is the
-    flavour's (:mod:`vcci_lab.flavour`).
+    Named and written like the postgres_exporter/redis_exporter/kube-state-metrics alerts a platform
+    runs, with the lab's shorter windows so that every fault fires within about a minute: windows
+    are 1 minute and ``for`` is 0-10 s here; production rules use 5-minute windows and ``for: 2m``
+    to ``15m``, and the PostgreSQL thresholds of the profile (lab.yaml's are low because the lab's
+    faults are young and small: a query active 30 s, an idle transaction 5 s, an XID age of
+    100,000). Each rule's comment says what production would use. Rules on pods look at pods that
+    exist now, so that an alert resolves once the fix has replaced the pods, as it does on a
+    cluster (a replaced pod's counters stay in a 5-minute window for 5 minutes). Every metric,
+    label and name is the flavour's (:mod:`vcci_lab.flavour`).
     """
     api = f'job="{fl.job}"'
     ns = f'namespace="{fl.namespace}"'
     restarts = f"sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[5m]))"
+    # the pods that exist now: a pod the fix replaced is gone from kube-state-metrics at once
+    pods_now = f"max by (namespace, pod) (kube_pod_container_status_restarts_total{{{ns}}})"
+    db = f'datname="{fl.database}"'
     return {
         "groups": [
             {
@@ -123,20 +140,93 @@ def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
                         fl,
                         "PostgresDown",
                         "pg_up == 0",
-                        "critical",
+                        "outage",  # the seed's "database unavailable" is P0 (routes.yaml: outage -> P0)
                         "triage",
                         "PostgreSQL is down",
                         "The postgres exporter cannot reach PostgreSQL.",
                         service="postgres",
                     ),
+                    # production: > 300 (seed 3.1, the profile's long_query_s), for: 2m
                     _rule(
                         fl,
                         "PostgresLongRunningQueries",
-                        f'pg_stat_activity_max_tx_duration{{datname="{fl.database}",state="active"}} > 300',
+                        f'pg_stat_activity_max_tx_duration{{{db},state="active"}} > 30',
                         "medium",
                         "slow_queries",
-                        "A query has been running for more than 5 minutes",
+                        "A query has been running for more than 30 seconds",
                         "The longest active transaction is {{ $value | humanizeDuration }} old.",
+                        service="postgres",
+                    ),
+                    # production: > 60, for: 5m
+                    _rule(
+                        fl,
+                        "PostgresSessionsBlockedOnLocks",
+                        f"pg_blocked_max_wait_seconds{{{db}}} > 10",
+                        "high",
+                        "slow_queries",
+                        "Sessions have been waiting on locks for more than 10 seconds",
+                        "{{ $labels.datname }}: a session has waited on a lock for {{ $value | humanizeDuration }}.",
+                        service="postgres",
+                    ),
+                    # production: > 300 (the profile's idle_in_transaction_s), for: 5m
+                    _rule(
+                        fl,
+                        "PostgresIdleInTransaction",
+                        f'pg_stat_activity_max_tx_duration{{{db},state="idle in transaction"}} > 5',
+                        "warning",
+                        "database",
+                        "A session has been idle in a transaction for more than 5 seconds",
+                        "The oldest idle transaction is {{ $value | humanizeDuration }} old; it holds its locks "
+                        "and keeps VACUUM from removing dead rows.",
+                        service="postgres",
+                        for_="5s",
+                    ),
+                    # production: > 300, for: 5m
+                    _rule(
+                        fl,
+                        "PostgresPreparedTransactionOpen",
+                        "pg_prepared_xacts_oldest_age_seconds > 5",
+                        "high",
+                        "database",
+                        "A prepared (two-phase) transaction is left open in {{ $labels.datname }}",
+                        "{{ $value | humanizeDuration }} old: it holds its locks and XID until committed or rolled "
+                        "back.",
+                        service="postgres",
+                    ),
+                    # production: a share of autovacuum_freeze_max_age (e.g. > 1e9), for: 15m
+                    _rule(
+                        fl,
+                        "PostgresXidWraparound",
+                        "pg_database_wraparound_age_datfrozenxid > 100000",
+                        "high",
+                        "database",
+                        "Transaction ID age of {{ $labels.datname }} is high",
+                        "age(datfrozenxid) is {{ $value }}; VACUUM cannot freeze past the oldest transaction.",
+                        service="postgres",
+                    ),
+                    # production: for: 30m, or on the WAL it retains
+                    _rule(
+                        fl,
+                        "PostgresReplicationSlotInactive",
+                        "pg_replication_slots_active == 0",
+                        "high",
+                        "database",
+                        "Replication slot {{ $labels.slot_name }} is inactive",
+                        "No replica uses slot {{ $labels.slot_name }}; it keeps every WAL file since.",
+                        service="postgres",
+                        for_="5s",
+                    ),
+                    # as postgres mixins write it (dead rows over 10,000 and 10% of the table); production for: 30m
+                    _rule(
+                        fl,
+                        "PostgresTooManyDeadTuples",
+                        "(pg_stat_user_tables_n_dead_tup > 10000) / "
+                        "(pg_stat_user_tables_n_live_tup + pg_stat_user_tables_n_dead_tup) >= 0.1",
+                        "warning",
+                        "database",
+                        "Table {{ $labels.relname }} has many dead tuples",
+                        "{{ $value | humanizePercentage }} of {{ $labels.relname }}'s rows are dead; is autovacuum "
+                        "keeping up?",
                         service="postgres",
                     ),
                     _rule(
@@ -147,6 +237,17 @@ def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
                         "investigate",
                         "Redis memory above 90% of maxmemory",
                         "Redis uses {{ $value | humanizePercentage }} of maxmemory.",
+                        service="redis",
+                    ),
+                    # slow commands logged again and again; production: [5m] > 10, for: 5m
+                    _rule(
+                        fl,
+                        "RedisSlowCommands",
+                        "increase(redis_slowlog_last_id[1m]) > 5",
+                        "medium",
+                        "redis",
+                        "Redis is logging slow commands",
+                        "{{ $value }} commands slower than slowlog-log-slower-than in the last minute.",
                         service="redis",
                     ),
                     _rule(
@@ -179,7 +280,7 @@ def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
                     _rule(
                         fl,
                         "VcciPodRestarting",
-                        f"{restarts} > 2",
+                        f"{restarts} > 2 and on (namespace, pod) {pods_now}",
                         "high",
                         "triage",
                         "Pod {{ $labels.pod }} is restarting",
@@ -430,6 +531,8 @@ def reload(url: str) -> None:
 
 # --- exporters ----------------------------------------------------------------------------------
 
+#: Queries the lab's postgres_exporter adds to its built-in metrics (``--extend.query-path``), as
+#: platforms add them: prepared transactions, transaction ID age, dead tuples and lock waits.
 PG_QUERIES = {
     "pg_role": {
         "query": (
@@ -442,7 +545,58 @@ PG_QUERIES = {
             {"connection_limit": {"usage": "GAUGE", "description": "the role's CONNECTION LIMIT (-1: none)"}},
             {"connections": {"usage": "GAUGE", "description": "sessions of the role now"}},
         ],
-    }
+    },
+    "pg_prepared_xacts": {
+        "query": (
+            "SELECT d.datname, count(p.gid)::float AS count, "
+            "coalesce(max(extract(epoch FROM now() - p.prepared)), 0)::float AS oldest_age_seconds "
+            "FROM pg_database d LEFT JOIN pg_prepared_xacts p ON p.database = d.datname "
+            "WHERE d.datallowconn GROUP BY d.datname"
+        ),
+        "metrics": [
+            {"datname": {"usage": "LABEL", "description": "database"}},
+            {"count": {"usage": "GAUGE", "description": "prepared (two-phase) transactions"}},
+            {"oldest_age_seconds": {"usage": "GAUGE", "description": "age of the oldest prepared transaction"}},
+        ],
+    },
+    "pg_database_wraparound": {
+        "query": (
+            "SELECT datname, age(datfrozenxid)::float AS age_datfrozenxid, "
+            "mxid_age(datminmxid)::float AS age_datminmxid FROM pg_database WHERE datallowconn"
+        ),
+        "metrics": [
+            {"datname": {"usage": "LABEL", "description": "database"}},
+            {"age_datfrozenxid": {"usage": "GAUGE", "description": "transaction ID age of the database"}},
+            {"age_datminmxid": {"usage": "GAUGE", "description": "multixact ID age of the database"}},
+        ],
+    },
+    # what newer postgres_exporters' stat_user_tables collector exports (0.11 does not yet)
+    "pg_stat_user_tables": {
+        "query": (
+            "SELECT current_database() AS datname, schemaname, relname, n_live_tup::float AS n_live_tup, "
+            "n_dead_tup::float AS n_dead_tup FROM pg_stat_user_tables"
+        ),
+        "metrics": [
+            {"datname": {"usage": "LABEL", "description": "database"}},
+            {"schemaname": {"usage": "LABEL", "description": "schema"}},
+            {"relname": {"usage": "LABEL", "description": "table"}},
+            {"n_live_tup": {"usage": "GAUGE", "description": "estimated live rows"}},
+            {"n_dead_tup": {"usage": "GAUGE", "description": "estimated dead rows"}},
+        ],
+    },
+    "pg_blocked": {
+        "query": (
+            "SELECT d.datname, count(a.pid)::float AS sessions, "
+            "coalesce(max(extract(epoch FROM now() - a.query_start)), 0)::float AS max_wait_seconds "
+            "FROM pg_database d LEFT JOIN pg_stat_activity a ON a.datid = d.oid AND a.wait_event_type = 'Lock' "
+            "WHERE d.datallowconn GROUP BY d.datname"
+        ),
+        "metrics": [
+            {"datname": {"usage": "LABEL", "description": "database"}},
+            {"sessions": {"usage": "GAUGE", "description": "sessions waiting on a lock"}},
+            {"max_wait_seconds": {"usage": "GAUGE", "description": "longest wait on a lock"}},
+        ],
+    },
 }
 
 
