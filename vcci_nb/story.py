@@ -34,14 +34,16 @@ ROLE_ORDER: dict[str, int] = {CAUSE: 0, CONTRIBUTING: 1, SYMPTOM: 2, CONTEXT: 3}
 #: Causal findings, most specific first: when several are present, the first one named here is
 #: the likelier root cause (a missing index explains slow statements; an OOM kill explains the
 #: crash loop that follows it; a bad release explains its pods' errors; a forgotten prepared
-#: transaction or a replication slot explains the lock chain or the full disk behind it).
+#: transaction or a replication slot explains the lock chain or the full disk behind it; a
+#: transaction ID age past its threshold is the danger itself and names what holds the horizon,
+#: often an idle transaction, which it outranks).
 CAUSE_ORDER: tuple[str, ...] = (
     "kube.bad_deploy",
     "db.prepared_xacts",
     "db.pool_exhaustion",
     "db.max_connections",
-    "db.idle_in_transaction",
     "db.xid_age",
+    "db.idle_in_transaction",
     "kube.oomkilled",
     "db.replication_slot_wal",
     "kube.disk_full",

@@ -74,6 +74,20 @@ def test_a_more_specific_cause_wins_over_its_consequence() -> None:
         assert root is not None and root.key == cause
 
 
+def test_a_transaction_id_age_outranks_the_idle_transaction_that_holds_it() -> None:
+    """The lab's xid-age fault: an old transaction (idle in it) holds the horizon while XIDs are
+    consumed. The XID age is the danger and its finding names the holder: it is the root cause."""
+    findings = [
+        Finding("db.idle_in_transaction", "high", "1 session idle in a transaction for 70 s"),
+        Finding("db.xid_age", "medium", "Transaction ID age 150,087; held back by: session 4242"),
+        Finding("db.long_queries", "medium", "1 transaction open for 70 s"),
+    ]
+    tree = evaluate({}, findings=findings)
+    assert tree.top is not None and "db.xid_age" in tree.top.to_dict()["findings"]
+    root = story.root_cause(story.facts(findings), tree.top.to_dict())
+    assert root is not None and root.key == "db.xid_age"
+
+
 def test_symptoms_alone_name_no_root_cause() -> None:
     findings = [
         Finding("alerts.firing", "critical", "1 alert(s) firing: VcciApiHighErrorRate"),
