@@ -285,9 +285,12 @@ def test_eviction_marks_the_pod_disrupted(batch: tuple[client.BatchV1Api, client
     bv1, v1 = batch
     bv1.create_namespaced_job(JNS, _job("evicted", SLEEPER, backoffLimit=0))
     name, pid = _running_pid(jobs, "evicted")
-    w = watch.Watch()
-    pods = w.stream(v1.list_namespaced_pod, JNS, label_selector="job-name=evicted", timeout_seconds=60)
+    rv = v1.list_namespaced_pod(JNS, label_selector="job-name=evicted").metadata.resource_version
     v1.create_namespaced_pod_eviction(name, JNS, {"metadata": {"name": name, "namespace": JNS}})
+    w = watch.Watch()
+    pods = w.stream(
+        v1.list_namespaced_pod, JNS, label_selector="job-name=evicted", resource_version=rv, timeout_seconds=60
+    )
     reasons = []
     for ev in pods:
         pod = ev["object"]
@@ -370,3 +373,38 @@ def test_on_failure_restarts_the_container_in_place(jobs: KubeServer, tmp_path: 
     assert jobs.kubectl("logs", "-n", JNS, name).stdout == "again\n"
     assert jobs.kubectl("logs", "-n", JNS, name, "--previous").stdout == "first\n"
     assert _job_status(jobs, "in-place")["succeeded"] == 1
+
+
+def test_pod_failure_policy_ignores_disruption_and_fails_on_an_exit_code(jobs: KubeServer, tmp_path: Path) -> None:
+    marker = tmp_path / "second"
+    code = (
+        PY
+        + f'p={str(marker)!r}; first=not os.path.exists(p); open(p,"a").close(); print(os.getpid(), flush=True); time.sleep(300) if first else sys.exit(42)'
+    )
+    policy = {
+        "rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": "run", "operator": "In", "values": [42]}},
+        ]
+    }
+    bad = _job("policy-bad", "pass", podFailurePolicy=policy)
+    bad["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    r = jobs.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=bad)
+    assert r.status_code == 422
+    assert (
+        r.json()["details"]["causes"][0]["message"]
+        == 'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified'
+    )
+
+    _create(jobs, _job("policy", code, backoffLimit=0, podFailurePolicy=policy), tmp_path)
+    first, _ = _running_pid(jobs, "policy")
+    assert jobs.lab("POST", f"/_lab/pods/{JNS}/{first}/node-lost").status_code == 200
+    st = _until("the job to fail", _finished(jobs, "policy"))
+    failed = {c["type"]: c for c in st["conditions"]}["Failed"]
+    assert failed["reason"] == "PodFailurePolicy"
+    (second,) = [p["metadata"]["name"] for p in _pods(jobs, "policy")]
+    assert (
+        failed["message"]
+        == f"Container run for pod {JNS}/{second} failed with exit code 42 matching FailJob rule at index 1"
+    )
+    assert st["failed"] == 1  # the disrupted pod was ignored, not counted against backoffLimit 0

@@ -29,9 +29,11 @@ Where it differs from a real cluster (on purpose or for lack of time):
   with this Python environment's ``bin`` first on ``PATH`` standing in for the image (no image
   entrypoints: a container without ``command`` fails to start), in a fresh working folder, with the
   spec's ``env``/``envFrom`` resolved from stored Secrets and ConfigMaps. Its output is the pod's log.
-  Back-off between retries is 1-8 s (not 10 s-6 min); a pod's other containers, init containers,
-  probes, volumes, resources, indexed completion, podFailurePolicy, successPolicy and suspend are
-  not acted on.
+  Back-off between retries is 1-8 s (not 10 s-6 min); podFailurePolicy (Ignore/FailJob/Count on
+  exit codes and pod conditions) and podReplacementPolicy are honoured; a pod's other containers,
+  init containers, probes, volumes (emptyDir is the process's working folder), securityContext,
+  resources, serviceAccountName (not checked to exist), indexed completion, successPolicy and
+  suspend are not acted on.
 - Authorization: ``view`` may get/list/watch everything except Secrets (and may not exec);
   ``admin`` may do everything. ``kubectl auth can-i`` and ``auth whoami`` answer from those roles.
 - OpenAPI v3 is minimal (the PATCH operations and their ``fieldValidation`` parameter, no schemas):

@@ -191,6 +191,7 @@ class WorldBase:
         # the Job controller's and the local kubelet's state (see ``_jobs``)
         self.job_counted: dict[str, dict[str, str]] = {}
         self.job_last_failure: dict[str, float] = {}
+        self.job_failjob: dict[str, str] = {}  # a podFailurePolicy FailJob rule matched: its message
         self.job_wake: float | None = None
         self.local: dict[str, PodRT] = {}
         self.dying: list[Any] = []  # killed local processes not yet reaped

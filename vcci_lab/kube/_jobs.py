@@ -98,7 +98,7 @@ def prepare_job(obj: JSON) -> list[tuple[str, str]]:
     spec.setdefault("backoffLimit", 6)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
-    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    spec.setdefault("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
     tspec = tmpl.setdefault("spec", {})
     tspec.setdefault("terminationGracePeriodSeconds", 30)
     tspec.setdefault("dnsPolicy", "ClusterFirst")
@@ -135,6 +135,43 @@ def job_causes(obj: JSON, old: JSON | None) -> list[tuple[str, str]]:
                 f'Unsupported value: "{rp}": supported values: "OnFailure", "Never"',
             )
         )
+    elif spec.get("podFailurePolicy") is not None and rp != "Never":
+        causes.append(
+            (
+                "spec.template.spec.restartPolicy",
+                f'Invalid value: "{rp}": only "Never" is supported when podFailurePolicy is specified',
+            )
+        )
+    pfp = spec.get("podFailurePolicy")
+    if pfp is not None:
+        rules = pfp.get("rules") if isinstance(pfp, dict) else None
+        if not isinstance(rules, list):
+            causes.append(("spec.podFailurePolicy.rules", "Required value"))
+            rules = []
+        for i, rule in enumerate(rules):
+            at = f"spec.podFailurePolicy.rules[{i}]"
+            action = rule.get("action") if isinstance(rule, dict) else None
+            if action not in ("FailJob", "FailIndex", "Ignore", "Count"):
+                causes.append(
+                    (
+                        f"{at}.action",
+                        f'Unsupported value: "{action}": supported values: "Count", "FailIndex", "FailJob", "Ignore"',
+                    )
+                )
+            has_codes = isinstance(rule, dict) and rule.get("onExitCodes") is not None
+            has_conds = isinstance(rule, dict) and rule.get("onPodConditions") is not None
+            if has_codes == has_conds:
+                causes.append((at, "Invalid value: specifying one of OnExitCodes and OnPodConditions is required"))
+            if has_codes:
+                op = (rule["onExitCodes"] or {}).get("operator")
+                if op not in ("In", "NotIn"):
+                    causes.append(
+                        (f"{at}.onExitCodes.operator", f'Unsupported value: "{op}": supported values: "In", "NotIn"')
+                    )
+                if op == "In" and 0 in ((rule["onExitCodes"] or {}).get("values") or []):
+                    causes.append(
+                        (f"{at}.onExitCodes.values[0]", "Invalid value: 0: must not be 0 for the In operator")
+                    )
     if old is not None:
         ospec = old.get("spec") or {}
         if spec.get("selector") != ospec.get("selector"):
@@ -632,18 +669,40 @@ class Jobs(WorldBase):
         return term
 
     # -- the Job controller ---------------------------------------------------------------------
-    def _account(self, job_uid: str, pod: JSON) -> None:
-        """Count a finished (or deleted) pod of a Job once: succeeded, or failed."""
+    def _account(self, job_uid: str, pod: JSON, *, removed: bool = False) -> None:
+        """Count a finished (or deleted) pod of a Job once: succeeded, failed, or ignored (podFailurePolicy).
+
+        Without a podFailurePolicy a pod being deleted before it succeeded counts as failed at once;
+        with one, only once it has failed (or is removed), and the policy's rules decide.
+        """
         counted = self.job_counted.setdefault(job_uid, {})
         puid = pod["metadata"]["uid"]
         if puid in counted:
             return
+        job = self._job_by_uid(job_uid, pod["metadata"]["namespace"])
+        pfp = ((job or {}).get("spec") or {}).get("podFailurePolicy")
         phase = (pod.get("status") or {}).get("phase")
         if phase == "Succeeded":
             counted[puid] = "succeeded"
-        elif phase == "Failed" or pod["metadata"].get("deletionTimestamp"):
-            counted[puid] = "failed"
+            return
+        if phase != "Failed" and not (pod["metadata"].get("deletionTimestamp") and (pfp is None or removed)):
+            return
+        outcome = "failed"
+        if pfp is not None:
+            action, message = _match_policy(pfp, pod)
+            if action == "Ignore":
+                outcome = "ignored"
+            elif action == "FailJob":
+                self.job_failjob.setdefault(job_uid, message)
+        counted[puid] = outcome
+        if outcome == "failed":
             self.job_last_failure[job_uid] = time.time()
+
+    def _job_by_uid(self, uid: str, ns: str) -> JSON | None:
+        for j in self.store.objects(JOBS, ns):
+            if j["metadata"]["uid"] == uid:
+                return j
+        return None
 
     def _sync_jobs(self, now: float, pods_by_owner: dict[str, list[JSON]]) -> None:
         wake: list[float] = []
@@ -662,6 +721,7 @@ class Jobs(WorldBase):
             if uid not in live:
                 self.job_counted.pop(uid, None)
                 self.job_last_failure.pop(uid, None)
+                self.job_failjob.pop(uid, None)
         self.job_wake = min(wake) if wake else None
 
     def _sync_job(self, job: JSON, pods: list[JSON], now: float) -> float | None:
@@ -707,6 +767,8 @@ class Jobs(WorldBase):
             if p["metadata"].get("deletionTimestamp")
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
+        # podReplacementPolicy Failed: a terminating pod is replaced only once it has failed
+        blocking = len(terminating) if spec.get("podReplacementPolicy") == "Failed" else 0
         if "startTime" not in st and not spec.get("suspend"):
             st["startTime"] = rfc3339(now)
         start = parse_time(st["startTime"]) if "startTime" in st else now
@@ -736,7 +798,9 @@ class Jobs(WorldBase):
         success = next((c for c in conds if c["type"] == "SuccessCriteriaMet"), None)
         if target is None and success is None:
             reason = message = ""
-            if failed + restarts > limit:
+            if uid in self.job_failjob:
+                reason, message = "PodFailurePolicy", self.job_failjob[uid]
+            elif failed + restarts > limit:
                 reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
             elif ads is not None and now >= start + int(ads):
                 reason, message = "DeadlineExceeded", "Job was active longer than specified deadline"
@@ -769,7 +833,7 @@ class Jobs(WorldBase):
             st["completionTime"] = rfc3339(now)
             self.event(job, "Normal", "Completed", "Job completed", "job-controller", now)
         elif target is None and success is None and not spec.get("suspend"):
-            need = min(parallelism, completions - succeeded) - len(active)
+            need = min(parallelism, completions - succeeded) - len(active) - blocking
             if need > 0:
                 last = self.job_last_failure.get(uid)
                 delay = min(BACKOFF_BASE * 2 ** max(0, failed - 1), BACKOFF_MAX) if failed else 0.0
@@ -840,3 +904,33 @@ def job_of(pod: JSON) -> str | None:
 
 
 __all__ = ["JOBS", "EnvError", "Jobs", "is_job_pod", "job_causes", "normalise_secret", "prepare_job", "resolve_env"]
+
+
+def _match_policy(pfp: JSON, pod: JSON) -> tuple[str, str]:
+    """The action of the first podFailurePolicy rule a failed pod matches ("Count" when none does),
+    and the Job controller's message for it."""
+    ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    st = pod.get("status") or {}
+    for i, rule in enumerate(pfp.get("rules") or []):
+        action = str(rule.get("action", "Count"))
+        codes = rule.get("onExitCodes")
+        if codes is not None:
+            values = set(codes.get("values") or [])
+            for cs in st.get("containerStatuses") or []:
+                if codes.get("containerName") and cs.get("name") != codes["containerName"]:
+                    continue
+                term = (cs.get("state") or {}).get("terminated") or {}
+                code = term.get("exitCode")
+                if code is None or code == 0:
+                    continue
+                if (code in values) == (codes.get("operator") == "In"):
+                    return action, (
+                        f"Container {cs.get('name')} for pod {ns}/{name} failed with exit code {code} "
+                        f"matching {action} rule at index {i}"
+                    )
+        for pc in rule.get("onPodConditions") or []:
+            want = str(pc.get("status", "True"))
+            for c in st.get("conditions") or []:
+                if c.get("type") == pc.get("type") and str(c.get("status")) == want:
+                    return action, f"Pod {ns}/{name} has condition {pc.get('type')} matching {action} rule at index {i}"
+    return "Count", ""

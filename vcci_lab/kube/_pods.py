@@ -6,7 +6,9 @@ container filesystems and resource usage.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import subprocess
 
 from vcci_lab.kube import _logs
 from vcci_lab.kube._common import (
@@ -447,7 +449,7 @@ class Pods(Jobs):
             self.node_pods[node] = max(0, self.node_pods[node] - 1)
         job_uid = job_of(pod)
         if job_uid is not None:
-            self._account(job_uid, pod)
+            self._account(job_uid, pod, removed=True)
         if rt is not None and rt.local:
             self._forget_local(rt)
         self.store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -482,6 +484,9 @@ class Pods(Jobs):
                 )
             self._terminate_local(rt, float(g), now)
             if grace == 0:
+                if rt.proc is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        rt.proc.popen.wait(1)  # SIGKILLed: gone within milliseconds
                 self._finish_instance(rt)
                 upd["status"] = self._pod_status(upd, rt, now)
                 self._remove_pod(upd, rt)
