@@ -348,6 +348,12 @@ def test_processes_do_not_outlive_the_emulator(tmp_path: Path) -> None:
     try:
         r = own.api("POST", "/api/v1/namespaces", json={"metadata": {"name": JNS}})
         assert r.status_code == 201
+        r = own.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=_job("in-ns", SLEEPER))
+        assert r.status_code == 201
+        _, in_ns = _running_pid(own, "in-ns")
+        assert own.api("DELETE", f"/api/v1/namespaces/{JNS}").status_code == 200
+        _until("the namespace's process to stop", lambda: not _pid_alive(in_ns), timeout=15)
+        assert own.api("POST", "/api/v1/namespaces", json={"metadata": {"name": JNS}}).status_code == 201
         r = own.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=_job("forever", SLEEPER))
         assert r.status_code == 201
         _, pid = _running_pid(own, "forever")

@@ -209,6 +209,8 @@ class Pods(Jobs):
         if pod is None:
             rt.stage = "gone"
             self.runtimes.pop(rt.uid, None)
+            if rt.local:
+                self._forget_local(rt)
             return
         if rt.local:
             self._advance_local(rt, pod, now)

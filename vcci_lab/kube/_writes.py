@@ -446,7 +446,10 @@ class Writes(Reads):
                 for r in _discovery.RESOURCES:
                     if r.namespaced and r.stored:
                         for o in store.objects(r.key, name):
-                            store.delete(r.key, name, o["metadata"]["name"])
+                            if r.plural == "pods":
+                                world.terminate_pod(o, time.time(), grace=0)  # its processes stop too
+                            else:
+                                store.delete(r.key, name, o["metadata"]["name"])
             world.dirty = True
             store.changed.set()
         body_out = {
