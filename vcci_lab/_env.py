@@ -15,6 +15,14 @@ def lab_env(ctx: Ctx) -> dict[str, str]:
         base = f"{HOST}:{p['postgres']}/{fl.database}"
         env["DATABASE_URL"] = f"postgresql://{fl.diag_role}:{s['vcci_diag']}@{base}"
         env["VCCI_MITIGATION_DATABASE_URL"] = f"postgresql://{fl.mitigate_role}:{s['vcci_mitigate']}@{base}"
+        # One identity per action that needs more than the mitigation role (parameters/rbac/postgres.sql).
+        env["VCCI_MAINTAINER_DATABASE_URL"] = f"postgresql://{fl.maintainer_role}:{s['vcci_maintainer']}@{base}"
+        env["VCCI_INDEX_BUILDER_DATABASE_URL"] = (
+            f"postgresql://{fl.index_builder_role}:{s['vcci_index_builder']}@{base}"
+        )
+        env["VCCI_XACT_RESOLVER_DATABASE_URL"] = (
+            f"postgresql://{fl.xact_resolver_role}:{s['vcci_xact_resolver']}@{base}"
+        )
         env["VCCI_ADMIN_DATABASE_URL"] = f"postgresql://postgres:{s['postgres']}@{base}"
         # The application's own role (connection limit 20), for drills and tests that act as the app.
         env["VCCI_LAB_APP_DATABASE_URL"] = f"postgresql://{fl.app_role}:{s['vcci_app']}@{base}"

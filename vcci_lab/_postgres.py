@@ -29,12 +29,23 @@ from vcci_nb.errors import LabError
 log = logging.getLogger(__name__)
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+#: The product's least-privilege roles, loaded after the schema as on a platform (one file, not a copy).
+RBAC_SQL = Path(__file__).resolve().parent.parent / "parameters" / "rbac" / "postgres.sql"
 DATABASE = "vcci_production"
 #: The runbook's index as the template names it (a flavour may rename it).
 INDEX = "idx_emissions_tenant_date"
 MAX_CONNECTIONS = 50
 #: Roles that log in, with the password key each uses in the lab's state.
-LOGIN_ROLES = ("postgres", "vcci_app", "vcci_worker", "vcci_diag", "vcci_mitigate")
+LOGIN_ROLES = (
+    "postgres",
+    "vcci_app",
+    "vcci_worker",
+    "vcci_diag",
+    "vcci_mitigate",
+    "vcci_maintainer",
+    "vcci_index_builder",
+    "vcci_xact_resolver",
+)
 APP_CONNECTION_LIMIT = 20
 
 
@@ -116,7 +127,7 @@ def _template_key() -> str:
     version = subprocess.run(
         [_procs.find_binary("postgres"), "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    h = hashlib.sha256(SCHEMA_SQL.read_bytes() + version.encode() + b"v2")
+    h = hashlib.sha256(SCHEMA_SQL.read_bytes() + RBAC_SQL.read_bytes() + version.encode() + b"v2")
     return h.hexdigest()[:16]
 
 
@@ -217,12 +228,34 @@ def _build(data: Path, sock: Path, user: str | None, log_path: Path, progress: C
             None,
             "schema load",
         )
+        _run([psql, "-q", "-X", "-v", "ON_ERROR_STOP=1", *conn_args, *rbac_variables(), "-f", str(RBAC_SQL)],
+             None, "loading parameters/rbac/postgres.sql")  # fmt: skip
         with _connect_socket(sock, port) as conn:
             conn.execute("CHECKPOINT")
     finally:
         _procs.stop_group(proc.pid, None, sig=2, timeout=20)
         with contextlib.suppress(Exception):
             proc.wait(timeout=1)
+
+
+def rbac_variables(flavour: Flavour = DEFAULT) -> list[str]:
+    """psql ``-v`` options naming the roles for ``parameters/rbac/postgres.sql``.
+
+    The template is built under the default flavour's names (another flavour renames its copy).
+    The diagnostics role keeps its session defaults off in the lab: the least-privilege tests show
+    each write refused for want of privilege, which a read-only transaction would hide.
+    """
+    names = {
+        "owner_role": flavour.owner_role,
+        "xact_roles": f"{flavour.app_role},{flavour.worker_role}",
+        "diag_role": flavour.diag_role,
+        "mitigate_role": flavour.mitigate_role,
+        "maintainer_role": flavour.maintainer_role,
+        "index_builder_role": flavour.index_builder_role,
+        "xact_resolver_role": flavour.xact_resolver_role,
+        "diag_session_defaults": "off",
+    }
+    return [opt for k, v in names.items() for opt in ("-v", f"{k}={v}")]
 
 
 def prepare_data(pg_root: Path, log_path: Path, progress: Callable[[str], None]) -> Path:

@@ -59,6 +59,9 @@ class Flavour:
     worker_role: str
     diag_role: str
     mitigate_role: str
+    maintainer_role: str  # VACUUM (ANALYZE) only
+    index_builder_role: str  # CREATE INDEX CONCURRENTLY only
+    xact_resolver_role: str  # ROLLBACK PREPARED only
     app_name: str  # application_name of the API's connections
     worker_app_name: str
     index_name: str  # the runbook's (tenant_id, calculated_at) index on emissions
@@ -82,6 +85,9 @@ class Flavour:
             "vcci_worker": self.worker_role,
             "vcci_diag": self.diag_role,
             "vcci_mitigate": self.mitigate_role,
+            "vcci_maintainer": self.maintainer_role,
+            "vcci_index_builder": self.index_builder_role,
+            "vcci_xact_resolver": self.xact_resolver_role,
         }.get(default_role, default_role)
 
     def to_dict(self) -> dict[str, str]:
@@ -124,6 +130,9 @@ DEFAULT = Flavour(
     worker_role="vcci_worker",
     diag_role="vcci_diag",
     mitigate_role="vcci_mitigate",
+    maintainer_role="vcci_maintainer",
+    index_builder_role="vcci_index_builder",
+    xact_resolver_role="vcci_xact_resolver",
     app_name="vcci-api",
     worker_app_name="vcci-worker",
     index_name="idx_emissions_tenant_date",
@@ -168,6 +177,9 @@ OTHER = Flavour(
     worker_role="books_jobs",
     diag_role="books_observer",
     mitigate_role="books_operator",
+    maintainer_role="books_housekeeper",
+    index_builder_role="books_indexer",
+    xact_resolver_role="books_settler",
     app_name="ledger-frontend-svc",
     worker_app_name="ledger-queue-svc",
     index_name="ix_emissions_customer_period",

@@ -5,26 +5,8 @@ CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 CREATE ROLE vcci_owner NOLOGIN;
 CREATE ROLE vcci_app LOGIN CONNECTION LIMIT 20;
 CREATE ROLE vcci_worker LOGIN CONNECTION LIMIT 10;
-CREATE ROLE vcci_diag LOGIN;
-GRANT pg_monitor TO vcci_diag;
-CREATE ROLE vcci_mitigate LOGIN;
-GRANT pg_signal_backend TO vcci_mitigate;
-GRANT vcci_owner TO vcci_mitigate;
--- ROLLBACK PREPARED is allowed to the role that prepared the transaction (or a superuser): membership
--- lets the mitigation role SET ROLE to the application's roles for exactly that.
-GRANT vcci_app, vcci_worker TO vcci_mitigate;
--- As parameters/rbac/postgres.sql: see other roles' session state and age (pg_stat_activity),
--- reload after ALTER SYSTEM, and read back what postgresql.auto.conf now says.
-GRANT pg_read_all_stats TO vcci_mitigate;
-GRANT EXECUTE ON FUNCTION pg_reload_conf() TO vcci_mitigate;
-GRANT SELECT ON pg_file_settings TO vcci_mitigate;
-GRANT EXECUTE ON FUNCTION pg_show_all_file_settings() TO vcci_mitigate;
--- PostgreSQL 15+: let the mitigation role raise max_connections (seed 4.1) without being superuser.
-DO $$ BEGIN
-    IF current_setting('server_version_num')::int >= 150000 THEN
-        EXECUTE 'GRANT ALTER SYSTEM ON PARAMETER max_connections TO vcci_mitigate';
-    END IF;
-END $$;
+-- The diagnostics and mitigation identities are not created here: the lab loads
+-- parameters/rbac/postgres.sql after this file, as a platform would (vcci_lab/_postgres.py).
 
 ALTER SCHEMA public OWNER TO vcci_owner;
 SET ROLE vcci_owner;
@@ -111,28 +93,7 @@ SELECT app, name, applied FROM (VALUES
 COMMIT;
 RESET ROLE;
 
-GRANT USAGE ON SCHEMA public TO vcci_app, vcci_worker, vcci_diag, vcci_mitigate;
+GRANT USAGE ON SCHEMA public TO vcci_app, vcci_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO vcci_app, vcci_worker;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO vcci_app, vcci_worker;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO vcci_diag;
 ANALYZE;
-
--- Dropping a replication slot needs REPLICATION or superuser; the mitigation role gets this one
--- function instead (SECURITY DEFINER, inactive slots only), as parameters/rbac/postgres.sql does.
-CREATE SCHEMA IF NOT EXISTS vcci_ops;
-CREATE OR REPLACE FUNCTION vcci_ops.drop_inactive_replication_slot(slot name) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = slot) THEN
-    RAISE EXCEPTION 'no replication slot %', slot USING ERRCODE = 'undefined_object';
-  END IF;
-  IF EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = slot AND active) THEN
-    RAISE EXCEPTION 'replication slot % is active: stop its consumer first', slot USING ERRCODE = 'object_in_use';
-  END IF;
-  PERFORM pg_drop_replication_slot(slot);
-  RETURN true;
-END
-$$;
-REVOKE ALL ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) FROM PUBLIC;
-GRANT USAGE ON SCHEMA vcci_ops TO vcci_mitigate;
-GRANT EXECUTE ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) TO vcci_mitigate;

@@ -2,6 +2,11 @@
 
 Each write the actions make is tried directly as the read-only identity, and one action of each
 system is run through the gateway with it: the refusal lands in the incident record.
+
+The PostgreSQL mitigation role (vcci_mitigate, parameters/rbac/postgres.sql as the lab loads it)
+terminates sessions and sets max_connections, and PostgreSQL refuses it the data and the schema;
+the actions that need more run as their own identities (tests/actions/test_postgres.py and
+test_pg_depth.py check each one's audit entry names it).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import pytest
 import redis
 import yaml
 
-from vcci_nb.actions import ActionRefused, ClearCachePattern, TerminateSessions, run
+from vcci_nb.actions import ActionRefused, ClearCachePattern, TerminateSessions, VacuumAnalyze, run
 from vcci_nb.record import IncidentRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +71,70 @@ def test_terminate_through_the_gateway_as_diag_is_refused_and_audited(
     entry = record.data["actions"][-1]
     assert entry["result"] == "refused" and entry["identity"].startswith("postgres:vcci_diag")
     assert "use the mitigation one" in entry["message"]
+
+
+#: What the mitigation role must never do: change or read the data, change the schema, or become a
+#: role that may. Each runs in a transaction that is rolled back, so that on grants that wrongly
+#: allowed it (the owner's membership, as before issue 16) the test fails without harming the lab.
+MITIGATION_REFUSED = [
+    "DELETE FROM emissions WHERE id = -1",
+    "TRUNCATE emissions",
+    "DROP TABLE emissions",
+    "CREATE TABLE lp_mitigate (x int)",
+    "ALTER TABLE emissions ADD COLUMN lp_x int",
+    "ALTER TABLE emissions SET (autovacuum_enabled = false)",
+    "UPDATE tenants SET plan = plan WHERE id = 1",
+    "INSERT INTO tenants (slug, name, plan, created_at) VALUES ('lp-test', 'x', 'free', now())",
+    "SELECT count(*) FROM emissions",
+    "CREATE INDEX idx_lp_mitigate ON emissions (supplier_id)",
+    "SET ROLE vcci_owner",
+    "SET ROLE vcci_app",
+    "GRANT vcci_owner TO vcci_mitigate",
+]
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("statement", MITIGATION_REFUSED)
+def test_postgres_mitigation_role_is_refused_the_data_and_the_schema(lab_env: dict[str, str], statement: str) -> None:
+    with psycopg.connect(lab_env["VCCI_MITIGATION_DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("vcci_mitigate",)
+        try:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+                conn.execute(statement)  # type: ignore[arg-type]
+        finally:
+            conn.rollback()
+    assert refused.value.sqlstate == "42501"
+
+
+@pytest.mark.lab
+def test_postgres_mitigation_role_may_not_vacuum_and_the_action_says_whose_job_it_is(
+    lab_env: dict[str, str], record: IncidentRecord
+) -> None:
+    with pytest.raises(ActionRefused, match=r"may not vacuum 'tenants'.*connections\.postgres_maintainer"):
+        run(VacuumAnalyze("tenants", url=lab_env["VCCI_MITIGATION_DATABASE_URL"]), record.id)
+    assert record.data["actions"][-1]["result"] == "refused"
+
+
+@pytest.mark.lab
+def test_postgres_mitigation_role_terminates_and_reads_back_settings(
+    lab_env: dict[str, str], record: IncidentRecord
+) -> None:
+    """What it may do, end to end as that role (the other identities: test_postgres, test_pg_depth)."""
+    with psycopg.connect(lab_env["VCCI_LAB_APP_DATABASE_URL"], autocommit=True, application_name="lp-victim") as v:
+        victim = v.info.backend_pid
+        out = run(
+            TerminateSessions(state="idle", min_age_s=0, application="lp-victim"),
+            record.id,
+            dry_run=False,
+            confirm=record.id,
+        )
+        assert out.status == "succeeded", out.message
+        assert out.entry["identity"].startswith("postgres:vcci_mitigate@") and out.result["terminated"] == [victim]
+    with psycopg.connect(lab_env["VCCI_MITIGATION_DATABASE_URL"], autocommit=True) as conn:
+        # ALTER SYSTEM on max_connections only, and read back what the files say.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("ALTER SYSTEM SET work_mem = '1GB'")
+        assert conn.execute("SELECT count(*) FROM pg_file_settings").fetchone()[0] > 0  # type: ignore[index]
 
 
 REDIS_WRITES: list[tuple[str, ...]] = [

@@ -76,7 +76,7 @@ def test_lock_chain_behind_a_prepared_transaction_names_the_gid_and_rolls_it_bac
         done = run(rollback_prepared(gid), record.id, dry_run=False, confirm=record.id)
         assert done.status == "succeeded", done.message
         assert _sql(lab_env, "SELECT count(*) FROM pg_prepared_xacts") == 0
-        assert done.entry["identity"].startswith("postgres:vcci_mitigate")
+        assert done.entry["identity"].startswith("postgres:vcci_xact_resolver")
         with pytest.raises(ActionRefused, match="no prepared transaction"):
             run(rollback_prepared(gid), record.id)
     assert [e["result"] for e in record.data["actions"]] == ["planned", "refused", "succeeded", "refused"]

@@ -241,8 +241,10 @@ def test_create_index_after_slow_queries_makes_the_seq_scan_go_away(
         assert any("Seq Scan" in line for line in dry.plan.details["explain_before"])  # type: ignore[union-attr]
         assert _index_valid(lab_env, "idx_emissions_tenant_date") is None
 
+        assert "as vcci_index_builder (connections.postgres_index_builder)" in dry.plan.summary  # type: ignore[union-attr]
         out = run(emissions_tenant_date_index(), record.id, dry_run=False, confirm=record.id)
         assert out.status == "succeeded", out.message
+        assert out.entry["identity"].startswith("postgres:vcci_index_builder@")
         assert _index_valid(lab_env, "idx_emissions_tenant_date") is True
         checks = {c.name: c for c in out.verification.checks}  # type: ignore[union-attr]
         assert checks["probe query uses the index"].ok
@@ -290,16 +292,14 @@ def test_max_connections_is_written_and_reported_pending_restart(
 
     with _admin(lab_env) as su:
         current = int(su.execute("SHOW max_connections").fetchone()[0])  # type: ignore[index]
-        # parameters/rbac/postgres.sql grants these; the lab's schema does not (yet).
-        su.execute("GRANT EXECUTE ON FUNCTION pg_reload_conf() TO vcci_mitigate")
-        su.execute("GRANT SELECT ON pg_file_settings TO vcci_mitigate")
-        su.execute("GRANT EXECUTE ON FUNCTION pg_show_all_file_settings() TO vcci_mitigate")
+        # The lab loads parameters/rbac/postgres.sql: the mitigation role's grants are those.
         try:
             dry = run(SetMaxConnections(current + 50), record.id)
             assert any("restart" in w for w in dry.plan.warnings)  # type: ignore[union-attr]
             assert auto_conf_value(su) is None
             out = run(SetMaxConnections(current + 50), record.id, dry_run=False, confirm=record.id)
             assert out.status == "succeeded", out.message
+            assert out.entry["identity"].startswith("postgres:vcci_mitigate@")
             assert auto_conf_value(su) == str(current + 50)
             checks = {c.name: c for c in out.verification.checks}  # type: ignore[union-attr]
             assert checks["written to postgresql.auto.conf"].ok
@@ -321,8 +321,10 @@ def test_vacuum_analyze_one_table(lab_env: dict[str, str], record: IncidentRecor
     dry = run(VacuumAnalyze("tenants"), record.id)
     assert dry.status == "planned" and dry.plan.changes[0]["table"] == "public.tenants"  # type: ignore[union-attr]
     assert last_vacuum() == before
+    assert "as vcci_maintainer (connections.postgres_maintainer)" in dry.plan.summary  # type: ignore[union-attr]
     out = run(VacuumAnalyze("tenants"), record.id, dry_run=False, confirm=record.id)
     assert out.status == "succeeded", out.message
+    assert out.entry["identity"].startswith("postgres:vcci_maintainer@")  # its own identity, not the mitigation role
     assert last_vacuum() != before
     with pytest.raises(ActionRefused, match="plain SQL identifier"):
         run(VacuumAnalyze("tenants; DROP TABLE tenants"), record.id)
@@ -338,8 +340,9 @@ def test_create_index_waits_for_older_transactions_only_as_long_as_allowed(
         su.execute("CREATE TABLE actions_test_wait (x int)")
         su.execute("INSERT INTO actions_test_wait SELECT g FROM generate_series(1, 100) g")
         su.execute("ALTER TABLE actions_test_wait OWNER TO vcci_owner")
+        su.execute("GRANT SELECT ON actions_test_wait TO vcci_app")  # the holder is an application session
     # In the same database: a concurrent build waits only for its own database's transactions.
-    holder = psycopg.connect(lab_env["VCCI_MITIGATION_DATABASE_URL"], application_name="actions-test-holder")
+    holder = psycopg.connect(lab_env["VCCI_LAB_APP_DATABASE_URL"], application_name="actions-test-holder")
     try:
         # An open REPEATABLE READ transaction keeps its snapshot (xmin) between statements, as a
         # long report query would; a READ COMMITTED one idle between statements would not block.

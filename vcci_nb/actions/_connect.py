@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcci_nb.config import Profile, load_profile, register_url_secrets
+from vcci_nb.config import Profile, env_secret, load_profile, register_url_secrets
 from vcci_nb.errors import ConfigError
 from vcci_nb.redact import redact_url
 
@@ -24,17 +24,49 @@ def _profile(profile: Profile | str | None) -> Profile:
     return load_profile(profile)
 
 
-def postgres_url(url: str | None = None, profile: Profile | str | None = None) -> str:
-    """The mitigation database URL: ``url``, else the profile's ``connections.postgres_mitigation``."""
+#: The PostgreSQL identities of the actions: profile connection -> (default variable, role, what it may do).
+#: The mitigation role terminates sessions and raises ``max_connections``, and nothing else; each
+#: action that needs more has its own identity for that one action (``parameters/rbac/postgres.sql``).
+POSTGRES_IDENTITIES: dict[str, tuple[str, str, str]] = {
+    "postgres_mitigation": (
+        "VCCI_MITIGATION_DATABASE_URL",
+        "vcci_mitigate",
+        "terminate sessions, ALTER SYSTEM SET max_connections",
+    ),
+    "postgres_maintainer": ("VCCI_MAINTAINER_DATABASE_URL", "vcci_maintainer", "VACUUM (ANALYZE)"),
+    "postgres_index_builder": (
+        "VCCI_INDEX_BUILDER_DATABASE_URL",
+        "vcci_index_builder",
+        "CREATE INDEX CONCURRENTLY",
+    ),
+    "postgres_xact_resolver": (
+        "VCCI_XACT_RESOLVER_DATABASE_URL",
+        "vcci_xact_resolver",
+        "ROLLBACK PREPARED / COMMIT PREPARED",
+    ),
+}
+
+
+def postgres_url(
+    url: str | None = None, profile: Profile | str | None = None, *, connection: str = "postgres_mitigation"
+) -> str:
+    """An action's database URL: ``url``, else the profile's ``connections.<connection>``.
+
+    ``connection`` names the action's identity (:data:`POSTGRES_IDENTITIES`); there is no fallback
+    to another identity, so a missing one is a clear error rather than a different role.
+    """
     if url:
         register_url_secrets(url)
         return url
     prof = _profile(profile)
-    found = prof.connection_url("postgres_mitigation")
+    default_var, role, what = POSTGRES_IDENTITIES.get(connection, ("VCCI_MITIGATION_DATABASE_URL", "?", "?"))
+    # A profile that does not name this connection reads the identity's usual variable.
+    found = prof.connection_url(connection) if prof.connection_env(connection) else env_secret(default_var)
     if not found:
-        var = prof.connection_env("postgres_mitigation").get("url_env", "VCCI_MITIGATION_DATABASE_URL")
+        var = prof.connection_env(connection).get("url_env", default_var)
         raise ConfigError(
-            f"no mitigation database URL: set {var} to a URL for the mitigation role "
+            f"no database URL for the {connection} identity ({role} in parameters/rbac/postgres.sql: {what}): "
+            f"set {var}, or connections.{connection}.url_env in profile {prof.name!r} "
             '(in the lab: eval "$(vcci-nb lab env)").'
         )
     return found

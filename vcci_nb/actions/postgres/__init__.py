@@ -12,8 +12,11 @@
   :func:`emissions_tenant_date_index`); checks ``indisvalid`` afterwards and drops an invalid
   leftover of a failed build, reporting it.
 
-All of them connect with the mitigation role (``VCCI_MITIGATION_DATABASE_URL``, ``vcci_mitigate``:
-``pg_signal_backend``, member of the table owner, ``ALTER SYSTEM`` on ``max_connections``).
+Each connects with its own identity of the profile (``_connect.POSTGRES_IDENTITIES``,
+``parameters/rbac/postgres.sql``) and its plan names it: the mitigation role ``vcci_mitigate``
+(``VCCI_MITIGATION_DATABASE_URL``: terminate, ``max_connections``, the inactive-slot drop) for most;
+``vcci_maintainer`` for VACUUM, ``vcci_index_builder`` for CREATE INDEX CONCURRENTLY and
+``vcci_xact_resolver`` for ROLLBACK PREPARED, each used for that one action only.
 """
 
 from vcci_nb.actions.postgres._base import _ident, _PostgresAction

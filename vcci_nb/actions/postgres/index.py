@@ -9,6 +9,7 @@ from vcci_nb.actions._model import Plan, Verification
 from vcci_nb.actions.postgres._base import _ident, _PostgresAction
 from vcci_nb.config import Profile, load_profile
 from vcci_nb.errors import ActionRefused, ConfigError
+from vcci_nb.redact import redact
 
 
 class CreateIndex(_PostgresAction):
@@ -29,6 +30,8 @@ class CreateIndex(_PostgresAction):
     """
 
     name = "postgres.create_index"
+    #: Its own identity: CREATE INDEX needs the table's owner, which the mitigation role is not.
+    connection = "postgres_index_builder"
 
     def __init__(
         self,
@@ -119,13 +122,20 @@ class CreateIndex(_PostgresAction):
             noop = True
         elif found is not None:
             warnings.insert(0, f"an INVALID index {self.index_name} exists (a failed build); it will be dropped first")
+        # Other roles' transactions are visible with pg_read_all_stats, else through the diagnostics identity.
+        reader = self.reader
+        own = self._own_pids()
         older = self.rows(
             "SELECT pid, usename AS user, application_name AS application, "
             "round(extract(epoch FROM now() - xact_start))::int AS xact_age_s, left(query, 120) AS query "
-            "FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() "
+            "FROM pg_stat_activity WHERE xact_start IS NOT NULL AND NOT (pid = ANY(%s)) "
             "AND datname = current_database() "
-            "AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) ORDER BY xact_start LIMIT 10"
+            "AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) ORDER BY xact_start LIMIT 10",
+            (own,),
+            conn=reader,
         )
+        for t in older:
+            t["query"] = redact(str(t["query"] or ""))
         if older and not noop:
             warnings.insert(
                 0,
@@ -135,10 +145,11 @@ class CreateIndex(_PostgresAction):
             )
         est = self.scalar("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", (self.table,))
         statement = self._statement().as_string(self.conn)
+        identity = self.identity_note()
         return Plan(
             action=self.name,
             target=self.target,
-            summary=(f"index {self.index_name} already exists and is valid" if noop else statement),
+            summary=(f"index {self.index_name} already exists and is valid" if noop else statement) + f", {identity}",
             changes=[{"statement": statement, "table_rows_estimate": est}],
             warnings=warnings,
             noop=noop,
@@ -146,6 +157,7 @@ class CreateIndex(_PostgresAction):
                 "explain_before": self._explain(),
                 "invalid_leftover": found is not None and not found["valid"],
                 "older_transactions": older,
+                "identity": identity,
             },
         )
 

@@ -16,13 +16,16 @@ class FinishPrepared(_PostgresAction):
     A prepared transaction has no backend, so ``pg_terminate_backend`` cannot end it and
     ``pg_blocking_pids`` shows its waiters blocked by PID 0. PostgreSQL lets only the role that
     prepared it, or a superuser, finish it: the action does ``SET ROLE <owner>`` for exactly this
-    statement (the mitigation role is a member of the application roles; ``parameters/rbac``), and
+    statement. It runs as its own identity, ``connections.postgres_xact_resolver``
+    (``vcci_xact_resolver``, a member of the roles that prepare transactions and nothing else;
+    ``parameters/rbac/postgres.sql``), never as the mitigation role, and
     refuses with what to grant when it is not. The plan lists the transaction's owner, database, age
     and locks, and the sessions waiting on it; the verification checks the gid is gone and nobody
     waits on it any more.
     """
 
     name = "postgres.rollback_prepared"
+    connection = "postgres_xact_resolver"
 
     def __init__(
         self, gid: str, *, commit: bool = False, url: str | None = None, profile: Profile | str | None = None
@@ -67,13 +70,14 @@ class FinishPrepared(_PostgresAction):
             raise ActionRefused(f"no prepared transaction with gid {self.gid!r} (pg_prepared_xacts); nothing to finish")
         if not row["same_database"]:
             raise ActionRefused(
-                f"prepared transaction {self.gid!r} belongs to database {row['database']!r}; connect the mitigation "
-                "URL to that database to finish it"
+                f"prepared transaction {self.gid!r} belongs to database {row['database']!r}; connect the "
+                "xact resolver's URL (connections.postgres_xact_resolver) to that database to finish it"
             )
         if not row["may_set_role"]:
             raise ActionRefused(
                 f"only {row['owner']} (who prepared {self.gid!r}) or a superuser may finish it, and this role is not a "
-                f"member of {row['owner']}: GRANT {row['owner']} TO the mitigation role (parameters/rbac/postgres.sql)"
+                f"member of {row['owner']}: GRANT {row['owner']} TO the xact resolver identity (the xact_roles "
+                "variable of parameters/rbac/postgres.sql)"
             )
         warnings = [
             "ROLLBACK PREPARED discards the transaction's changes; make sure its coordinator (the application "
@@ -82,11 +86,12 @@ class FinishPrepared(_PostgresAction):
             else "COMMIT PREPARED makes the transaction's changes permanent; do it only when its coordinator "
             "decided to commit"
         ]
+        identity = self.identity_note()
         return Plan(
             action=self.name,
             target=self.target,
             summary=f"{verb} {self.gid!r} (owner {row['owner']}, prepared {row['age_s']:.0f} s ago, "
-            f"{row['locks_held']} locks, {row['sessions_waiting']} sessions waiting)",
+            f"{row['locks_held']} locks, {row['sessions_waiting']} sessions waiting), {identity}",
             changes=[
                 {
                     "gid": row["gid"],
@@ -101,7 +106,7 @@ class FinishPrepared(_PostgresAction):
             ],
             warnings=warnings,
             destructive=not self.commit,
-            details={"owner": row["owner"], "xid": row["xid"]},
+            details={"owner": row["owner"], "xid": row["xid"], "identity": identity},
         )
 
     def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from vcci_nb.actions._connect import pg_connect
 from vcci_nb.actions._model import Plan, Verification, real_number, whole_number
 from vcci_nb.actions.postgres._base import _STATES, _PostgresAction
 from vcci_nb.config import Profile
@@ -48,7 +47,6 @@ class TerminateSessions(_PostgresAction):
     """
 
     name = "postgres.terminate"
-    _reader: Any = None
 
     def __init__(
         self,
@@ -102,36 +100,6 @@ class TerminateSessions(_PostgresAction):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or "\x00" in value):
                 raise ActionRefused(f"{name}={value!r} is not a name")
-
-    @property
-    def reader(self) -> Any:
-        """A connection that can see every session's state and query.
-
-        Seeing other roles' ``state``, ``query_start`` and ``query`` needs ``pg_read_all_stats``
-        (``pg_signal_backend`` alone shows them as NULL). When the mitigation role lacks it, plans
-        and re-checks read through the diagnostics identity (``DATABASE_URL``, ``pg_monitor``);
-        only ``pg_terminate_backend`` itself uses the mitigation role.
-        """
-        if self.scalar("SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"):
-            return self.conn
-        if self._reader is None or self._reader.closed:
-            from vcci_nb.config import load_profile
-
-            prof = self._profile if isinstance(self._profile, Profile) else load_profile(self._profile)
-            url = prof.connection_url("postgres")
-            if not url:
-                raise ActionRefused(
-                    "the mitigation role cannot see other sessions' state (it lacks pg_read_all_stats) and no "
-                    "diagnostics URL is set: GRANT pg_read_all_stats TO the mitigation role, or set DATABASE_URL"
-                )
-            self._reader = pg_connect(url)
-        return self._reader
-
-    def _own_pids(self) -> list[int]:
-        pids = [int(self.conn.info.backend_pid)]
-        if self._reader is not None and not self._reader.closed:
-            pids.append(int(self._reader.info.backend_pid))
-        return pids
 
     @staticmethod
     def _protection(row: dict[str, Any]) -> str | None:

@@ -12,9 +12,17 @@ from vcci_nb.errors import ActionRefused
 
 
 class VacuumAnalyze(_PostgresAction):
-    """``VACUUM (ANALYZE)`` of one table, or of every table the role may vacuum (seed 4.1, bloat)."""
+    """``VACUUM (ANALYZE)`` of one table, or of every table the role may vacuum (seed 4.1, bloat).
+
+    Runs as its own identity, ``connections.postgres_maintainer`` (``vcci_maintainer``): before
+    PostgreSQL 17 only a table's owner (or the database's owner, or a superuser) may VACUUM it, and
+    VACUUM cannot run in a function or transaction, so no narrow grant exists; from 17 on the role
+    gets the MAINTAIN privilege instead of the owner's membership (``parameters/rbac/postgres.sql``).
+    Re-enabling autovacuum (``ALTER TABLE … RESET``) still needs the owner.
+    """
 
     name = "postgres.vacuum_analyze"
+    connection = "postgres_maintainer"
 
     def __init__(
         self,
@@ -42,11 +50,17 @@ class VacuumAnalyze(_PostgresAction):
             _ident(self.table, "table")
 
     def _tables(self) -> list[dict[str, Any]]:
+        # MAINTAIN (PostgreSQL 17+) lets a role that owns nothing VACUUM and ANALYZE a table.
+        maintain = int(self.scalar("SELECT current_setting('server_version_num')::int")) >= 170000
+        may = "has_table_privilege(c.oid, 'MAINTAIN')" if maintain else "false"
         rows = self.rows(
             """
             SELECT s.schemaname AS schema, s.relname AS table, s.n_live_tup AS live_rows,
                    s.n_dead_tup AS dead_rows, s.last_vacuum, s.last_autovacuum, s.last_analyze,
-                   pg_has_role(c.relowner, 'USAGE') AS may_vacuum, s.relid, age(c.relfrozenxid)::bigint AS xid_age,
+                   pg_has_role(c.relowner, 'USAGE') AS owns,
+                   pg_has_role(c.relowner, 'USAGE') OR """
+            + may
+            + """ AS may_vacuum, s.relid, age(c.relfrozenxid)::bigint AS xid_age,
                    coalesce((SELECT o.option_value::bool FROM pg_options_to_table(c.reloptions) o
                               WHERE o.option_name = 'autovacuum_enabled'), true) AS autovacuum_enabled
             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
@@ -63,13 +77,17 @@ class VacuumAnalyze(_PostgresAction):
             raise ActionRefused(f"no table {self.table!r} in this database; check the name with \\dt")
         targets = [r for r in rows if r["may_vacuum"]]
         skipped = [
-            {"table": f"{r['schema']}.{r['table']}", "reason": "not owned by this role (VACUUM would skip it)"}
+            {
+                "table": f"{r['schema']}.{r['table']}",
+                "reason": "neither owned by this role nor granted MAINTAIN (VACUUM would skip it)",
+            }
             for r in rows
             if not r["may_vacuum"]
         ]
         if self.table is not None and not targets:
             raise ActionRefused(
-                f"this role does not own {self.table!r}, so VACUUM would skip it; use the mitigation role"
+                f"this role may not vacuum {self.table!r} (VACUUM would skip it); use the maintainer identity "
+                "(connections.postgres_maintainer, parameters/rbac/postgres.sql)"
             )
         changes = [
             {
@@ -86,19 +104,31 @@ class VacuumAnalyze(_PostgresAction):
             for r in targets
         ]
         verb = "VACUUM (FREEZE, ANALYZE)" if self.freeze else "VACUUM (ANALYZE)"
-        reenable = [
-            [r["schema"], r["table"]] for r in targets if self.enable_autovacuum and not r["autovacuum_enabled"]
-        ]
+        disabled = [r for r in targets if self.enable_autovacuum and not r["autovacuum_enabled"]]
+        reenable = [[r["schema"], r["table"]] for r in disabled if r["owns"]]
+        warnings = ["VACUUM reads whole tables: expect extra I/O while it runs (it does not block reads or writes)"]
+        not_owned = [f"{r['schema']}.{r['table']}" for r in disabled if not r["owns"]]
+        if not_owned:
+            warnings.append(
+                f"autovacuum stays disabled on {', '.join(not_owned)}: re-enabling it (ALTER TABLE … RESET "
+                "(autovacuum_enabled)) needs the table's owner, which this identity is not"
+            )
+        identity = self.identity_note()
         return Plan(
             action=self.name,
             target=self.target,
             summary=f"{verb} {len(targets)} table(s)"
-            + (f"; re-enable autovacuum on {', '.join('.'.join(t) for t in reenable)}" if reenable else ""),
+            + (f"; re-enable autovacuum on {', '.join('.'.join(t) for t in reenable)}" if reenable else "")
+            + f", {identity}",
             changes=changes,
             skipped=skipped,
             noop=not targets,
-            warnings=["VACUUM reads whole tables: expect extra I/O while it runs (it does not block reads or writes)"],
-            details={"tables": [[r["schema"], r["table"]] for r in targets], "reenable": reenable},
+            warnings=warnings,
+            details={
+                "tables": [[r["schema"], r["table"]] for r in targets],
+                "reenable": reenable,
+                "identity": identity,
+            },
         )
 
     def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:
