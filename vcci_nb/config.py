@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from vcci_nb import runenv
 from vcci_nb.errors import ConfigError
 from vcci_nb.policy import ALERT_LEVELS, CADENCE_MINUTES, DEFAULT_ALERT_LEVEL, INITIAL_UPDATE_MINUTES, SEVERITIES
 from vcci_nb.redact import register_secret
@@ -29,9 +30,9 @@ from vcci_nb.redact import register_secret
 
 #: Where profiles and the other YAML files live; ``VCCI_NB_PARAMETERS`` overrides it.
 def parameters_dir() -> Path:
-    env = os.environ.get("VCCI_NB_PARAMETERS")
+    env = runenv.current().parameters
     if env:
-        return Path(env)
+        return env
     return Path(__file__).resolve().parent.parent / "parameters"
 
 
@@ -366,10 +367,10 @@ def adopt_lab_env() -> list[str]:
     kernel started before the lab was ready finds its connections on the next cell. Returns the
     names it set.
     """
-    lab_dir = os.environ.get("VCCI_NB_LAB_DIR")
+    lab_dir = runenv.current().lab_dir
     if not lab_dir:
         return []
-    path = Path(lab_dir) / "env.sh"
+    path = lab_dir / "env.sh"
     try:
         text = path.read_text()
     except OSError:
@@ -398,7 +399,7 @@ def load_profile(name: str | None = None) -> Profile:
     With ``VCCI_NB_LAB_DIR`` set, the running lab's variables are adopted first (:func:`adopt_lab_env`).
     """
     adopt_lab_env()
-    name = name or os.environ.get("VCCI_NB_PROFILE") or "lab"
+    name = name or runenv.current().profile or "lab"
     seen: list[str] = []
     data: dict[str, Any] = {}
     current: str | None = name

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from vcci_nb import runenv
 from vcci_nb.redact import redact
 
 Status = Literal["ok", "unavailable", "forbidden", "timeout", "error"]
@@ -200,10 +201,8 @@ class EvidenceStore:
 
     @classmethod
     def from_env(cls) -> EvidenceStore:
-        return cls(
-            save_to=os.environ.get("VCCI_NB_EVIDENCE_DIR") or None,
-            replay_from=os.environ.get("VCCI_NB_EVIDENCE_FROM") or None,
-        )
+        env = runenv.current()
+        return cls(save_to=env.evidence_dir, replay_from=str(env.evidence_from) if env.evidence_from else None)
 
     def gather(self, name: str, fn: Callable[[], Evidence]) -> Evidence:
         if self.replay_from is not None:

@@ -36,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from vcci_nb import runenv
 from vcci_nb.analysis.compare import compare_panels
 from vcci_nb.analysis.model import Finding
 from vcci_nb.analysis.scenarios import SCENARIOS, ScenarioCheck, scenario_check
@@ -274,7 +275,7 @@ def setup(
     last hour. Thresholds passed as keywords override the profile's; ``None`` keeps the profile's.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    incident = (incident_id or os.environ.get("VCCI_NB_INCIDENT_ID") or "").strip()
+    incident = (incident_id or runenv.current().incident_id or "").strip()
     if incident and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", incident):
         raise ParameterError(f"incident_id={incident!r} is not an incident ID; use the form INC-20260106-001.")
     profile = load_profile(environment or None)

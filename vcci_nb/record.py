@@ -41,6 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from vcci_nb import runenv
 from vcci_nb.errors import RecordError
 from vcci_nb.policy import SEVERITIES, iso, parse_time
 from vcci_nb.redact import redact
@@ -78,9 +79,9 @@ def outputs_dir() -> Path:
     papermill wherever it was called): every run of one checkout finds the same records. Only an
     installation without a checkout (a wheel in site-packages) falls back to ``./outputs``.
     """
-    env = os.environ.get("VCCI_NB_OUTPUTS")
+    env = runenv.current().outputs
     if env:
-        return Path(env)
+        return env
     root = project_dir()
     return root / "outputs" if root is not None else Path("outputs").resolve()
 
@@ -92,7 +93,7 @@ def utc_iso(at: datetime | str | None = None) -> str:
 
 def default_actor() -> str:
     """Who is acting: ``$VCCI_NB_ACTOR``, else the login name (a timeline entry always has one)."""
-    actor = os.environ.get("VCCI_NB_ACTOR")
+    actor = runenv.current().actor
     if actor:
         return actor
     try:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from vcci_nb import runenv
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -51,9 +53,9 @@ def in_jupyterlab() -> bool:
 
     papermill's kernels (headless runs, ``vcci-nb run``) have no ``JPY_SESSION_NAME``; JupyterLab's do.
     """
-    env = os.environ.get("VCCI_NB_INTERACTIVE")
-    if env is not None and env.strip() != "":
-        return env.strip().lower() in ("1", "true", "yes", "on")
+    said = runenv.current().interactive
+    if said is not None:
+        return said
     if not os.environ.get("JPY_SESSION_NAME"):
         return False
     try:

@@ -22,7 +22,6 @@ Every run leaves an entry in ``record.json`` (``actions[]`` and the timeline), r
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcci_nb import runenv
 from vcci_nb.actions._model import Action, Plan, Status, Verification, _esc
 from vcci_nb.errors import ActionFailed, ActionRefused, ActionRefusedWithOutcome, VcciNbError
 from vcci_nb.record import IncidentRecord, default_actor, utc_iso, validate_id
@@ -120,9 +120,9 @@ def _interactive_default() -> bool:
     A headless papermill run is also a kernel; the panel it shows is never clicked, so it records
     the plan and changes nothing, which is what a headless run without ``confirm`` must do.
     """
-    env = os.environ.get("VCCI_NB_INTERACTIVE")
-    if env is not None and env.strip() != "":
-        return env.strip().lower() in ("1", "true", "yes", "on")
+    said = runenv.current().interactive
+    if said is not None:
+        return said
     try:
         from IPython import get_ipython
     except ImportError:

@@ -54,6 +54,7 @@ from vcci_nb.errors import ConfigError, KubeApiError, RecordError, VcciNbError
 from vcci_nb.record import IncidentRecord
 from vcci_nb.recordstore import RecordStore, StoreUnavailable, merge_result, place_files, plan_renames
 from vcci_nb.redact import redact
+from vcci_nb.runenv import RunEnv
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def build_job(
                 "Pass secrets to runs through Kubernetes Secrets (executor.kubernetes.env_from_secrets)"
             )
     env: list[dict[str, Any]] = []
-    plain = {"VCCI_NB_INCIDENT_ID": incident, **({"VCCI_NB_PROFILE": profile} if profile else {}), **settings.env}
+    plain = {**RunEnv(incident_id=incident, profile=profile or None).to_env(), **settings.env}
     for var, value in plain.items():
         _check_plain_env(var, value)
         env.append({"name": var, "value": value})

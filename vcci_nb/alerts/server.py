@@ -49,27 +49,28 @@ from vcci_nb.alerts.store import Store, StoreError
 from vcci_nb.alerts.worker import pdeathsig_preexec
 from vcci_nb.errors import ConfigError
 from vcci_nb.redact import redact, register_secret
+from vcci_nb.runenv import ServeEnv
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "VCCI_NB_SERVE_TOKEN"  # noqa: S105 - the variable name, not a token
+TOKEN_ENV = ServeEnv.var("token")  # the variable's name, not a token
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 DEFAULT_PORT = 9787
 
 
 def read_token(env: dict[str, str] | None = None) -> str | None:
     """The bearer token from ``VCCI_NB_SERVE_TOKEN_FILE`` (a mounted Secret) or ``VCCI_NB_SERVE_TOKEN``."""
-    env = dict(os.environ) if env is None else env
-    path = env.get(f"{TOKEN_ENV}_FILE")
+    said = ServeEnv.from_environ(env)
+    path = said.token_file
     if path:
         try:
-            token = Path(path).read_text().strip()
+            token = path.read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{TOKEN_ENV}_FILE points at {path}, which cannot be read: {exc.strerror}") from exc
         if not token:
             raise ConfigError(f"{TOKEN_ENV}_FILE points at {path}, which is empty; put the bearer token in it")
     else:
-        token = env.get(TOKEN_ENV, "").strip()
+        token = (said.token or "").strip()
     if token and len(token) < 16:
         raise ConfigError(
             f"the serve token is {len(token)} characters long; use at least 16 (e.g. `openssl rand -hex 32`)"

@@ -43,11 +43,12 @@ from vcci_nb.alerts.store import Job, Store
 from vcci_nb.errors import RecordError
 from vcci_nb.record import IncidentRecord, utc_iso
 from vcci_nb.redact import redact
+from vcci_nb.runenv import SERVE_ATTEMPT, RunEnv, ServeEnv
 
 log = logging.getLogger(__name__)
 
 ACTOR = "vcci-nb serve"
-MARKER_ENV = "VCCI_NB_SERVE_ATTEMPT"
+MARKER_ENV = SERVE_ATTEMPT
 _PR_SET_PDEATHSIG = 1
 
 
@@ -55,7 +56,7 @@ def default_run_command() -> list[str]:
     """The runner, as a subprocess (``VCCI_NB_RUN_COMMAND`` overrides it, split like a shell would)."""
     import shlex
 
-    env = os.environ.get("VCCI_NB_RUN_COMMAND")
+    env = ServeEnv.from_environ().run_command
     if env:
         return shlex.split(env)
     return [sys.executable, "-m", "vcci_nb", "run"]
@@ -271,7 +272,7 @@ class Worker:
         env = dict(self.env if self.env is not None else os.environ)
         env[MARKER_ENV] = marker
         if self.outputs is not None:
-            env["VCCI_NB_OUTPUTS"] = str(self.outputs)
+            env[RunEnv.var("outputs")] = str(self.outputs)
         log_path = self.logs / f"job-{job.id}-attempt-{job.attempts}.log"
         started = time.monotonic()
         without = f"; without {len(job.skip)} notebook{'s' if len(job.skip) != 1 else ''}" if job.skip else ""

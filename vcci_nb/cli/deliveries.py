@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from vcci_nb.runenv import ServeEnv
 
 
 def register(subparsers: Any) -> None:
@@ -22,7 +23,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--state-dir",
-        default=os.environ.get("VCCI_NB_STATE_DIR", ".vcci-nb-serve"),
+        default=str(ServeEnv.from_environ().state_dir or ".vcci-nb-serve"),
         help="serve's state directory (default $VCCI_NB_STATE_DIR or ./.vcci-nb-serve)",
     )
     sub = parser.add_subparsers(dest="deliveries_command", metavar="COMMAND")

@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from vcci_nb import runenv
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -19,7 +21,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--incident", required=True, help="incident ID")
     p.add_argument(
         "--store",
-        default=os.environ.get("VCCI_NB_RECORD_STORE"),
+        default=runenv.current().record_store,
         help="record store, s3://BUCKET/PREFIX (default $VCCI_NB_RECORD_STORE)",
     )
     p.add_argument("--job", required=True, help="the Job's name (its folder in the record store)")
@@ -45,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         store=RecordStore.from_url(args.store, region=os.environ.get("AWS_REGION") or None),
         job=args.job,
         params=parse_cli_params(args.param),
-        profile=args.profile or os.environ.get("VCCI_NB_PROFILE") or None,
+        profile=args.profile or runenv.current().profile or None,
         skip=args.skip,
         skip_reason=args.skip_reason,
         timeout=args.timeout,

@@ -22,7 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vcci_nb import runenv
 from vcci_nb.errors import ConfigError
+from vcci_nb.runenv import RunEnv
 
 
 def register(subparsers: Any) -> None:
@@ -78,6 +80,7 @@ def command(args: argparse.Namespace) -> tuple[list[str], dict[str, str], Path]:
     """The JupyterLab command line, the variables added to the caller's environment, and the folder."""
     from vcci_nb.record import outputs_dir, project_dir
 
+    env = runenv.current()
     root = project_dir()
     if args.notebooks:
         folder = Path(args.notebooks).resolve()
@@ -89,9 +92,9 @@ def command(args: argparse.Namespace) -> tuple[list[str], dict[str, str], Path]:
         raise ConfigError(f"{folder} is not a folder; pass --notebooks with the folder holding the notebooks")
     added: dict[str, str] = {}
     if args.lab is not None:
-        lab_dir = args.lab or os.environ.get("VCCI_NB_LAB_DIR") or str((root or Path.cwd()) / ".lab")
+        lab_dir = args.lab or str(env.lab_dir or (root or Path.cwd()) / ".lab")
         added.update(lab_variables(str(Path(lab_dir).resolve())))
-    added["VCCI_NB_OUTPUTS"] = os.environ.get("VCCI_NB_OUTPUTS") or str(outputs_dir().resolve())
+    added[RunEnv.var("outputs")] = str(env.outputs or outputs_dir().resolve())
     # The kernel is this environment's Python: hide kernelspecs in the user's own Jupyter folder.
     added.setdefault("JUPYTER_DATA_DIR", str(Path(sys.prefix) / "share" / "jupyter"))
     cmd = [
@@ -116,7 +119,7 @@ def _jupyter(args: argparse.Namespace) -> int:
     if args.print:
         print(f"cd {shlex.quote(str(folder))}")
         for key, value in sorted(added.items()):  # the lab's values hold passwords: names only
-            shown = value if key in ("VCCI_NB_OUTPUTS", "JUPYTER_DATA_DIR") else "…"
+            shown = value if key in (RunEnv.var("outputs"), "JUPYTER_DATA_DIR") else "…"
             print(f"export {key}={shlex.quote(shown)}")
         print(shlex.join(cmd))
         return 0

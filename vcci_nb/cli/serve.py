@@ -9,12 +9,14 @@ Configuration, in the order it is looked up: command-line flags, then environmen
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import signal
 import threading
 from pathlib import Path
 from typing import Any
+
+from vcci_nb import runenv
+from vcci_nb.runenv import ServeEnv
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +32,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=9787, help="port (default 9787; 0 picks a free one)")
     parser.add_argument(
         "--state-dir",
-        default=os.environ.get("VCCI_NB_STATE_DIR", ".vcci-nb-serve"),
+        default=str(ServeEnv.from_environ().state_dir or ".vcci-nb-serve"),
         help="where the durable queue lives (default $VCCI_NB_STATE_DIR or ./.vcci-nb-serve)",
     )
     parser.add_argument(
@@ -49,7 +51,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--executor",
         choices=("local", "kubernetes"),
-        default=os.environ.get("VCCI_NB_EXECUTOR", "local"),
+        default=ServeEnv.from_environ().executor or "local",
         help="where a bundle runs: local (a child process, default) or kubernetes (a batch/v1 Job per run; "
         "settings in the profile's executor.kubernetes)",
     )
@@ -133,7 +135,8 @@ def handle(args: argparse.Namespace) -> int:
         args.concurrency = 20 if args.executor == "kubernetes" else 2
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
-    outputs = args.outputs or os.environ.get("VCCI_NB_OUTPUTS")
+    env = runenv.current()
+    outputs = args.outputs or env.outputs
     config = ServeConfig(
         state_dir=Path(args.state_dir).resolve(),
         host=args.host,
@@ -141,7 +144,7 @@ def handle(args: argparse.Namespace) -> int:
         token=token,
         outputs=Path(outputs).resolve() if outputs else None,
         routes=Path(args.routes).resolve() if args.routes else None,
-        profile=args.profile or os.environ.get("VCCI_NB_PROFILE") or "lab",
+        profile=args.profile or env.profile or "lab",
         concurrency=args.concurrency,
         run_timeout_s=args.run_timeout,
         max_attempts=args.max_attempts,

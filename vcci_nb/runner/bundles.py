@@ -7,11 +7,11 @@ bundle lists is checked before anything runs, and each missing one is named.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vcci_nb import runenv
 from vcci_nb.config import parameters_dir, read_yaml
 from vcci_nb.errors import ConfigError, RunError
 
@@ -28,8 +28,7 @@ class Bundle:
 
 def bundles_file() -> Path:
     """``$VCCI_NB_BUNDLES`` or ``parameters/bundles.yaml``."""
-    env = os.environ.get("VCCI_NB_BUNDLES")
-    return Path(env) if env else parameters_dir() / "bundles.yaml"
+    return runenv.current().bundles or parameters_dir() / "bundles.yaml"
 
 
 def project_root(path: Path) -> Path:

@@ -37,6 +37,7 @@ from vcci_nb.config import read_yaml, register_url_secrets
 from vcci_nb.errors import ConfigError, NotebookFailed, ParameterError, RunError, VcciNbError
 from vcci_nb.record import IncidentRecord, utc_iso
 from vcci_nb.redact import redact, register_secret
+from vcci_nb.runenv import RunEnv
 from vcci_nb.runner.bundles import resolve_target
 from vcci_nb.runner.params import Parameter, declared_parameters, validate
 from vcci_nb.runner.worker import Job
@@ -388,21 +389,28 @@ def run(
 
     job_list: list[Job] = []
     for index, (name, p) in enumerate(zip(reserved, planned, strict=True)):
-        env = {
-            "VCCI_NB_INCIDENT_ID": record.id,
-            "VCCI_NB_OUTPUTS": str(record.outputs.resolve()),
-            "VCCI_NB_RUN_ID": run_id,
-        }
-        if profile:
-            env["VCCI_NB_PROFILE"] = profile
-        unset = ["VCCI_NB_EVIDENCE_DIR", "VCCI_NB_EVIDENCE_FROM"]
+        # The notebook's run environment (vcci_nb.runenv): the kernel inherits the rest of ours.
+        unset = [RunEnv.var("evidence_dir"), RunEnv.var("evidence_from")]
         if replay is not None:
-            env["VCCI_NB_EVIDENCE_FROM"] = str(_replay_dir(replay, name, p.source.stem))
+            run_env = RunEnv.for_run(
+                incident_id=record.id,
+                outputs=record.outputs.resolve(),
+                run_id=run_id,
+                profile=profile or None,
+                evidence_from=_replay_dir(replay, name, p.source.stem),
+            )
             unset += list(LIVE_SOURCE_ENV)
         else:
             evidence = folder / "evidence" / name
             evidence.mkdir(parents=True, exist_ok=True)
-            env["VCCI_NB_EVIDENCE_DIR"] = str(evidence)
+            run_env = RunEnv.for_run(
+                incident_id=record.id,
+                outputs=record.outputs.resolve(),
+                run_id=run_id,
+                profile=profile or None,
+                evidence_dir=evidence,
+            )
+        env = run_env.to_env()
         job_list.append(
             Job(
                 index=index,

@@ -67,6 +67,7 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from vcci_nb.errors import ZygoteUnavailable
+from vcci_nb.runenv import ZYGOTE_RESTORE
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def start(sockets_dir: str, kernel_name: str = "python3") -> Zygote | None:
         if not _SECRET_ENV.search(k) and not k.startswith(("VCCI_NB_", "PG", "JPY_")) and k not in _LIVE_ENV
     }
     env.update({k: v for k, v in _ZYGOTE_ONLY_ENV.items() if k not in env})
-    env["VCCI_NB_ZYGOTE_RESTORE"] = ",".join(k for k in _ZYGOTE_ONLY_ENV if k not in os.environ)
+    env[ZYGOTE_RESTORE] = ",".join(k for k in _ZYGOTE_ONLY_ENV if k not in os.environ)
     path = os.path.join(sockets_dir, SOCKET_NAME)
     log_path = Path(sockets_dir) / "zygote.log"
     opts = list(prefix[1:-2])
@@ -489,7 +490,7 @@ class _Server:
         self.conns: dict[socket.socket, int | None] = {}  # connection -> its kernel's pid (None: no request yet)
         self.kernels: dict[int, tuple[socket.socket | None, int | None]] = {}  # pid -> (connection, pidfd)
         self.path0 = sys.path[0] if sys.path else None
-        self.restore = [k for k in os.environ.get("VCCI_NB_ZYGOTE_RESTORE", "").split(",") if k]
+        self.restore = [k for k in os.environ.get(ZYGOTE_RESTORE, "").split(",") if k]
 
     def serve(self) -> None:
         tmp = f"{self.path}.{os.getpid()}.tmp"
