@@ -62,8 +62,9 @@ def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
     api = f'job="{fl.job}"'
     ns = f'namespace="{fl.namespace}"'
     restarts = f"sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[5m]))"
-    # the pods that exist now: a pod the fix replaced is gone from kube-state-metrics at once
-    pods_now = f"max by (namespace, pod) (kube_pod_container_status_restarts_total{{{ns}}})"
+    # pods that exist now and have restarted: a pod the fix replaced is gone from kube-state-metrics
+    # at once, and a new pod (the lab's reset makes one under the same name) starts from 0
+    pods_now = f"max by (namespace, pod) (kube_pod_container_status_restarts_total{{{ns}}}) > 0"
     db = f'datname="{fl.database}"'
     return {
         "groups": [
@@ -280,7 +281,7 @@ def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
                     _rule(
                         fl,
                         "VcciPodRestarting",
-                        f"{restarts} > 2 and on (namespace, pod) {pods_now}",
+                        f"{restarts} > 2 and on (namespace, pod) ({pods_now})",
                         "high",
                         "triage",
                         "Pod {{ $labels.pod }} is restarting",
