@@ -414,3 +414,60 @@ def test_pod_failure_policy_ignores_disruption_and_fails_on_an_exit_code(jobs: K
         == f"Container run for pod {JNS}/{second} failed with exit code 42 matching FailJob rule at index 1"
     )
     assert st["failed"] == 1  # the disrupted pod was ignored, not counted against backoffLimit 0
+
+
+def _free_millicpu(kube: KubeServer) -> dict[str, int]:
+    """Each node's allocatable CPU less the requests of the pods bound to it that have not finished."""
+    from vcci_lab.kube._util import parse_quantity
+
+    free = {
+        n["metadata"]["name"]: parse_quantity(n["status"]["allocatable"]["cpu"])
+        for n in _get(kube, "/api/v1/nodes")["items"]
+    }
+    for p in _get(kube, "/api/v1/pods")["items"]:
+        node = p["spec"].get("nodeName")
+        if node and p["status"].get("phase") not in ("Succeeded", "Failed"):
+            for c in p["spec"]["containers"]:
+                r = c.get("resources") or {}
+                v = (r.get("requests") or {}).get("cpu", (r.get("limits") or {}).get("cpu"))
+                free[node] -= parse_quantity(v) if v is not None else 0.0
+    return {k: int(v * 1000) for k, v in free.items()}
+
+
+def test_a_pod_no_node_has_room_for_stays_pending_until_one_has(jobs: KubeServer, tmp_path: Path) -> None:
+    huge = _job("huge", 'print("never")', container={"resources": {"requests": {"cpu": "64"}}})
+    _create(jobs, huge, tmp_path)
+    (pod,) = _until("the pod", lambda: _pods(jobs, "huge"))
+    cond = pod["status"]["conditions"][0]
+    assert (pod["status"]["phase"], cond["type"], cond["status"], cond["reason"]) == (
+        "Pending",
+        "PodScheduled",
+        "False",
+        "Unschedulable",
+    )
+    nodes = len(_get(jobs, "/api/v1/nodes")["items"])
+    assert cond["message"].startswith(f"0/{nodes} nodes are available: {nodes} Insufficient cpu.")
+    assert "FailedScheduling" in jobs.kubectl("describe", "pod", "-n", JNS, pod["metadata"]["name"]).stdout
+    assert _job_status(jobs, "huge")["active"] == 1
+    jobs.kubectl("delete", "job", "-n", JNS, "huge")
+
+    hogs = []
+    try:
+        for i in range(nodes):  # fill every node: each hog takes what the roomiest node has left
+            room = max(_free_millicpu(jobs).values()) - 1
+            hog = _job(f"hog-{i}", SLEEPER, container={"resources": {"requests": {"cpu": f"{room}m"}}})
+            _create(jobs, hog, tmp_path)
+            hogs.append(f"hog-{i}")
+            _running_pid(jobs, f"hog-{i}")
+        _create(
+            jobs, _job("waiter", 'print("got a node")', container={"resources": {"requests": {"cpu": "1"}}}), tmp_path
+        )
+        time.sleep(1.5)  # the scheduler retries every second: still no room
+        (waiter,) = _pods(jobs, "waiter")
+        assert waiter["status"]["phase"] == "Pending" and not waiter["spec"].get("nodeName")
+        jobs.kubectl("delete", "job", "-n", JNS, hogs.pop(0))
+        jobs.kubectl("wait", "-n", JNS, "--for=condition=complete", "job/waiter", "--timeout=60s")
+        assert jobs.kubectl("logs", "-n", JNS, "job/waiter").stdout == "got a node\n"
+    finally:
+        for name in hogs:
+            jobs.kubectl("delete", "job", "-n", JNS, name, check=False)

@@ -29,6 +29,10 @@ Where it differs from a real cluster (on purpose or for lack of time):
   with this Python environment's ``bin`` first on ``PATH`` standing in for the image (no image
   entrypoints: a container without ``command`` fails to start), in a fresh working folder, with the
   spec's ``env``/``envFrom`` resolved from stored Secrets and ConfigMaps. Its output is the pod's log.
+  A Job's pod is bound to a node only when the node's allocatable CPU and memory less the requests
+  of its unfinished pods cover the pod's requests (least allocated first); otherwise it stays
+  Pending (``Unschedulable``, FailedScheduling) and the scheduler retries every second. The seeded
+  pods are placed as before, whatever their requests.
   Back-off between retries is 1-8 s (not 10 s-6 min); podFailurePolicy (Ignore/FailJob/Count on
   exit codes and pod conditions) and podReplacementPolicy are honoured; a pod's other containers,
   init containers, probes, volumes (emptyDir is the process's working folder), securityContext,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 import shutil
@@ -28,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from vcci_lab.kube import _logs, _runner
-from vcci_lab.kube._common import CREATE_DELAY, PODS, PodRT, WorldBase, _qos, _sha, controller_uid
+from vcci_lab.kube._common import CREATE_DELAY, NODES, PODS, PodRT, WorldBase, _qos, _sha, controller_uid
 from vcci_lab.kube._store import Store, copy_json
-from vcci_lab.kube._util import JSON, bad_request, parse_time, rfc3339, safe_suffix
+from vcci_lab.kube._util import JSON, bad_request, parse_quantity, parse_time, rfc3339, safe_suffix
 
 JOBS = "batch/jobs"
 SECRETS = "/secrets"
@@ -360,6 +361,9 @@ class Jobs(WorldBase):
     # -- the kubelet ---------------------------------------------------------------------------
     def _advance_local(self, rt: PodRT, pod: JSON, now: float) -> None:
         self.local[rt.uid] = rt
+        if rt.stage == "unscheduled":
+            self._try_bind(rt, pod, now)
+            return
         if rt.stage in ("creating", "configerror", "backoff"):
             self._start_local(rt, pod, now)
             return
@@ -562,6 +566,21 @@ class Jobs(WorldBase):
             shutil.rmtree(self.pod_root, ignore_errors=True)
 
     def _local_pod_status(self, pod: JSON, rt: PodRT, now: float) -> JSON:
+        if rt.stage == "unscheduled" or (rt.stage == "terminating" and not pod["spec"].get("nodeName")):
+            return {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "lastProbeTime": None,
+                        "lastTransitionTime": pod["metadata"].get("creationTimestamp") or rfc3339(now),
+                        "reason": "Unschedulable",
+                        "message": rt.config_error or "",
+                    }
+                ],
+                "qosClass": _qos(pod["spec"]),
+            }
         st = dict(pod.get("status") or {})
         c = pod["spec"]["containers"][0]
         image = c.get("image", "")
@@ -880,22 +899,104 @@ class Jobs(WorldBase):
         name = f"{jname}-{safe_suffix(5, self.rng)}"
         while self.store.get(PODS, ns, name) is not None:
             name = f"{jname}-{safe_suffix(5, self.rng)}"
-        pod = self._pod_from_template(tmpl, name, ns, self._owner_ref(job), now)  # type: ignore[attr-defined]
+        node, why = self._fit_node(tmpl.get("spec") or {})
+        pod = self._pod_from_template(tmpl, name, ns, self._owner_ref(job), now, node=node)  # type: ignore[attr-defined]
         pod["metadata"]["generateName"] = jname + "-"
         rt = self._register_pod(pod, now)  # type: ignore[attr-defined]
+        if node is None:
+            # no node has room for its requests: Pending, unscheduled, until one has
+            self.node_pods[pod["spec"].pop("nodeName")] -= 1
+            rt.stage = "unscheduled"
+            rt.config_error = why
+            pod["status"] = {}
         pod["status"] = self._pod_status(pod, rt, now)  # type: ignore[attr-defined]
         stored = self.store.create(PODS, pod, now=now)
-        self.schedule(rt, now + CREATE_DELAY)
         self.event(job, "Normal", "SuccessfulCreate", f"Created pod: {name}", "job-controller", now)
-        self.event(
-            stored,
-            "Normal",
-            "Scheduled",
-            f"Successfully assigned {ns}/{name} to {pod['spec']['nodeName']}",
-            "default-scheduler",
-            now,
-        )
+        if node is None:
+            self.event(stored, "Warning", "FailedScheduling", why, "default-scheduler", now)
+            self.schedule(rt, now + 1.0)
+            return stored
+        self.schedule(rt, now + CREATE_DELAY)
+        self._scheduled_event(stored, node, now)
         return stored
+
+    def _scheduled_event(self, pod: JSON, node: str, now: float) -> None:
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        self.event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}", "default-scheduler", now)
+
+    def _fit_node(self, spec: JSON) -> tuple[str | None, str]:
+        """The node the scheduler would bind a pod to by its requests (least allocated first),
+        or None and the scheduler's reason why none fits."""
+        want = _requests(spec)
+        used: dict[str, dict[str, float]] = {}
+        for p in self.store.iter_objects(PODS):
+            node = (p.get("spec") or {}).get("nodeName")
+            if not node or (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            r = _requests(p["spec"])
+            u = used.setdefault(node, {"cpu": 0.0, "memory": 0.0})
+            u["cpu"] += r["cpu"]
+            u["memory"] += r["memory"]
+        fits: list[tuple[float, str]] = []
+        short: dict[str, int] = {}
+        nodes = self.store.objects(NODES)
+        for n in nodes:
+            name = n["metadata"]["name"]
+            alloc = (n.get("status") or {}).get("allocatable") or {}
+            u = used.get(name, {"cpu": 0.0, "memory": 0.0})
+            ok = True
+            for res in ("cpu", "memory"):
+                try:
+                    free = parse_quantity(alloc.get(res, "0")) - u[res]
+                except ValueError:
+                    continue
+                if want[res] > free:
+                    ok = False
+                    short[f"Insufficient {res}"] = short.get(f"Insufficient {res}", 0) + 1
+            if ok:
+                cpu_alloc = parse_quantity(alloc.get("cpu", "1")) or 1.0
+                fits.append(((u["cpu"] + want["cpu"]) / cpu_alloc, name))
+        if fits:
+            return min(fits)[1], ""
+        reasons = ", ".join(f"{count} {why}" for why, count in sorted(short.items()))
+        n = len(nodes)
+        return None, (
+            f"0/{n} nodes are available: {reasons}. preemption: 0/{n} nodes are available: "
+            f"{n} No preemption victims found for incoming pod."
+        )
+
+    def _try_bind(self, rt: PodRT, pod: JSON, now: float) -> None:
+        """The scheduler's retry for a pending pod: bind it once a node has room."""
+        node, why = self._fit_node(pod.get("spec") or {})
+        if node is None:
+            if why != rt.config_error:
+                self.event(pod, "Warning", "FailedScheduling", why, "default-scheduler", now)
+            rt.config_error = why
+            self.schedule(rt, now + 1.0)
+            return
+        upd = copy_json(pod)
+        upd["spec"]["nodeName"] = node
+        self.node_pods[node] = self.node_pods.get(node, 0) + 1
+        upd["status"] = self._bind_status(node, now)  # type: ignore[attr-defined]
+        rt.stage = "creating"
+        rt.config_error = None
+        upd["status"] = self._pod_status(upd, rt, now)  # type: ignore[attr-defined]
+        self.store.replace(PODS, upd)
+        self._scheduled_event(upd, node, now)
+        self.schedule(rt, now + CREATE_DELAY)
+
+
+def _requests(spec: JSON) -> dict[str, float]:
+    """A pod's resource requests (its containers' sum; a limit stands in for a missing request)."""
+    out = {"cpu": 0.0, "memory": 0.0}
+    for c in spec.get("containers") or []:
+        res = c.get("resources") or {}
+        for k in out:
+            v = (res.get("requests") or {}).get(k, (res.get("limits") or {}).get(k))
+            if v is not None:
+                with contextlib.suppress(ValueError):
+                    out[k] += parse_quantity(v)
+    return out
 
 
 def job_of(pod: JSON) -> str | None:

@@ -95,8 +95,10 @@ class Pods(Jobs):
     def _pick_node(self) -> str:
         return min(self.node_pods, key=lambda n: (self.node_pods[n], self.node_index[n]))
 
-    def _pod_from_template(self, tmpl: JSON, name: str, ns: str, owner: JSON, born: float) -> JSON:
-        node = self._pick_node()
+    def _pod_from_template(
+        self, tmpl: JSON, name: str, ns: str, owner: JSON, born: float, node: str | None = None
+    ) -> JSON:
+        node = node or self._pick_node()
         self.node_pods[node] += 1
         meta = tmpl.get("metadata") or {}
         spec = copy_json(tmpl["spec"])
@@ -160,14 +162,18 @@ class Pods(Jobs):
         }
         if meta.get("annotations"):
             pod["metadata"]["annotations"] = dict(meta["annotations"])
+        pod["status"] = self._bind_status(node, born)
+        return pod
+
+    def _bind_status(self, node: str, born: float) -> JSON:
+        """A pod's first status on the node it was scheduled to: its host and pod IPs."""
         idx = self.node_index[node]
         self.ip_counter[node] = self.ip_counter.get(node, 1) % 250 + 1
-        pod["status"] = {
+        return {
             "hostIP": f"10.20.{32 + idx // 200}.{10 + idx % 200}",
             "podIP": f"10.244.{idx % 250}.{self.ip_counter[node] + 1}",
             "startTime": rfc3339(born),
         }
-        return pod
 
     def _new_pod(self, rs: JSON, born: float) -> JSON:
         name = f"{rs['metadata']['name']}-{safe_suffix(5, self.rng)}"
