@@ -23,6 +23,7 @@ def lab_env(ctx: Ctx) -> dict[str, str]:
         env["VCCI_XACT_RESOLVER_DATABASE_URL"] = (
             f"postgresql://{fl.xact_resolver_role}:{s['vcci_xact_resolver']}@{base}"
         )
+        env["VCCI_SLOT_DROPPER_DATABASE_URL"] = f"postgresql://{fl.slot_dropper_role}:{s['vcci_slot_dropper']}@{base}"
         env["VCCI_ADMIN_DATABASE_URL"] = f"postgresql://postgres:{s['postgres']}@{base}"
         # The application's own role (connection limit 20), for drills and tests that act as the app.
         env["VCCI_LAB_APP_DATABASE_URL"] = f"postgresql://{fl.app_role}:{s['vcci_app']}@{base}"

@@ -45,6 +45,7 @@ LOGIN_ROLES = (
     "vcci_maintainer",
     "vcci_index_builder",
     "vcci_xact_resolver",
+    "vcci_slot_dropper",
 )
 APP_CONNECTION_LIMIT = 20
 
@@ -253,6 +254,7 @@ def rbac_variables(flavour: Flavour = DEFAULT) -> list[str]:
         "maintainer_role": flavour.maintainer_role,
         "index_builder_role": flavour.index_builder_role,
         "xact_resolver_role": flavour.xact_resolver_role,
+        "slot_dropper_role": flavour.slot_dropper_role,
         "diag_session_defaults": "off",
     }
     return [opt for k, v in names.items() for opt in ("-v", f"{k}={v}")]

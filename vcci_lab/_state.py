@@ -31,6 +31,7 @@ SECRET_KEYS = (
     "vcci_maintainer",
     "vcci_index_builder",
     "vcci_xact_resolver",
+    "vcci_slot_dropper",
     "redis_default",
     "aws_secret",
     "redis_diag",

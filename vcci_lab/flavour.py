@@ -62,6 +62,7 @@ class Flavour:
     maintainer_role: str  # VACUUM (ANALYZE) only
     index_builder_role: str  # CREATE INDEX CONCURRENTLY only
     xact_resolver_role: str  # ROLLBACK PREPARED only
+    slot_dropper_role: str  # dropping an inactive replication slot only
     app_name: str  # application_name of the API's connections
     worker_app_name: str
     index_name: str  # the runbook's (tenant_id, calculated_at) index on emissions
@@ -88,6 +89,7 @@ class Flavour:
             "vcci_maintainer": self.maintainer_role,
             "vcci_index_builder": self.index_builder_role,
             "vcci_xact_resolver": self.xact_resolver_role,
+            "vcci_slot_dropper": self.slot_dropper_role,
         }.get(default_role, default_role)
 
     def to_dict(self) -> dict[str, str]:
@@ -133,6 +135,7 @@ DEFAULT = Flavour(
     maintainer_role="vcci_maintainer",
     index_builder_role="vcci_index_builder",
     xact_resolver_role="vcci_xact_resolver",
+    slot_dropper_role="vcci_slot_dropper",
     app_name="vcci-api",
     worker_app_name="vcci-worker",
     index_name="idx_emissions_tenant_date",
@@ -180,6 +183,7 @@ OTHER = Flavour(
     maintainer_role="books_housekeeper",
     index_builder_role="books_indexer",
     xact_resolver_role="books_settler",
+    slot_dropper_role="books_walkeeper",
     app_name="ledger-frontend-svc",
     worker_app_name="ledger-queue-svc",
     index_name="ix_emissions_customer_period",

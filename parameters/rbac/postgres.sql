@@ -11,6 +11,7 @@
 --   -v xact_roles=vcci_app,vcci_worker  the roles that PREPARE TRANSACTION (comma-separated)
 --   -v diag_role=vcci_diag  -v mitigate_role=vcci_mitigate  -v maintainer_role=vcci_maintainer
 --   -v index_builder_role=vcci_index_builder  -v xact_resolver_role=vcci_xact_resolver
+--   -v slot_dropper_role=vcci_slot_dropper
 --   -v schema=public                    the schema of the application's tables
 --   -v diag_session_defaults=on         statement/lock timeouts and read-only transactions for diag_role
 --
@@ -27,8 +28,6 @@
 --                         ALTER SYSTEM ON PARAMETER max_connections (PostgreSQL 15+), pg_reload_conf()
 --                                             and pg_file_settings: postgres.max_connections, and
 --                                             reading back the written value and pending_restart
---                         vcci_ops.drop_inactive_replication_slot(name): postgres.drop_replication_slot
---                                             (SECURITY DEFINER, inactive slots only, no table access)
 --                       It owns nothing, is no member of the owner or of the application roles, and
 --                       has no privilege on the tables: DELETE, TRUNCATE, DROP, CREATE TABLE and
 --                       ALTER TABLE are refused (tests/actions/test_least_privilege.py).
@@ -43,6 +42,9 @@
 --   xact_resolver_role  postgres.rollback_prepared only. ROLLBACK/COMMIT PREPARED is allowed to the
 --                       role that prepared the transaction (or a superuser): member of xact_roles, so
 --                       the action can SET ROLE to the transaction's owner for that one statement.
+--   slot_dropper_role   postgres.drop_replication_slot only: EXECUTE on
+--                       vcci_ops.drop_inactive_replication_slot(name) (SECURITY DEFINER, inactive
+--                       slots only), instead of REPLICATION or superuser. Nothing on the tables.
 --
 -- Note: PostgreSQL 15 no longer lets PUBLIC create objects in schema public, but a database created
 -- by an older version keeps that grant (dump/restore, pg_upgrade). There, every role may CREATE
@@ -55,8 +57,12 @@
 \if :{?maintainer_role} \else \set maintainer_role vcci_maintainer \endif
 \if :{?index_builder_role} \else \set index_builder_role vcci_index_builder \endif
 \if :{?xact_resolver_role} \else \set xact_resolver_role vcci_xact_resolver \endif
+\if :{?slot_dropper_role} \else \set slot_dropper_role vcci_slot_dropper \endif
 \if :{?schema} \else \set schema public \endif
 \if :{?diag_session_defaults} \else \set diag_session_defaults on \endif
+
+-- Quiet on a second run ("already a member", "already exists"); warnings and errors still show.
+SET client_min_messages = warning;
 
 SELECT current_setting('server_version_num')::int >= 150000 AS has_parameter_grants,
        current_setting('server_version_num')::int >= 170000 AS has_maintain \gset
@@ -66,7 +72,7 @@ SELECT format('CREATE ROLE %I NOLOGIN', :'owner_role')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner_role') \gexec
 SELECT format('CREATE ROLE %I LOGIN', r)
 FROM unnest(ARRAY[:'diag_role', :'mitigate_role', :'maintainer_role', :'index_builder_role',
-                  :'xact_resolver_role']) AS r
+                  :'xact_resolver_role', :'slot_dropper_role']) AS r
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
 
 ALTER ROLE :"diag_role" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 20;
@@ -74,6 +80,7 @@ ALTER ROLE :"mitigate_role" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NO
 ALTER ROLE :"maintainer_role" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3;
 ALTER ROLE :"index_builder_role" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3;
 ALTER ROLE :"xact_resolver_role" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3;
+ALTER ROLE :"slot_dropper_role" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3;
 
 -- An earlier version of this file made the mitigation role a member of the owner and of the
 -- application roles: take those memberships back.
@@ -82,6 +89,10 @@ FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.roleid JOIN pg_roles u ON u.
 WHERE u.rolname = :'mitigate_role'
   AND (m.rolname = :'owner_role' OR m.rolname = ANY (string_to_array(:'xact_roles', ','))) \gexec
 REVOKE ALL ON ALL TABLES IN SCHEMA :"schema" FROM :"mitigate_role";
+SELECT 'REVOKE EXECUTE ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) FROM ' || quote_ident(:'mitigate_role')
+WHERE to_regprocedure('vcci_ops.drop_inactive_replication_slot(name)') IS NOT NULL \gexec
+SELECT 'REVOKE USAGE ON SCHEMA vcci_ops FROM ' || quote_ident(:'mitigate_role')
+WHERE to_regnamespace('vcci_ops') IS NOT NULL \gexec
 
 -- Diagnostics.
 \if :diag_session_defaults
@@ -127,7 +138,7 @@ GRANT :"owner_role" TO :"index_builder_role";
 SELECT format('GRANT %I TO %I', btrim(r), :'xact_resolver_role')
 FROM unnest(string_to_array(:'xact_roles', ',')) AS r WHERE btrim(r) <> '' \gexec
 
--- DropReplicationSlot: one SECURITY DEFINER function instead of REPLICATION (run as a superuser).
+-- postgres.drop_replication_slot: one SECURITY DEFINER function instead of REPLICATION (run as a superuser).
 CREATE SCHEMA IF NOT EXISTS vcci_ops;
 CREATE OR REPLACE FUNCTION vcci_ops.drop_inactive_replication_slot(slot name) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
@@ -143,5 +154,5 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) FROM PUBLIC;
-GRANT USAGE ON SCHEMA vcci_ops TO :"mitigate_role";
-GRANT EXECUTE ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) TO :"mitigate_role";
+GRANT USAGE ON SCHEMA vcci_ops TO :"slot_dropper_role";
+GRANT EXECUTE ON FUNCTION vcci_ops.drop_inactive_replication_slot(name) TO :"slot_dropper_role";

@@ -90,6 +90,7 @@ MITIGATION_REFUSED = [
     "SET ROLE vcci_owner",
     "SET ROLE vcci_app",
     "GRANT vcci_owner TO vcci_mitigate",
+    "SELECT vcci_ops.drop_inactive_replication_slot('lp_none')",  # the slot dropper's, not this role's
 ]
 
 

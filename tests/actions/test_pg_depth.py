@@ -140,6 +140,7 @@ def test_replication_slot_retaining_wal_is_found_and_dropped(
         assert _sql(lab_env, "SELECT count(*) FROM pg_replication_slots") == 1
         done = run(DropReplicationSlot("vcci_replica_1"), record.id, dry_run=False, confirm=record.id)
         assert done.status == "succeeded", done.message
+        assert done.entry["identity"].startswith("postgres:vcci_slot_dropper@")
         assert _sql(lab_env, "SELECT count(*) FROM pg_replication_slots") == 0
         assert "db.replication_slot_wal" not in _keys([postgres.gather_replication_slots()])
 

@@ -33,6 +33,11 @@ POSTGRES_IDENTITIES: dict[str, tuple[str, str, str]] = {
         "vcci_mitigate",
         "terminate sessions, ALTER SYSTEM SET max_connections",
     ),
+    "postgres_slot_dropper": (
+        "VCCI_SLOT_DROPPER_DATABASE_URL",
+        "vcci_slot_dropper",
+        "vcci_ops.drop_inactive_replication_slot()",
+    ),
     "postgres_maintainer": ("VCCI_MAINTAINER_DATABASE_URL", "vcci_maintainer", "VACUUM (ANALYZE)"),
     "postgres_index_builder": (
         "VCCI_INDEX_BUILDER_DATABASE_URL",

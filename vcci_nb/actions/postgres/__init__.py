@@ -14,9 +14,10 @@
 
 Each connects with its own identity of the profile (``_connect.POSTGRES_IDENTITIES``,
 ``parameters/rbac/postgres.sql``) and its plan names it: the mitigation role ``vcci_mitigate``
-(``VCCI_MITIGATION_DATABASE_URL``: terminate, ``max_connections``, the inactive-slot drop) for most;
-``vcci_maintainer`` for VACUUM, ``vcci_index_builder`` for CREATE INDEX CONCURRENTLY and
-``vcci_xact_resolver`` for ROLLBACK PREPARED, each used for that one action only.
+(``VCCI_MITIGATION_DATABASE_URL``) terminates sessions and sets ``max_connections``;
+``vcci_maintainer`` runs VACUUM, ``vcci_index_builder`` CREATE INDEX CONCURRENTLY,
+``vcci_xact_resolver`` ROLLBACK PREPARED and ``vcci_slot_dropper`` the inactive-slot drop, each
+used for that one action only.
 """
 
 from vcci_nb.actions.postgres._base import _ident, _PostgresAction

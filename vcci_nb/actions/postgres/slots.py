@@ -13,12 +13,14 @@ from vcci_nb.errors import ActionRefused
 class DropReplicationSlot(_PostgresAction):
     """Drop an *inactive* replication slot that retains WAL (the disk fills while it stays).
 
-    Uses ``vcci_ops.drop_inactive_replication_slot`` (SECURITY DEFINER, ``parameters/rbac``) so the
-    mitigation role needs neither REPLICATION nor superuser. Destructive: the replica or consumer
+    Uses ``vcci_ops.drop_inactive_replication_slot`` (SECURITY DEFINER, ``parameters/rbac``) as its
+    own identity, ``connections.postgres_slot_dropper`` (``vcci_slot_dropper``, which may execute
+    that function and nothing else), so it needs neither REPLICATION nor superuser. Destructive: the replica or consumer
     that used the slot must be rebuilt from a new base backup afterwards.
     """
 
     name = "postgres.drop_replication_slot"
+    connection = "postgres_slot_dropper"
 
     def __init__(self, slot: str, *, url: str | None = None, profile: Profile | str | None = None) -> None:
         super().__init__(url=url, profile=profile)
@@ -53,16 +55,18 @@ class DropReplicationSlot(_PostgresAction):
                 "or keep the slot"
             )
         mib = float(row["retained_bytes"] or 0) / 1024**2
+        identity = self.identity_note()
         return Plan(
             action=self.name,
             target=self.target,
-            summary=f"drop inactive {row['slot_type']} slot {self.slot} (retains {mib:,.0f} MiB of WAL)",
+            summary=f"drop inactive {row['slot_type']} slot {self.slot} (retains {mib:,.0f} MiB of WAL), {identity}",
             changes=[{**row, "retained_mib": round(mib, 1)}],
             warnings=[
                 "the replica or consumer that used this slot cannot resume: rebuild it from a new base backup",
                 "the retained WAL is removed at the next checkpoint",
             ],
             destructive=True,
+            details={"identity": identity},
         )
 
     def execute(self, plan: Plan, incident_id: str) -> dict[str, Any]:
