@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vcci_lab import _procs
+from vcci_lab._state import PG_LOGIN_ROLES
 from vcci_lab.flavour import DEFAULT, Flavour
 from vcci_nb.errors import LabError
 
@@ -36,17 +37,7 @@ DATABASE = "vcci_production"
 INDEX = "idx_emissions_tenant_date"
 MAX_CONNECTIONS = 50
 #: Roles that log in, with the password key each uses in the lab's state.
-LOGIN_ROLES = (
-    "postgres",
-    "vcci_app",
-    "vcci_worker",
-    "vcci_diag",
-    "vcci_mitigate",
-    "vcci_maintainer",
-    "vcci_index_builder",
-    "vcci_xact_resolver",
-    "vcci_slot_dropper",
-)
+LOGIN_ROLES = ("postgres", *PG_LOGIN_ROLES)
 APP_CONNECTION_LIMIT = 20
 
 

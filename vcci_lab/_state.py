@@ -21,9 +21,8 @@ from vcci_nb.redact import register_secrets
 
 STATE_VERSION = 1
 
-#: Secrets the lab generates once per lab directory.
-SECRET_KEYS = (
-    "postgres",
+#: PostgreSQL roles that log in (default flavour's names), each with its own password.
+PG_LOGIN_ROLES = (
     "vcci_app",
     "vcci_worker",
     "vcci_diag",
@@ -32,6 +31,12 @@ SECRET_KEYS = (
     "vcci_index_builder",
     "vcci_xact_resolver",
     "vcci_slot_dropper",
+)
+
+#: Secrets the lab generates once per lab directory.
+SECRET_KEYS = (
+    "postgres",
+    *PG_LOGIN_ROLES,
     "redis_default",
     "aws_secret",
     "redis_diag",
