@@ -174,9 +174,12 @@ SLEEPER = PY + "print(os.getpid(), flush=True); time.sleep(300)"
 
 
 def test_active_deadline_kills_the_process_and_fails_the_job(jobs: KubeServer, tmp_path: Path) -> None:
-    _create(jobs, _job("slow", SLEEPER, activeDeadlineSeconds=3, backoffLimit=0), tmp_path)
-    _, pid = _running_pid(jobs, "slow")
+    code = PY + 'ballast = b"x" * (80 * 2**20); print(os.getpid(), flush=True); time.sleep(300)'
+    _create(jobs, _job("slow", code, activeDeadlineSeconds=4, backoffLimit=0), tmp_path)
+    name, pid = _running_pid(jobs, "slow")
     assert _pid_alive(pid)
+    top = jobs.kubectl("top", "pod", "-n", JNS, name, "--no-headers").stdout.split()
+    assert top[0] == name and top[2].endswith("Mi") and int(top[2][:-2]) >= 80  # the process's real memory
     st = _until("the deadline", _finished(jobs, "slow"))
     conds = {c["type"]: c for c in st["conditions"]}
     assert conds["Failed"]["reason"] == "DeadlineExceeded"

@@ -32,7 +32,8 @@ Where it differs from a real cluster (on purpose or for lack of time):
   A Job's pod is bound to a node only when the node's allocatable CPU and memory less the requests
   of its unfinished pods cover the pod's requests (least allocated first); otherwise it stays
   Pending (``Unschedulable``, FailedScheduling) and the scheduler retries every second. The seeded
-  pods are placed as before, whatever their requests.
+  pods are placed as before, whatever their requests. ``kubectl top`` (and ``/_lab/metrics``) show
+  a Job pod's real CPU and resident memory: its process tree's, read from ``/proc``.
   Back-off between retries is 1-8 s (not 10 s-6 min); podFailurePolicy (Ignore/FailJob/Count on
   exit codes and pod conditions) and podReplacementPolicy are honoured; a pod's other containers,
   init containers, probes, volumes (emptyDir is the process's working folder), securityContext,

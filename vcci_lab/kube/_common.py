@@ -146,6 +146,8 @@ class PodRT:
     config_error: str | None = None
     kill_at: float | None = None
     disruption: JSON | None = None
+    cpu_sample: tuple[float, float] | None = None  # (time, CPU seconds) of a local pod's last usage sample
+    cpu_total: float = 0.0
 
     @property
     def current(self) -> _logs.Instance | None:

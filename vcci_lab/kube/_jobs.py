@@ -542,6 +542,24 @@ class Jobs(WorldBase):
         )
         return self.terminate_pod(pod, now, grace=1, reason_event=False)  # type: ignore[attr-defined,no-any-return]
 
+    def _local_usage(self, rt: PodRT, now: float) -> tuple[float, float] | None:
+        """What metrics-server reports for a Job's pod: its processes' real CPU (cores, averaged since
+        the last sample) and resident memory, read from ``/proc``."""
+        proc = rt.proc
+        if proc is None or proc.poll() is not None:
+            return None
+        got = _runner.tree_usage(proc.popen.pid)
+        if got is None:
+            return None
+        cpu_s, rss = got
+        last_t, last_cpu = rt.cpu_sample or (proc.started_at, 0.0)
+        cores = max(0.0, cpu_s - last_cpu) / max(1e-3, now - last_t)
+        if now - last_t >= 1.0 or rt.cpu_sample is None:
+            rt.cpu_sample = (now, cpu_s)
+            rt.cpu = cores
+        rt.cpu_total = cpu_s
+        return rt.cpu, rss
+
     def _forget_local(self, rt: PodRT) -> None:
         """The pod is gone: its processes are killed and its logs and working folder removed."""
         self.local.pop(rt.uid, None)

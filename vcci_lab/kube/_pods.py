@@ -519,6 +519,8 @@ class Pods(Jobs):
     def usage(self, pod: JSON, now: float) -> tuple[float, float] | None:
         """(cpu cores, memory bytes) of a pod's first container, or None if it is not running."""
         rt = self.runtimes.get(pod["metadata"]["uid"])
+        if rt is not None and rt.local:
+            return self._local_usage(rt, now)
         if rt is None or rt.stage not in ("starting", "ready", "terminating") or rt.current is None:
             return None
         limit = container_limit(pod["spec"], "memory") or 4 * GiB
@@ -537,6 +539,8 @@ class Pods(Jobs):
 
     def cpu_seconds(self, pod: JSON, now: float) -> float:
         rt = self.runtimes.get(pod["metadata"]["uid"])
+        if rt is not None and rt.local:
+            return rt.cpu_total
         if rt is None or rt.current is None:
             return 0.0
         u = self.usage(pod, now)

@@ -179,3 +179,56 @@ def base_env(pod_name: str, home: Path) -> dict[str, str]:
         "TMPDIR": str(home / "tmp"),
         "LANG": "C.UTF-8",
     }
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+_snapshot: tuple[float, dict[int, tuple[int, float, int]]] = (0.0, {})
+
+
+def _proc_table() -> dict[int, tuple[int, float, int]]:
+    """pid -> (ppid, CPU seconds, resident bytes) of every process, read at most twice a second."""
+    global _snapshot
+    taken, table = _snapshot
+    if time.monotonic() - taken < 0.5:
+        return table
+    stats: dict[int, tuple[int, float, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()
+        try:
+            ppid = int(fields[1])
+            cpu = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+            rss = int(fields[21]) * _PAGE
+        except (IndexError, ValueError):
+            continue
+        stats[int(entry.name)] = (ppid, cpu, rss)
+    _snapshot = (time.monotonic(), stats)
+    return stats
+
+
+def tree_usage(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, resident bytes) of a process and every process under it, from ``/proc``
+    (what the container's cgroup would account; None once the process is gone)."""
+    stats = _proc_table()
+    if pid not in stats:
+        return None
+    children: dict[int, list[int]] = {}
+    for p, (ppid, _, _) in stats.items():
+        children.setdefault(ppid, []).append(p)
+    cpu = rss = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        _, c, r = stats[p]
+        cpu += c
+        rss += r
+        todo.extend(children.get(p, []))
+    return cpu, rss
