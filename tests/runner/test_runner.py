@@ -468,3 +468,14 @@ def test_a_failed_notebook_keeps_cell_index_exception_name_and_value(
     assert failure.exec_count == ran[raising].execution_count
     assert (failure.ename, failure.evalue) == ("RuntimeError", "the database said no")
     assert failure.notebook == "fails" and str(failure) == nb.error
+
+
+def test_a_deep_tmpdir_still_runs_kernels(project: Path, tmp_path: Path) -> None:
+    """A Job pod's TMPDIR can be deeper than a Unix socket path allows (107 bytes); kernels still start."""
+    outputs = tmp_path / "out"
+    record = _open(outputs)
+    deep = tmp_path / ("d" * 40) / ("e" * 40) / "tmp"
+    deep.mkdir(parents=True)
+    r = _cli(["run", "good", "--incident", record.id], _env(project, outputs, TMPDIR=str(deep)), project)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {nb["status"] for nb in record.data["notebooks"]} == {"succeeded"}

@@ -486,6 +486,25 @@ def _replay_dir(replay: Path, name: str, stem: str) -> Path:
     return replay
 
 
+#: A kernel's IPC socket path (``<sockets>/vcci-k-XXXXXXXX/k-1``) must fit in sun_path (107 bytes).
+_SOCKET_DIR_MAX = 60
+
+
+def _short_tmp() -> str | None:
+    """Where kernel sockets can live: ``$TMPDIR`` unless its path is too long for a Unix socket, then /tmp.
+
+    A pod's or CI job's ``TMPDIR`` can be a deep folder (the lab's Job pods have one of 80+
+    characters), and zmq refuses an ``ipc://`` path past 107 bytes, so every kernel would fail.
+    """
+    default = tempfile.gettempdir()
+    if len(default) <= _SOCKET_DIR_MAX:
+        return None
+    for candidate in ("/tmp", "/dev/shm"):  # noqa: S108 - only its short path matters; mkdtemp makes a private folder
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return None
+
+
 def _execute(
     job_list: list[Job],
     n_jobs: int,
@@ -497,7 +516,7 @@ def _execute(
     from vcci_nb.runner import forkserver, worker
 
     # Kernel sockets live under one folder per run, removed at the end whatever happened to the workers.
-    sockets = tempfile.mkdtemp(prefix="vcci-run-")
+    sockets = tempfile.mkdtemp(prefix="vcci-run-", dir=_short_tmp())
     # The kernel fork server boots (imports) while this process does its own preloading.
     zygote = forkserver.start(sockets) if any(job.warm for job in job_list) else None
     worker.preload()
