@@ -182,6 +182,12 @@ def test_kubectl_lists_an_incidents_jobs(
 ) -> None:
     env = lab.env()
     incident = same_alert[0]["id"]
+    # Incident IDs are numbered per outputs folder: another receiver on the same cluster may use the
+    # same ones, so this receiver's Jobs are also told apart by its instance label.
+    instance = (serves[0].state_dir / "instance").read_text().strip()
+    # Incident IDs are per outputs folder: another receiver on the same cluster may number the same
+    # way, so this one's Jobs are also told apart by its instance label.
+    instance = (serves[0].state_dir / "instance").read_text().strip()
     out = subprocess.run(
         [
             "kubectl",
@@ -192,7 +198,7 @@ def test_kubectl_lists_an_incidents_jobs(
             "get",
             "jobs",
             "-l",
-            f"incident={incident}",
+            f"incident={incident},vcci-nb/serve={instance}",
             "-o",
             "json",
         ],
@@ -232,12 +238,15 @@ def test_a_pod_killed_mid_run_is_recorded_and_run_again_once(
     from kubernetes import client
 
     kube, _, _ = serves
+    instance = (kube.state_dir / "instance").read_text().strip()
     core = client.CoreV1Api(_api(lab.env()))
     post_alert(kube, "VcciJobsPodKilled", "f00d000000000002")
     record = wait_for(lambda: record_of(kube, "VcciJobsPodKilled"), timeout=120, what="the incident")
 
     def running_pod() -> str | None:
-        pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"incident={record['id']}").items
+        pods = core.list_namespaced_pod(
+            NAMESPACE, label_selector=f"incident={record['id']},vcci-nb/serve={instance}"
+        ).items
         up = [p for p in pods if p.status.phase == "Running"]
         return str(up[0].metadata.name) if up else None
 
