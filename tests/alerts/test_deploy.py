@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -99,3 +100,61 @@ def test_alertmanager_accepts_the_receiver_snippet(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+EXECUTOR = DEPLOY.parent / "deploy-kubernetes-executor"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_the_executor_overlay_builds_and_grants_jobs_in_its_own_namespace_only() -> None:
+    from vcci_nb.alerts.kubejobs import JobSettings
+    from vcci_nb.config import load_profile
+
+    proc = subprocess.run(
+        ["kubectl", "kustomize", str(EXECUTOR)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    deployment = by[("Deployment", "vcci-nb-serve")]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert args.executor == "kubernetes" and args.profile == "production"
+    namespace = deployment["metadata"]["namespace"]
+    role = by[("Role", "vcci-nb-jobs")]
+    assert role["metadata"]["namespace"] == namespace
+    assert role["rules"] == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get"]},
+    ]
+    binding = by[("RoleBinding", "vcci-nb-jobs")]
+    assert binding["metadata"]["namespace"] == namespace
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vcci-nb-serve", "namespace": namespace}]
+    assert not any(d["kind"] == "ClusterRole" and "jobs" in json.dumps(d) for d in docs)
+    # The Jobs the production profile builds land where the Role is, as the overlay's run identity,
+    # from the image the manifests name (built from the Containerfile).
+    settings = JobSettings.from_profile(load_profile("production"))
+    assert settings.namespace == namespace
+    assert ("ServiceAccount", settings.service_account) in by
+    assert settings.image == container["image"]
+    # ... and that identity may only read.
+    for doc in docs:
+        if doc["kind"] in ("RoleBinding", "ClusterRoleBinding") and doc["subjects"][0]["name"] == "vcci-nb-run":
+            role_of = by[(doc["roleRef"]["kind"], doc["roleRef"]["name"])]
+            for rule in role_of["rules"]:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+
+
+def test_the_containerfile_steps_are_ones_the_check_performs() -> None:
+    import importlib.util
+
+    path = DEPLOY.parents[1] / "tools" / "check_containerfile.py"
+    spec = importlib.util.spec_from_file_location("check_containerfile", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    steps = module.plan(DEPLOY.parents[1] / "Containerfile")
+    kinds = [kind for kind, _ in steps]
+    assert ["run", ["pip", "install", "/app"]] in [[k, a] for k, a in steps]
+    assert ("entrypoint", ['["vcci-nb"]']) in steps
+    assert kinds.count("copy") >= 4 and "from" in kinds
