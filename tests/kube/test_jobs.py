@@ -474,3 +474,16 @@ def test_a_pod_no_node_has_room_for_stays_pending_until_one_has(jobs: KubeServer
     finally:
         for name in hogs:
             jobs.kubectl("delete", "job", "-n", JNS, name, check=False)
+
+
+def test_a_suspended_job_runs_nothing_until_resumed(jobs: KubeServer, tmp_path: Path) -> None:
+    _create(jobs, _job("later", 'print("resumed")', suspend=True), tmp_path)
+    st = _until("Suspended", lambda: _job_status(jobs, "later").get("conditions"))
+    assert [(c["type"], c["status"], c["reason"]) for c in st] == [("Suspended", "True", "JobSuspended")]
+    assert "startTime" not in _job_status(jobs, "later") and not _pods(jobs, "later")
+    assert jobs.kubectl("get", "job", "-n", JNS, "later", "--no-headers").stdout.split()[1] == "Suspended"
+    jobs.kubectl("patch", "job", "-n", JNS, "later", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    jobs.kubectl("wait", "-n", JNS, "--for=condition=complete", "job/later", "--timeout=60s")
+    conds = {c["type"]: c for c in _job_status(jobs, "later")["conditions"]}
+    assert (conds["Suspended"]["status"], conds["Suspended"]["reason"]) == ("False", "JobResumed")
+    assert jobs.kubectl("logs", "-n", JNS, "job/later").stdout == "resumed\n"

@@ -37,8 +37,8 @@ Where it differs from a real cluster (on purpose or for lack of time):
   Back-off between retries is 1-8 s (not 10 s-6 min); podFailurePolicy (Ignore/FailJob/Count on
   exit codes and pod conditions) and podReplacementPolicy are honoured; a pod's other containers,
   init containers, probes, volumes (emptyDir is the process's working folder), securityContext,
-  resources, serviceAccountName (not checked to exist), indexed completion, successPolicy and
-  suspend are not acted on.
+  resources, serviceAccountName (not checked to exist), indexed completion and successPolicy are not
+  acted on (suspend is: no pods while suspended, JobSuspended/JobResumed).
 - Authorization: ``view`` may get/list/watch everything except Secrets (and may not exec);
   ``admin`` may do everything. ``kubectl auth can-i`` and ``auth whoami`` answer from those roles.
 - OpenAPI v3 is minimal (the PATCH operations and their ``fieldValidation`` parameter, no schemas):

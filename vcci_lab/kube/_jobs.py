@@ -833,7 +833,31 @@ class Jobs(WorldBase):
 
         target = next((c for c in conds if c["type"] == "FailureTarget"), None)
         success = next((c for c in conds if c["type"] == "SuccessCriteriaMet"), None)
+        suspended = next((c for c in conds if c["type"] == "Suspended"), None)
         if target is None and success is None:
+            if spec.get("suspend"):
+                # suspended: its pods are deleted (not counted as failures) and the clock stops
+                if suspended is None or suspended["status"] != "True":
+                    conds = [c for c in conds if c["type"] != "Suspended"]
+                    conds.append(cond("Suspended", "JobSuspended", "Job suspended"))
+                    self.event(job, "Normal", "Suspended", "Job suspended", "job-controller", now)
+                for p in active:
+                    self.job_counted.setdefault(uid, {})[p["metadata"]["uid"]] = "suspended"
+                    self.terminate_pod(p, now)  # type: ignore[attr-defined]
+                    terminating.append(p)
+                active = []
+                st.pop("startTime", None)
+                ads = None
+            elif suspended is not None and suspended["status"] == "True":
+                suspended.update(
+                    status="False",
+                    reason="JobResumed",
+                    message="Job resumed",
+                    lastProbeTime=rfc3339(now),
+                    lastTransitionTime=rfc3339(now),
+                )
+                self.event(job, "Normal", "Resumed", "Job resumed", "job-controller", now)
+        if target is None and success is None and not spec.get("suspend"):
             reason = message = ""
             if uid in self.job_failjob:
                 reason, message = "PodFailurePolicy", self.job_failjob[uid]
