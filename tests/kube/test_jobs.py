@@ -317,6 +317,12 @@ def test_bad_specs_rbac_and_delete_propagation(
     fields = {c["field"]: c["message"] for c in r.json()["details"]["causes"]}
     assert fields["spec.backoffLimit"] == "Invalid value: -1: must be greater than or equal to 0"
     assert fields["spec.template.spec.restartPolicy"] == 'Required value: valid values: "OnFailure", "Never"'
+    long = _job("x" * 64, "pass")
+    del long["metadata"]["labels"]["run"]
+    r = jobs.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=long)
+    assert r.status_code == 422
+    assert r.json()["details"]["causes"][0]["field"] == "spec.template.labels"
+    assert r.json()["message"].endswith("must be no more than 63 characters")
     r = jobs.api("POST", f"/apis/batch/v1/namespaces/{JNS}/jobs", json=_job("ro", "pass"), token=jobs.view_token)
     assert r.status_code == 403 and r.json()["reason"] == "Forbidden"
     assert 'cannot create resource "jobs" in API group "batch"' in r.json()["message"]

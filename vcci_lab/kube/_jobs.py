@@ -143,6 +143,9 @@ def job_causes(obj: JSON, old: JSON | None) -> list[tuple[str, str]]:
                 f'Invalid value: "{rp}": only "Never" is supported when podFailurePolicy is specified',
             )
         )
+    job_name = (((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}).get("job-name", "")
+    if len(str(job_name)) > 63:  # the name is a label value on its pods
+        causes.append(("spec.template.labels", f'Invalid value: "{job_name}": must be no more than 63 characters'))
     pfp = spec.get("podFailurePolicy")
     if pfp is not None:
         rules = pfp.get("rules") if isinstance(pfp, dict) else None
