@@ -187,6 +187,32 @@ def test_set_env_and_resources_roll_out_and_are_verified(
         run(SetResources("vcci-api", requests={"memory": "64Gi"}), record.id)
 
 
+def test_set_env_and_resources_change_the_profiles_api_container_not_a_sidecar_listed_first(
+    kube: KubeClient, record: IncidentRecord, restore: None, lab_env: dict[str, str]
+) -> None:
+    # A log shipper ahead of the API's container (as many platforms inject one): the runbook's
+    # switches and resources are the API's (the profile's kubernetes.api_container), never the first one's.
+    dep = kube.get(DEPLOY)
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    [api] = [c["name"] for c in containers]
+    shipper = {"name": "log-shipper", "image": containers[0]["image"], "env": [{"name": "LEVEL", "value": "info"}]}
+    kube.patch(DEPLOY, {"spec": {"template": {"spec": {"containers": [shipper, *containers]}}}})
+
+    env = run(SetEnv("vcci-api", {"CIRCUIT_BREAKER_ENABLED": True}, timeout_s=TIMEOUT), record.id)
+    assert env.status == "planned"
+    assert [r["container"] for r in env.plan.changes] == [api]  # type: ignore[union-attr]
+    assert f"vcci-api/{api}" in env.plan.summary  # type: ignore[union-attr]
+    res = run(SetResources("vcci-api", limits={"memory": "16Gi"}, timeout_s=TIMEOUT), record.id)
+    assert [r["container"] for r in res.plan.changes] == [api]  # type: ignore[union-attr]
+    # Said explicitly, the sidecar is changed; a deployment whose containers include neither is refused.
+    side = run(SetEnv("vcci-api", {"USE_CACHED_DATA": True}, container="log-shipper"), record.id)
+    assert [r["container"] for r in side.plan.changes] == ["log-shipper"]  # type: ignore[union-attr]
+    renamed = {**containers[0], "name": "app"}
+    kube.patch(DEPLOY, {"spec": {"template": {"spec": {"containers": [shipper, renamed]}}}})
+    with pytest.raises(ActionRefused, match=r"none is the profile's kubernetes\.api_container"):
+        run(SetEnv("vcci-api", {"USE_CACHED_DATA": True}), record.id)
+
+
 def test_rollout_restart_replaces_every_pod(
     kube: KubeClient, record: IncidentRecord, restore: None, lab_env: dict[str, str]
 ) -> None:

@@ -310,17 +310,34 @@ class _DeploymentAction(_KubeAction):
         self.extra_checks(dep, plan, v)
         return v
 
-    @staticmethod
-    def container(current: JSON, name: str | None) -> tuple[int, JSON]:
+    def container(self, current: JSON, name: str | None) -> tuple[int, JSON]:
+        """The container to change: ``name`` when given, else the profile's ``kubernetes.api_container``.
+
+        A deployment with one container needs no name. With several, the profile's API container is
+        the one the runbook means (the first may be a sidecar, a proxy or a log shipper); when the
+        deployment has no container of that name either, the change is refused, naming the choices.
+        """
         containers = ((current.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
         if not containers:
             raise ActionRefused("the deployment has no containers to change")
+        names = [c.get("name") for c in containers]
         if name is None:
-            return 0, containers[0]
+            if len(containers) == 1:
+                return 0, containers[0]
+            name = self._api_container()
+            if name not in names:
+                raise ActionRefused(
+                    f"deployment {self.deployment} has containers {names} and none is the profile's "
+                    f"kubernetes.api_container ({name!r}); pass container= to say which one to change"
+                )
         for i, c in enumerate(containers):
             if c.get("name") == name:
                 return i, c
-        raise ActionRefused(f"no container {name!r}; containers: {[c.get('name') for c in containers]}")
+        raise ActionRefused(f"no container {name!r}; containers: {names}")
+
+    def _api_container(self) -> str:
+        prof = self._profile if isinstance(self._profile, Profile) else load_profile(self._profile)
+        return prof.names.api_container
 
 
 class Scale(_DeploymentAction):
