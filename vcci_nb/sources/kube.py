@@ -6,15 +6,16 @@ gather's timeout. Answers are read as raw JSON rather than deserialised into the
 client's model objects, which is what makes 5,000 pods a fraction of a second instead of
 several seconds.
 
-Each ``gather_*`` returns one Evidence named ``kubernetes.<what>``.
+Each ``gather_*`` returns one Evidence named ``kubernetes.<what>``. The JSON-to-table parsing
+is in :mod:`vcci_nb.sources.kube_frames` (pure; its names are re-exported here). The views of one
+pod list (pods, containers, OOMKilled containers) are one table, ``POD_VIEWS``, that
+:func:`gather_workload` serves from a single list call.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,21 @@ from vcci_nb.errors import SourceMisconfigured
 from vcci_nb.evidence import Evidence, Window, utcnow
 from vcci_nb.kubeapi import KubeClient, parse_quantity
 from vcci_nb.logparse import group_signatures, parse_lines
-from vcci_nb.redact import MASK, redact
+from vcci_nb.redact import redact
 from vcci_nb.sources._core import collect, not_configured, setting_for
+from vcci_nb.sources.kube_frames import CHANGE_CAUSE_ANNOTATION as CHANGE_CAUSE_ANNOTATION
+from vcci_nb.sources.kube_frames import REVISION_ANNOTATION as REVISION_ANNOTATION
+from vcci_nb.sources.kube_frames import JSONDict
+from vcci_nb.sources.kube_frames import containers_frame as containers_frame
+from vcci_nb.sources.kube_frames import events_frame as events_frame
+from vcci_nb.sources.kube_frames import group_events as group_events
+from vcci_nb.sources.kube_frames import nodes_frame as nodes_frame
+from vcci_nb.sources.kube_frames import oomkilled_frame as oomkilled_frame
+from vcci_nb.sources.kube_frames import pod_status_text as pod_status_text
+from vcci_nb.sources.kube_frames import pods_frame as pods_frame
+from vcci_nb.sources.kube_frames import rollout_frame as rollout_frame
 
 SOURCE = "kubernetes"
-JSONDict = dict[str, Any]
-
-_SECRET_ENV = re.compile(r"(?i)(pass|secret|token|key|credential|dsn|url)")
 
 
 # --- client ---------------------------------------------------------------------------------------
@@ -138,155 +147,6 @@ def check_context(kubeconfig: str | None, context: str | None, profile: ProfileL
         )
 
 
-# --- parsing helpers --------------------------------------------------------------------------------
-
-
-def _ts(value: str | None) -> Any:
-    """A UTC Timestamp, or NaT when Kubernetes left the field empty."""
-    if not value:
-        return pd.NaT
-    stamp = pd.Timestamp(value)
-    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
-
-
-def _age_s(created: str | None, now: datetime) -> float:
-    if not created:
-        return float("nan")
-    return float((pd.Timestamp(now) - _ts(created)).total_seconds())
-
-
-def pod_status_text(pod: JSONDict) -> str:
-    """What ``kubectl get pods`` prints in STATUS: a waiting or terminated reason beats the phase."""
-    meta = pod.get("metadata") or {}
-    status = pod.get("status") or {}
-    if meta.get("deletionTimestamp"):
-        return "Terminating"
-    reason = status.get("reason")
-    for cs in status.get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        if "waiting" in state and state["waiting"].get("reason"):
-            return str(state["waiting"]["reason"])
-        if "terminated" in state and state["terminated"].get("reason"):
-            return str(state["terminated"]["reason"])
-    return str(reason or status.get("phase") or "Unknown")
-
-
-def pods_frame(items: list[JSONDict], now: datetime | None = None) -> pd.DataFrame:
-    """One row per pod, as ``kubectl get pods -o wide`` plus the last termination reason."""
-    now = now or utcnow()
-    rows = []
-    for pod in items:
-        meta = pod.get("metadata") or {}
-        spec = pod.get("spec") or {}
-        status = pod.get("status") or {}
-        css = status.get("containerStatuses") or []
-        last_reason = last_code = last_at = None
-        for cs in css:
-            term = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated")
-            if term and (last_at is None or str(term.get("finishedAt") or "") > str(last_at)):
-                last_reason, last_code, last_at = term.get("reason"), term.get("exitCode"), term.get("finishedAt")
-        labels = meta.get("labels") or {}
-        owners = meta.get("ownerReferences") or []
-        rows.append(
-            {
-                "pod": meta.get("name"),
-                "namespace": meta.get("namespace"),
-                "phase": status.get("phase"),
-                "status": pod_status_text(pod),
-                "ready": sum(1 for cs in css if cs.get("ready")),
-                "containers": len(spec.get("containers") or []),
-                "restarts": int(sum(int(cs.get("restartCount") or 0) for cs in css)),
-                "age_s": _age_s(meta.get("creationTimestamp"), now),
-                "node": spec.get("nodeName"),
-                "app": labels.get("app") or labels.get("app.kubernetes.io/name"),
-                "owner": owners[0].get("name") if owners else None,
-                "pod_template_hash": labels.get("pod-template-hash"),
-                "last_termination_reason": last_reason,
-                "last_termination_exit_code": last_code,
-                "last_termination_at": _ts(last_at),
-                "created_at": _ts(meta.get("creationTimestamp")),
-            }
-        )
-    frame = pd.DataFrame(rows, columns=list(_POD_COLUMNS))
-    return frame
-
-
-_POD_COLUMNS = (
-    "pod",
-    "namespace",
-    "phase",
-    "status",
-    "ready",
-    "containers",
-    "restarts",
-    "age_s",
-    "node",
-    "app",
-    "owner",
-    "pod_template_hash",
-    "last_termination_reason",
-    "last_termination_exit_code",
-    "last_termination_at",
-    "created_at",
-)
-
-
-def containers_frame(items: list[JSONDict]) -> pd.DataFrame:
-    """One row per container: state, restarts, last termination, image, requests and limits."""
-    rows = []
-    for pod in items:
-        meta = pod.get("metadata") or {}
-        spec = pod.get("spec") or {}
-        statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("containerStatuses") or []}
-        for c in spec.get("containers") or []:
-            cs = statuses.get(c.get("name")) or {}
-            state = cs.get("state") or {}
-            last = (cs.get("lastState") or {}).get("terminated") or {}
-            current_term = state.get("terminated") or {}
-            res = c.get("resources") or {}
-            rows.append(
-                {
-                    "pod": meta.get("name"),
-                    "container": c.get("name"),
-                    "node": spec.get("nodeName"),
-                    "ready": bool(cs.get("ready")),
-                    "restarts": int(cs.get("restartCount") or 0),
-                    "state": next(iter(state), "unknown"),
-                    "waiting_reason": (state.get("waiting") or {}).get("reason"),
-                    "terminated_reason": current_term.get("reason"),
-                    "last_reason": last.get("reason"),
-                    "last_exit_code": last.get("exitCode"),
-                    "last_finished_at": _ts(last.get("finishedAt")),
-                    "image": c.get("image"),
-                    "cpu_request": parse_quantity((res.get("requests") or {}).get("cpu")),
-                    "cpu_limit": parse_quantity((res.get("limits") or {}).get("cpu")),
-                    "memory_request_bytes": parse_quantity((res.get("requests") or {}).get("memory")),
-                    "memory_limit_bytes": parse_quantity((res.get("limits") or {}).get("memory")),
-                }
-            )
-    return pd.DataFrame(rows, columns=list(_CONTAINER_COLUMNS))
-
-
-_CONTAINER_COLUMNS = (
-    "pod",
-    "container",
-    "node",
-    "ready",
-    "restarts",
-    "state",
-    "waiting_reason",
-    "terminated_reason",
-    "last_reason",
-    "last_exit_code",
-    "last_finished_at",
-    "image",
-    "cpu_request",
-    "cpu_limit",
-    "memory_request_bytes",
-    "memory_limit_bytes",
-)
-
-
 def _list_pods(client: Any, namespace: str, selector: str | None, timeout: float) -> list[JSONDict]:
     data = _get_json(client, f"/api/v1/namespaces/{namespace}/pods", timeout, {"labelSelector": selector})
     items: list[JSONDict] = data.get("items") or []
@@ -301,6 +161,25 @@ def _call(verb: str, namespace: str, selector: str | None = None, extra: str = "
 # --- pods, containers, nodes, top -------------------------------------------------------------------
 
 
+#: The views of one pod list: what -> (the kubectl flags it stands for, the table built from the pods).
+POD_VIEWS: dict[str, tuple[str, Callable[[list[JSONDict]], pd.DataFrame]]] = {
+    "pods": (" -o wide", pods_frame),
+    "containers": (" -o jsonpath='{.items[*].status.containerStatuses}'", containers_frame),
+    "oomkilled": (
+        ' -o jsonpath=\'{range .items[*]}{.metadata.name}{"\\t"}'
+        '{.status.containerStatuses[*].lastState.terminated.reason}{"\\n"}{end}\' | grep OOMKilled',
+        oomkilled_frame,
+    ),
+}
+
+
+def _pod_view(what: str, profile: ProfileLike, namespace: str | None, selector: str | None, timeout: float) -> Evidence:
+    ns = _namespace(profile, namespace)
+    flags, frame = POD_VIEWS[what]
+    call = _call("get pods", ns, selector, flags)
+    return _kube_gather(profile, what, call, lambda c: frame(_list_pods(c, ns, selector, timeout)), timeout)
+
+
 def gather_pods(
     profile: ProfileLike = None,
     *,
@@ -309,14 +188,7 @@ def gather_pods(
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Evidence:
     """``kubectl get pods``: phase, STATUS, ready, restarts, age, node and last termination reason."""
-    ns = _namespace(profile, namespace)
-    return _kube_gather(
-        profile,
-        "pods",
-        _call("get pods", ns, selector, " -o wide"),
-        lambda c: pods_frame(_list_pods(c, ns, selector, timeout)),
-        timeout,
-    )
+    return _pod_view("pods", profile, namespace, selector, timeout)
 
 
 def gather_containers(
@@ -327,14 +199,7 @@ def gather_containers(
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Evidence:
     """One row per container with its state, restarts, last termination and resources."""
-    ns = _namespace(profile, namespace)
-    return _kube_gather(
-        profile,
-        "containers",
-        _call("get pods", ns, selector, " -o jsonpath='{.items[*].status.containerStatuses}'"),
-        lambda c: containers_frame(_list_pods(c, ns, selector, timeout)),
-        timeout,
-    )
+    return _pod_view("containers", profile, namespace, selector, timeout)
 
 
 def gather_oomkilled(
@@ -345,21 +210,7 @@ def gather_oomkilled(
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Evidence:
     """Containers whose last (or current) termination was OOMKilled, with restarts and memory limit."""
-    ns = _namespace(profile, namespace)
-
-    def build(client: Any) -> pd.DataFrame:
-        frame = containers_frame(_list_pods(client, ns, selector, timeout))
-        mask = (frame["last_reason"] == "OOMKilled") | (frame["terminated_reason"] == "OOMKilled")
-        return frame[mask].sort_values("restarts", ascending=False).reset_index(drop=True)
-
-    call = _call(
-        "get pods",
-        ns,
-        selector,
-        ' -o jsonpath=\'{range .items[*]}{.metadata.name}{"\\t"}'
-        '{.status.containerStatuses[*].lastState.terminated.reason}{"\\n"}{end}\' | grep OOMKilled',
-    )
-    return _kube_gather(profile, "oomkilled", call, build, timeout)
+    return _pod_view("oomkilled", profile, namespace, selector, timeout)
 
 
 def gather_workload(
@@ -369,10 +220,10 @@ def gather_workload(
     selector: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> dict[str, Evidence]:
-    """Pods, containers and OOMKilled containers from ONE pod list, keyed by evidence name.
+    """Every view in ``POD_VIEWS`` (pods, containers, OOMKilled containers) from ONE pod list, by evidence name.
 
-    The same three Evidence as :func:`gather_pods`, :func:`gather_containers` and
-    :func:`gather_oomkilled`, for one third of the API calls: what a triage of a big namespace wants.
+    The same Evidence as :func:`gather_pods`, :func:`gather_containers` and :func:`gather_oomkilled`,
+    for one third of the API calls: what a triage of a big namespace wants.
     """
     ns = _namespace(profile, namespace)
     box: dict[str, list[JSONDict]] = {}
@@ -381,58 +232,27 @@ def gather_workload(
         box["items"] = _list_pods(client, ns, selector, timeout)
         return pods_frame(box["items"]), {}
 
-    pods = _kube_gather(profile, "pods", _call("get pods", ns, selector, " -o wide"), listing, timeout)
+    pods = _kube_gather(profile, "pods", _call("get pods", ns, selector, POD_VIEWS["pods"][0]), listing, timeout)
     out = {"kubernetes.pods": pods}
-    for what, call in (("containers", " -o jsonpath='{.items[*].status.containerStatuses}'"), ("oomkilled", "")):
+    for what, (flags, frame) in POD_VIEWS.items():
+        if what == "pods":
+            continue
+        name = f"kubernetes.{what}"
         if not pods.ok:
-            out[f"kubernetes.{what}"] = Evidence(
-                name=f"kubernetes.{what}", source=SOURCE, query=pods.query, status=pods.status,
-                message=pods.message, meta={"kind": f"kubernetes.{what}"},
+            out[name] = Evidence(
+                name=name, source=SOURCE, query=pods.query, status=pods.status,
+                message=pods.message, meta={"kind": name},
             )  # fmt: skip
             continue
-        frame = containers_frame(box["items"])
-        if what == "oomkilled":
-            mask = (frame["last_reason"] == "OOMKilled") | (frame["terminated_reason"] == "OOMKilled")
-            frame = frame[mask].sort_values("restarts", ascending=False).reset_index(drop=True)
-        out[f"kubernetes.{what}"] = Evidence(
-            name=f"kubernetes.{what}",
+        out[name] = Evidence(
+            name=name,
             source=SOURCE,
-            query=_call("get pods", ns, selector, call),
-            frame=frame,
+            query=_call("get pods", ns, selector, flags),
+            frame=frame(box["items"]),
             collected_at=pods.collected_at,
-            meta={"kind": f"kubernetes.{what}", "from": "kubernetes.pods"},
+            meta={"kind": name, "from": "kubernetes.pods"},
         )
     return out
-
-
-def nodes_frame(items: list[JSONDict]) -> pd.DataFrame:
-    rows = []
-    for node in items:
-        meta = node.get("metadata") or {}
-        status = node.get("status") or {}
-        conds = {c.get("type"): c for c in status.get("conditions") or []}
-        alloc = status.get("allocatable") or {}
-        cap = status.get("capacity") or {}
-        row: dict[str, Any] = {
-            "node": meta.get("name"),
-            "ready": (conds.get("Ready") or {}).get("status") == "True",
-            "unschedulable": bool((node.get("spec") or {}).get("unschedulable")),
-            "kubelet_version": (status.get("nodeInfo") or {}).get("kubeletVersion"),
-            "cpu_capacity": parse_quantity(cap.get("cpu")),
-            "cpu_allocatable": parse_quantity(alloc.get("cpu")),
-            "memory_capacity_bytes": parse_quantity(cap.get("memory")),
-            "memory_allocatable_bytes": parse_quantity(alloc.get("memory")),
-        }
-        for kind in ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"):
-            row[kind] = (conds.get(kind) or {}).get("status") == "True"
-        problems = [
-            f"{t}: {c.get('reason') or ''} {c.get('message') or ''}".strip()
-            for t, c in conds.items()
-            if (t == "Ready") != (c.get("status") == "True")
-        ]
-        row["problems"] = "; ".join(problems)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def gather_nodes(profile: ProfileLike = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Evidence:
@@ -509,50 +329,6 @@ def gather_top_pods(
     return _kube_gather(profile, "top_pods", _call("top pods", ns, selector), build, timeout)
 
 
-# --- events -----------------------------------------------------------------------------------------
-
-
-def events_frame(items: list[JSONDict]) -> pd.DataFrame:
-    rows = []
-    for ev in items:
-        obj = ev.get("involvedObject") or ev.get("regarding") or {}
-        first = ev.get("firstTimestamp") or ev.get("eventTime") or (ev.get("metadata") or {}).get("creationTimestamp")
-        last = ev.get("lastTimestamp") or ev.get("eventTime") or first
-        rows.append(
-            {
-                "type": ev.get("type"),
-                "reason": ev.get("reason"),
-                "kind": obj.get("kind"),
-                "object": obj.get("name"),
-                "message": redact(str(ev.get("message") or ev.get("note") or "")),
-                "count": int(ev.get("count") or (ev.get("series") or {}).get("count") or 1),
-                "first_seen": _ts(first),
-                "last_seen": _ts(last),
-            }
-        )
-    frame = pd.DataFrame(
-        rows, columns=["type", "reason", "kind", "object", "message", "count", "first_seen", "last_seen"]
-    )
-    return frame.sort_values("last_seen", ascending=False, na_position="last").reset_index(drop=True)
-
-
-def group_events(events: pd.DataFrame, *, warnings_only: bool = True) -> pd.DataFrame:
-    """Events grouped by reason: how many, on how many objects, when last, and one example message."""
-    cols = ["reason", "type", "events", "objects", "first_seen", "last_seen", "example"]
-    frame = events[events["type"] == "Warning"] if warnings_only and not events.empty else events
-    if frame.empty:
-        return pd.DataFrame(columns=cols)
-    out = frame.groupby("reason", as_index=False).agg(
-        type=("type", "first"),
-        events=("count", "sum"),
-        objects=("object", "nunique"),
-        first_seen=("first_seen", "min"),
-        last_seen=("last_seen", "max"),
-        example=("message", "first"),
-    )
-    return out.sort_values(["events", "last_seen"], ascending=False)[cols].reset_index(drop=True)
-
-
 def gather_events(
     profile: ProfileLike = None,
     *,
@@ -573,121 +349,6 @@ def gather_events(
     return _kube_gather(
         profile, "events", f"kubectl get events -n {ns} --sort-by=.lastTimestamp", build, timeout, window=window
     )
-
-
-# --- rollout history --------------------------------------------------------------------------------
-
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
-
-
-def _env_map(container: JSONDict) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for e in container.get("env") or []:
-        name = str(e.get("name"))
-        if "valueFrom" in e:
-            ref = e["valueFrom"]
-            if "secretKeyRef" in ref:
-                out[name] = f"<secret {ref['secretKeyRef'].get('name')}/{ref['secretKeyRef'].get('key')}>"
-            elif "configMapKeyRef" in ref:
-                out[name] = f"<configmap {ref['configMapKeyRef'].get('name')}/{ref['configMapKeyRef'].get('key')}>"
-            else:
-                out[name] = "<from field>"
-        else:
-            value = str(e.get("value", ""))
-            out[name] = (
-                MASK if (_SECRET_ENV.search(name) and "://" in value) or _is_secret_name(name) else redact(value)
-            )
-    return out
-
-
-def _is_secret_name(name: str) -> bool:
-    return bool(re.search(r"(?i)(password|passwd|secret|token|api_?key|private)", name))
-
-
-def _template_summary(template: JSONDict) -> dict[str, Any]:
-    spec = template.get("spec") or {}
-    images: dict[str, str] = {}
-    env: dict[str, str] = {}
-    resources: dict[str, str] = {}
-    for c in spec.get("containers") or []:
-        cname = str(c.get("name"))
-        images[cname] = str(c.get("image"))
-        for k, v in _env_map(c).items():
-            env[f"{cname}.{k}"] = v
-        res = c.get("resources") or {}
-        for kind in ("requests", "limits"):
-            for rname, q in (res.get(kind) or {}).items():
-                resources[f"{cname}.{kind}.{rname}"] = str(q)
-    return {"images": images, "env": env, "resources": resources}
-
-
-def _diff(old: dict[str, str], new: dict[str, str], label: str) -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if a != b:
-            out.append(f"{label} {key}: {a if a is not None else '(none)'} → {b if b is not None else '(none)'}")
-    return out
-
-
-def rollout_frame(deployment: JSONDict, replicasets: list[JSONDict]) -> pd.DataFrame:
-    """One row per revision (oldest first) with change cause, images, and what changed from the one before."""
-    dep_uid = (deployment.get("metadata") or {}).get("uid")
-    current = (deployment.get("metadata") or {}).get("annotations", {}).get(REVISION_ANNOTATION)
-    revs: list[dict[str, Any]] = []
-    for rs in replicasets:
-        meta = rs.get("metadata") or {}
-        owners = meta.get("ownerReferences") or []
-        if dep_uid and owners and not any(o.get("uid") == dep_uid for o in owners):
-            continue
-        ann = meta.get("annotations") or {}
-        rev = ann.get(REVISION_ANNOTATION)
-        if rev is None:
-            continue
-        summary = _template_summary((rs.get("spec") or {}).get("template") or {})
-        status = rs.get("status") or {}
-        revs.append(
-            {
-                "revision": int(rev),
-                "replicaset": meta.get("name"),
-                "created_at": _ts(meta.get("creationTimestamp")),
-                "change_cause": ann.get(CHANGE_CAUSE_ANNOTATION) or "",
-                "replicas": int(status.get("replicas") or 0),
-                "ready_replicas": int(status.get("readyReplicas") or 0),
-                "pod_template_hash": ((meta.get("labels") or {}).get("pod-template-hash")),
-                "current": str(rev) == str(current),
-                "_summary": summary,
-            }
-        )
-    revs.sort(key=lambda r: r["revision"])
-    prev: dict[str, Any] | None = None
-    for r in revs:
-        s = r.pop("_summary")
-        r["images"] = ", ".join(f"{k}={v}" for k, v in s["images"].items())
-        if prev is None:
-            r["changes"] = ""
-        else:
-            changes = (
-                _diff(prev["images"], s["images"], "image")
-                + _diff(prev["env"], s["env"], "env")
-                + _diff(prev["resources"], s["resources"], "resources")
-            )
-            r["changes"] = "; ".join(changes)
-        prev = s
-    cols = [
-        "revision",
-        "current",
-        "created_at",
-        "change_cause",
-        "images",
-        "changes",
-        "replicas",
-        "ready_replicas",
-        "replicaset",
-        "pod_template_hash",
-    ]
-    return pd.DataFrame(revs, columns=cols)
 
 
 def gather_rollout_history(
