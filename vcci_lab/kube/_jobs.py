@@ -1004,10 +1004,10 @@ class Jobs(WorldBase):
         if fits:
             return min(fits)[1], ""
         reasons = ", ".join(f"{count} {why}" for why, count in sorted(short.items()))
-        n = len(nodes)
+        total = len(nodes)
         return None, (
-            f"0/{n} nodes are available: {reasons}. preemption: 0/{n} nodes are available: "
-            f"{n} No preemption victims found for incoming pod."
+            f"0/{total} nodes are available: {reasons}. preemption: 0/{total} nodes are available: "
+            f"{total} No preemption victims found for incoming pod."
         )
 
     def _try_bind(self, rt: PodRT, pod: JSON, now: float) -> None:
