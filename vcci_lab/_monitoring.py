@@ -217,6 +217,17 @@ def rules(fl: Flavour = DEFAULT) -> dict[str, Any]:
                         service="postgres",
                         for_="5s",
                     ),
+                    # production: > 100 MiB or replay_lag > 30 s, for: 5m (the lab profile's replica_lag_bytes: 1 MiB)
+                    _rule(
+                        fl,
+                        "PostgresReplicationLag",
+                        "pg_replica_replay_lag_bytes > 1048576",
+                        "high",
+                        "database",
+                        "Replica {{ $labels.application_name }} is behind in replay",
+                        "{{ $labels.application_name }} replays {{ $value | humanize1024 }}B behind the primary.",
+                        service="postgres",
+                    ),
                     # as postgres mixins write it (dead rows over 10,000 and 10% of the table); production for: 30m
                     _rule(
                         fl,
@@ -533,7 +544,7 @@ def reload(url: str) -> None:
 # --- exporters ----------------------------------------------------------------------------------
 
 #: Queries the lab's postgres_exporter adds to its built-in metrics (``--extend.query-path``), as
-#: platforms add them: prepared transactions, transaction ID age, dead tuples and lock waits.
+#: platforms add them: prepared transactions, transaction ID age, dead tuples, replica lag and lock waits.
 PG_QUERIES = {
     "pg_role": {
         "query": (
@@ -583,6 +594,16 @@ PG_QUERIES = {
             {"relname": {"usage": "LABEL", "description": "table"}},
             {"n_live_tup": {"usage": "GAUGE", "description": "estimated live rows"}},
             {"n_dead_tup": {"usage": "GAUGE", "description": "estimated dead rows"}},
+        ],
+    },
+    "pg_replica": {
+        "query": (
+            "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float AS replay_lag_bytes "
+            "FROM pg_stat_replication WHERE NOT pg_is_in_recovery()"
+        ),
+        "metrics": [
+            {"application_name": {"usage": "LABEL", "description": "the replica's application_name"}},
+            {"replay_lag_bytes": {"usage": "GAUGE", "description": "WAL the replica has not replayed yet"}},
         ],
     },
     "pg_blocked": {

@@ -50,6 +50,7 @@ CAUSE_ORDER: tuple[str, ...] = (
     "db.missing_index",
     "db.lock_chain",
     "db.autovacuum_behind",
+    "db.replica_lag",
     "redis.unavailable",
     "db.unavailable",
     "deps.http_down",

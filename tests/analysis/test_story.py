@@ -88,6 +88,16 @@ def test_a_transaction_id_age_outranks_the_idle_transaction_that_holds_it() -> N
     assert root is not None and root.key == "db.xid_age"
 
 
+def test_vacuum_behind_and_replica_lag_are_causes_the_tree_names() -> None:
+    """The dead-tuples and replica-lag drills: the tree had no branch for them ("nothing likely")."""
+    for key in ("db.autovacuum_behind", "db.replica_lag"):
+        findings = [Finding(key, "high", "cause"), Finding("metrics.latency", "high", "p95 3 s")]
+        tree = evaluate({}, findings=findings)
+        assert tree.top is not None and key in tree.top.to_dict()["findings"], key
+        root = story.root_cause(story.facts(findings), tree.top.to_dict())
+        assert root is not None and root.key == key
+
+
 def test_symptoms_alone_name_no_root_cause() -> None:
     findings = [
         Finding("alerts.firing", "critical", "1 alert(s) firing: VcciApiHighErrorRate"),

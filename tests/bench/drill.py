@@ -55,6 +55,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "idle-in-transaction": ("db.idle_in_transaction",),
     "xid-age": ("db.xid_age",),
     "wal-slot": ("db.replication_slot_wal",),
+    "replica-lag": ("db.replica_lag",),
     "dead-tuples": ("db.autovacuum_behind", "db.bloat"),
     "long-queries": ("db.long_queries",),
     "slow-queries": ("db.missing_index",),

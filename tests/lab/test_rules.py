@@ -51,6 +51,7 @@ def _series(fl: Flavour) -> dict[str, list[tuple[str, str]]]:
         "idle-in-transaction": [(f'{activity}{{{db},state="idle in transaction"}}', "0+1x120")],
         "xid-age": [(f"pg_database_wraparound_age_datfrozenxid{{{db}}}", "160000x120")],
         "wal-slot": [('pg_replication_slots_active{slot_name="vcci_replica_1"}', "0x120")],
+        "replica-lag": [('pg_replica_replay_lag_bytes{application_name="vcci-replica-1"}', "10485760x120")],
         "dead-tuples": [
             (f'pg_stat_user_tables_n_dead_tup{{{db},schemaname="public",relname="suppliers"}}', "24000x120"),
             (f'pg_stat_user_tables_n_live_tup{{{db},schemaname="public",relname="suppliers"}}', "2000x120"),
@@ -72,6 +73,7 @@ FIRES = {
     "idle-in-transaction": "PostgresIdleInTransaction",
     "xid-age": "PostgresXidWraparound",
     "wal-slot": "PostgresReplicationSlotInactive",
+    "replica-lag": "PostgresReplicationLag",
     "dead-tuples": "PostgresTooManyDeadTuples",
     "redis-slow": "RedisSlowCommands",
     "oomkill": "VcciPodRestarting",
@@ -85,6 +87,7 @@ FINDER = {
     "idle-in-transaction": "03_investigate_database",
     "xid-age": "03_investigate_database",
     "wal-slot": "03_investigate_database",
+    "replica-lag": "03_investigate_database",
     "dead-tuples": "03_investigate_database",
     "redis-slow": "03_investigate_redis",
     "oomkill": "03_investigate_system",
