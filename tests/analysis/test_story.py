@@ -129,12 +129,41 @@ def test_update_says_what_changed_in_at_most_eight_lines(tmp_path: Path) -> None
     changes = _templates.changes_since(data, None, more="outputs/INC/index.html")
     assert len(changes) <= _templates.MAX_CHANGES
     assert sum(POOL in c["summary"] for c in changes) == 1
-    assert changes[-1]["summary"].endswith("more in outputs/INC/index.html")
-    # status first; then the cause; alerts (detection, already paged) are the first to go to the record
-    assert changes[0]["summary"].startswith("Incident opened") and POOL in changes[1]["summary"]
+    # more than fit: the rest is a link; status first; then the cause; alerts (detection, already
+    # paged) are the first to go to the record
+    short = _templates.changes_since(data, None, more="outputs/INC/index.html", limit=5)
+    assert len(short) == 5 and short[-1]["summary"].endswith("more in outputs/INC/index.html")
+    assert short[0]["summary"].startswith("Incident opened") and POOL in short[1]["summary"]
     told = _templates.changes_since(data, None, limit=50)
     assert "4 alerts firing: VcciApiHighErrorRate, VcciApiHighLatency, VcciDbPoolNearlyExhausted, " in str(told)
     assert len(told) < 15, [c["summary"] for c in told]
+
+
+def test_an_update_tells_a_finding_that_changed_twice_once_as_it_reads_now() -> None:
+    """The bad-deploy drill: two notebooks saw the release a moment apart, with and without its
+    failing pods; the update listed the finding three times."""
+    at = [f"2026-01-06T14:3{i}:00+00:00" for i in range(5)]
+    rev = "Revision 7 of vcci-api was rolled out"
+
+    def finding(when: str, text: str, key: str = "kube.bad_deploy") -> dict[str, object]:
+        return {"at": when, "kind": "finding", "summary": f"[high] {text}", "data": {"key": key}}
+
+    data = {
+        "timeline": [
+            finding(at[0], "3 pods crash-looping", "kube.crashloop"),
+            finding(at[1], f"{rev}; 3 of its pods failing."),
+            finding(at[2], f"{rev}."),
+            finding(at[3], f"{rev}; 3 of its pods failing."),
+            finding(at[4], "3 pods crash-looping (3 restarts)", "kube.crashloop"),
+        ]
+    }
+    changes = [c["summary"] for c in _templates.changes_since(data, None)]
+    assert changes == [f"[high] {rev}; 3 of its pods failing.", "[high] 3 pods crash-looping (3 restarts)"]
+    since = _templates.changes_since(data, datetime.fromisoformat(at[1]))
+    assert [c["summary"] for c in since] == [
+        f"Changed: [high] {rev}; 3 of its pods failing.",
+        "Changed: [high] 3 pods crash-looping (3 restarts)",
+    ]
 
 
 def test_messages_tell_each_finding_once(tmp_path: Path) -> None:

@@ -150,6 +150,28 @@ MAX_CHANGES = 8
 _CHANGE_PRIORITY = {"status": 0, "action": 0, "escalation": 1, "note": 1, "finding": 2, "alert": 3}
 
 
+def _latest_per_finding(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per finding in an update: a finding whose text changed several times since the
+    last update (notebooks seeing it a moment apart) is told once, as it reads now, at its latest
+    time; "Changed:" only when it was already told before."""
+    first: dict[str, dict[str, Any]] = {}
+    last: dict[str, dict[str, Any]] = {}
+    for ev in events:
+        if ev.get("kind") == "finding" and ev.get("key"):
+            first.setdefault(str(ev["key"]), ev)
+            last[str(ev["key"])] = ev
+    out = []
+    for ev in events:
+        key = str(ev.get("key") or "")
+        if ev.get("kind") != "finding" or not key:
+            out.append(ev)
+        elif ev is last[key]:
+            text = str(ev["summary"]).removeprefix("Changed: ")
+            changed = str(first[key]["summary"]).startswith("Changed: ")
+            out.append({**ev, "summary": f"Changed: {text}" if changed else text})
+    return out
+
+
 def changes_since(
     data: dict[str, Any],
     since: datetime | None,
@@ -168,7 +190,7 @@ def changes_since(
     from vcci_nb.story import CAUSE, role
 
     timeline = [ev for ev in data.get("timeline") or [] if ev.get("kind") not in {"notification", "run"}]
-    told = story_events(timeline, since=since.isoformat() if since else None, skip_keys=skip_keys)
+    told = _latest_per_finding(story_events(timeline, since=since.isoformat() if since else None, skip_keys=skip_keys))
     if len(told) > limit:
 
         def priority(ev: dict[str, Any]) -> tuple[int, str]:
