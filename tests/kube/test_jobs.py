@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +44,9 @@ def batch(jobs: KubeServer) -> Iterator[tuple[client.BatchV1Api, client.CoreV1Ap
     api.close()
 
 
-def _job(name: str, code: str, **spec: Any) -> dict[str, Any]:
+def _job(name: str, code: str, *, command_prefix: bool = False, **spec: Any) -> dict[str, Any]:
+    if command_prefix:
+        code = PY + code
     container: dict[str, Any] = {"name": "run", "image": "ghcr.io/vcci/vcci-nb:dev", "command": ["python", "-c", code]}
     container.update(spec.pop("container", {}))
     return {
@@ -99,9 +102,13 @@ def _create(kube: KubeServer, job: dict[str, Any], tmp: Path) -> None:
 
 
 def test_kubectl_runs_a_job_to_complete_with_logs_list_and_describe(jobs: KubeServer, tmp_path: Path) -> None:
-    _create(jobs, _job("hello", 'print("hi")'), tmp_path)
+    _create(jobs, _job("hello", 'print("hi", flush=True); print("bye", file=sys.stderr)', command_prefix=True), tmp_path)
     jobs.kubectl("wait", "-n", JNS, "--for=condition=complete", "job/hello", "--timeout=60s")
-    assert jobs.kubectl("logs", "-n", JNS, "job/hello").stdout == "hi\n"
+    assert jobs.kubectl("logs", "-n", JNS, "job/hello").stdout == "hi\nbye\n"
+    assert jobs.kubectl("logs", "-n", JNS, "job/hello", "--tail=1").stdout == "bye\n"
+    stamped = jobs.kubectl("logs", "-n", JNS, "job/hello", "--timestamps").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["hi", "bye"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", stamped[0].split(" ")[0])
     table = jobs.kubectl("get", "jobs", "-n", JNS, "-l", "incident=INC-7,run=hello").stdout.splitlines()
     assert table[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     assert table[1].split()[:3] == ["hello", "Complete", "1/1"]
