@@ -102,7 +102,9 @@ def _create(kube: KubeServer, job: dict[str, Any], tmp: Path) -> None:
 
 
 def test_kubectl_runs_a_job_to_complete_with_logs_list_and_describe(jobs: KubeServer, tmp_path: Path) -> None:
-    _create(jobs, _job("hello", 'print("hi", flush=True); print("bye", file=sys.stderr)', command_prefix=True), tmp_path)
+    _create(
+        jobs, _job("hello", 'print("hi", flush=True); print("bye", file=sys.stderr)', command_prefix=True), tmp_path
+    )
     jobs.kubectl("wait", "-n", JNS, "--for=condition=complete", "job/hello", "--timeout=60s")
     assert jobs.kubectl("logs", "-n", JNS, "job/hello").stdout == "hi\nbye\n"
     assert jobs.kubectl("logs", "-n", JNS, "job/hello", "--tail=1").stdout == "bye\n"
