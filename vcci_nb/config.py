@@ -24,7 +24,15 @@ import yaml
 
 from vcci_nb import runenv
 from vcci_nb.errors import ConfigError
-from vcci_nb.policy import ALERT_LEVELS, CADENCE_MINUTES, DEFAULT_ALERT_LEVEL, INITIAL_UPDATE_MINUTES, SEVERITIES
+from vcci_nb.policy import (
+    ALERT_LEVELS,
+    CADENCE_MINUTES,
+    DEFAULT_ALERT_LEVEL,
+    INITIAL_UPDATE_MINUTES,
+    SEVERITIES,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+)
 from vcci_nb.redact import register_secret
 
 
@@ -162,8 +170,6 @@ class Profile:
 
 # --- The names a platform uses: the profile schema ----------------------------------------------
 
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_SELECTOR = re.compile(r"^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]+(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]+)*$")
 _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_$]{0,62}$")
 _METRIC_OR_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -197,13 +203,15 @@ NAME_KEYS: dict[str, tuple[str, str]] = {
 
 
 def _check_name(kind: str, value: Any) -> bool:
+    if kind == "dns1123":
+        return is_dns1123_label(value)
+    if kind == "dns1123_subdomain":
+        return is_dns1123_subdomain(value)
     if kind == "dns1123_list":
         return isinstance(value, list) and bool(value) and all(_check_name("dns1123_subdomain", v) for v in value)
     if not isinstance(value, str) or not value.strip():
         return False
     patterns = {
-        "dns1123": _DNS1123,
-        "dns1123_subdomain": _DNS1123_SUBDOMAIN,
         "selector": _LABEL_SELECTOR,
         "pg_ident": _PG_IDENT,
         "label": _METRIC_OR_LABEL,

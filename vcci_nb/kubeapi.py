@@ -30,6 +30,10 @@ from urllib.parse import urlencode, urlsplit
 
 from vcci_nb.config import KubeSettings, ProfileLike, kube_settings
 from vcci_nb.errors import ActionRefused, ConfigError, KubeApiError
+from vcci_nb.policy import DNS1123_LABEL as DNS1123_LABEL
+from vcci_nb.policy import DNS1123_SUBDOMAIN as DNS1123_SUBDOMAIN
+from vcci_nb.policy import is_dns1123_label as is_dns1123_label
+from vcci_nb.policy import is_dns1123_subdomain as is_dns1123_subdomain
 from vcci_nb.redact import redact, register_secret
 
 if TYPE_CHECKING:
@@ -60,24 +64,8 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 # --------------------------------------------------------------------------------------------
 # Names and quantities (one grammar each)
 
-#: A DNS-1123 label (namespaces, services, deployments, containers): at most 63 characters.
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-#: A DNS-1123 subdomain (pods, configmaps, most object names): dot-separated labels, at most 253.
-DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def is_dns1123_label(value: object) -> bool:
-    """A valid Kubernetes label-style name (a namespace, for instance)."""
-    return isinstance(value, str) and bool(DNS1123_LABEL.match(value))
-
-
-def is_dns1123_subdomain(value: object) -> bool:
-    """A valid Kubernetes object name (a pod, a deployment, a PVC)."""
-    return (
-        isinstance(value, str)
-        and bool(DNS1123_SUBDOMAIN.match(value))
-        and all(len(part) <= 63 for part in value.split("."))
-    )
+# The DNS-1123 grammar is vcci_nb.policy's (config, below this client, checks profiles with it too);
+# re-exported here, where the sources and actions have always found it.
 
 
 _QUANTITY = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)([a-zA-Z]*)$")

@@ -11,6 +11,8 @@ analysis, the record, notifications, the alert back end) can use it without impo
   bound is written in (a notebook's ``window_start``/``window_end``, the sources' windows).
 - Severity. ``P0``..``P3`` (:data:`SEVERITIES`, most severe first) and the finding levels
   ``critical``..``info`` (:data:`LEVELS`), each with its rank.
+- Names. The DNS-1123 grammar Kubernetes names follow (:func:`is_dns1123_label`,
+  :func:`is_dns1123_subdomain`), the one validator a profile, a route and an action check with.
 - Cadence. The default minutes between stakeholder updates per severity (why 30 minutes for P0
   and P1 is explained in :mod:`vcci_nb.escalation`), the first update's delay, and how sent
   updates count as rounds. A profile may change the cadence: :meth:`vcci_nb.config.Profile.cadence_minutes`.
@@ -29,6 +31,8 @@ __all__ = [
     "ALERT_LEVELS",
     "CADENCE_MINUTES",
     "DEFAULT_ALERT_LEVEL",
+    "DNS1123_LABEL",
+    "DNS1123_SUBDOMAIN",
     "INITIAL_UPDATE_MINUTES",
     "LEVELS",
     "LEVEL_ORDER",
@@ -39,15 +43,41 @@ __all__ = [
     "human_minutes",
     "incident_start",
     "incident_window",
+    "is_dns1123_label",
+    "is_dns1123_subdomain",
     "iso",
     "last_sent_update",
     "level_rank",
     "maybe_time",
     "parse_time",
+    "rfc3339",
     "severity_rank",
     "update_rounds",
     "window_bound",
 ]
+
+# --------------------------------------------------------------------------------------------
+# Kubernetes names (one grammar, used by profiles, routes, sources and actions)
+
+#: A DNS-1123 label (namespaces, services, deployments, containers): at most 63 characters.
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: A DNS-1123 subdomain (pods, configmaps, most object names): dot-separated labels, at most 253.
+DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def is_dns1123_label(value: object) -> bool:
+    """A valid Kubernetes label-style name (a namespace, for instance)."""
+    return isinstance(value, str) and bool(DNS1123_LABEL.match(value))
+
+
+def is_dns1123_subdomain(value: object) -> bool:
+    """A valid Kubernetes object name (a pod, a deployment, a PVC): each dot-separated part at most 63."""
+    return (
+        isinstance(value, str)
+        and bool(DNS1123_SUBDOMAIN.match(value))
+        and all(len(part) <= 63 for part in value.split("."))
+    )
+
 
 # --------------------------------------------------------------------------------------------
 # Severity and finding levels
@@ -207,6 +237,35 @@ def parse_time(value: str | datetime, *, name: str = "", error: type[VcciNbError
         what = f"{name}={text!r}" if name else repr(text)
         raise error(f"{what} is not an ISO-8601 time; use e.g. 2026-01-06T14:05:00Z.") from None
     return _utc(parsed)
+
+
+_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def rfc3339(text: str, *, name: str, error: type[VcciNbError] = ParameterError) -> datetime:
+    """A strict RFC 3339 time (a zone is required; up to nanoseconds, cut to microseconds) as aware UTC.
+
+    What machines send (Alertmanager, Kubernetes); :func:`parse_time` is the lenient reader for
+    people. Bad input raises ``error`` naming ``name``: not RFC 3339, not a real date, or outside
+    the calendar once taken to UTC.
+    """
+    match = _RFC3339.match(text)
+    if not match:
+        raise error(f"{name} is {text[:40]!r}, not an RFC 3339 timestamp such as 2024-01-31T12:00:00Z")
+    frac = (match["frac"] or ".0")[1:7].ljust(6, "0")
+    tz = "+00:00" if match["tz"] in ("Z", "z") else match["tz"]
+    try:
+        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}")
+    except ValueError as exc:
+        raise error(f"{name} is {text[:40]!r}, which is not a real date and time: {exc}") from exc
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        raise error(
+            f"{name} is {text[:40]!r}, which is outside the calendar (years 1 to 9999) once taken to UTC"
+        ) from exc
 
 
 def _fromiso(text: str) -> datetime:

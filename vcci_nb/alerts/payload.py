@@ -13,17 +13,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from vcci_nb.errors import VcciNbError
+from vcci_nb.policy import rfc3339
 
 #: Alertmanager's "no end time" (Go's zero time.Time).
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
-_RFC3339 = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
-)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FINGERPRINT = re.compile(r"^[0-9A-Fa-f]{1,64}$")
 _STATUSES = ("firing", "resolved")
@@ -122,21 +119,7 @@ def parse_time(value: Any, where: str, *, zero_is_none: bool = False) -> str | N
     text = _string(value, where)
     if zero_is_none and text.startswith("0001-01-01T00:00:00"):
         return None
-    match = _RFC3339.match(text)
-    if not match:
-        raise PayloadError(f"{where} is {text[:40]!r}, not an RFC 3339 timestamp such as 2024-01-31T12:00:00Z")
-    frac = (match["frac"] or ".0")[1:7].ljust(6, "0")
-    tz = "+00:00" if match["tz"] in ("Z", "z") else match["tz"]
-    try:
-        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}")
-    except ValueError as exc:
-        raise PayloadError(f"{where} is {text[:40]!r}, which is not a real date and time: {exc}") from exc
-    try:
-        utc = moment.astimezone(UTC)
-    except OverflowError as exc:  # 0001-01-01T00:30:00+01:00 is before year 1 in UTC
-        raise PayloadError(
-            f"{where} is {text[:40]!r}, which is outside the calendar (years 1 to 9999) once taken to UTC"
-        ) from exc
+    utc = rfc3339(text, name=where, error=PayloadError)  # the one strict grammar (vcci_nb.policy)
     return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

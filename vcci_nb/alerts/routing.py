@@ -17,13 +17,8 @@ from typing import Any
 
 from vcci_nb.config import parameters_dir, read_yaml
 from vcci_nb.errors import ConfigError
+from vcci_nb.policy import SEVERITIES, is_dns1123_label, is_dns1123_subdomain
 
-SEVERITIES = ("P0", "P1", "P2", "P3")
-
-#: DNS-1123 label: what Kubernetes accepts as a namespace, service or deployment name.
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-#: DNS-1123 subdomain: what Kubernetes accepts as a pod or configmap name.
-DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 #: Anything else: a short token with no quotes, spaces, brackets, backslashes or newlines.
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+,=-]{0,127}$")
 _INTEGER = re.compile(r"^-?[0-9]{1,12}$")
@@ -38,10 +33,10 @@ _KIND_BY_NAME = {"namespace": "dns1123", "service": "dns1123", "deployment": "dn
 def check_value(kind: str, value: str) -> str | None:
     """Return why ``value`` is unsafe for a parameter of ``kind``, or None when it is fine."""
     if kind == "dns1123":
-        ok = bool(DNS1123_LABEL.match(value))
+        ok = is_dns1123_label(value)
         what = "a DNS-1123 name (lower-case letters, digits and '-', at most 63)"
     elif kind == "dns1123_subdomain":
-        ok = bool(DNS1123_SUBDOMAIN.match(value))
+        ok = is_dns1123_subdomain(value)
         what = "a DNS-1123 subdomain"
     elif kind == "int":
         ok = bool(_INTEGER.match(value))
