@@ -216,15 +216,18 @@ def test_widget_destructive_needs_the_typed_id(record: IncidentRecord) -> None:
     out = run(SetValue(store, "k", None), record.id, dry_run=False, interactive=True)
     panel = out.widget
     assert panel.id_box is not None
-    panel.confirm_button.click()  # no ID typed
+    assert panel.confirm_button.disabled  # nothing typed: the button cannot be pressed
+    panel.confirm_button.click()  # a click that reaches the kernel anyway is refused by the gateway
     assert store == {"k": 1}
     assert panel.outcome.status == "refused" and "type the incident ID" in panel.status_html.value
-    assert not panel.confirm_button.disabled  # may try again
     panel.id_box.value = "INC-19990101-001"
+    assert panel.confirm_button.disabled  # a wrong ID does not enable it
     panel.confirm_button.click()
     assert store == {"k": 1}
-    panel.id_box.value = record.id
+    panel.id_box.value = f" {record.id} "
+    assert not panel.confirm_button.disabled  # the right ID does
     panel.confirm_button.click()
+    assert panel.confirm_button.disabled  # and after it ran, never again
     assert store == {} and panel.outcome.status == "succeeded"
     results = [e["result"] for e in actions_of(record)]
     assert results == ["awaiting_confirmation", "refused", "refused", "succeeded"]

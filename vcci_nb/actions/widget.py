@@ -2,8 +2,10 @@
 
 The panel only calls back into the gateway; it holds no logic of its own, so the rules are the
 same with or without it. Nothing happens until the button is clicked, and a headless run never
-waits for it (it just records the plan). After a successful click the button stays disabled, so a
-double click cannot run the action twice; after a refusal (a mistyped ID) it can be tried again.
+waits for it (it just records the plan). For a destructive action the button stays disabled until
+the box holds this incident's ID (the gateway checks the typed ID again on the click, so a click
+that reaches the kernel anyway is refused and audited). After a successful click the button stays
+disabled, so a double click cannot run the action twice; after a refusal it can be tried again.
 """
 
 from __future__ import annotations
@@ -79,13 +81,31 @@ class ConfirmPanel:
             button_style="danger" if require_typed_id else "warning",
             tooltip=f"Execute: {plan.summary}",
         )
-        self.status_html = w.HTML("<p>Nothing has changed yet. Read the plan, then Confirm.</p>")
+        self.status_html = w.HTML(
+            "<p>Nothing has changed yet. Read the plan, then Confirm.</p>"
+            if self.id_box is None
+            else f"<p>Nothing has changed yet. Read the plan, type <code>{html.escape(incident_id)}</code> "
+            "in the box to enable Confirm.</p>"
+        )
+        self._done = False
         self.confirm_button.on_click(self._clicked)
+        if self.id_box is not None:
+            self.confirm_button.disabled = True
+            self.id_box.observe(lambda _change: self._gate(), names="value")
         children: list[Any] = [self.plan_html]
         if self.id_box is not None:
             children.append(self.id_box)
         children += [self.confirm_button, self.status_html]
         self.box = w.VBox(children)
+
+    def typed_ok(self) -> bool:
+        """Whether the box holds this incident's ID (always true when no ID is asked for)."""
+        return self.id_box is None or str(self.id_box.value).strip() == self.incident_id
+
+    def _gate(self) -> None:
+        """Enable Confirm only while the typed ID is this incident's (and nothing ran yet)."""
+        if not self._done:
+            self.confirm_button.disabled = not self.typed_ok()
 
     def _clicked(self, _button: Any) -> None:
         self.confirm_button.disabled = True
@@ -99,12 +119,15 @@ class ConfirmPanel:
                 self.outcome = outcome
             self.status_html.value = f"<p><b>{html.escape(redact(str(exc)))}</b></p>"
             # A refusal changed nothing: let the engineer fix the typed ID and try again.
-            self.confirm_button.disabled = outcome is not None and outcome.status == "failed"
+            self._done = outcome is not None and outcome.status == "failed"
+            self.confirm_button.disabled = self._done or not self.typed_ok()
             return
         except Exception as exc:  # a callback must never kill the kernel's comm handler
             log.exception("confirm callback failed")
             self.status_html.value = f"<p><b>Unexpected error: {html.escape(redact(str(exc)))}</b></p>"
+            self._done = True
             return
+        self._done = True
         self.status_html.value = self.outcome._summary_html()
         if self.outcome.executed:
             executed(self.outcome)
