@@ -12,6 +12,8 @@ starts from is always shown by the notebook itself, outside the widget.
 - :func:`incident_picker` — choose one of the open incidents, or open a new one, when the
   parameters cell names none; cells that planned without an incident (the ``04_mitigate_*``
   steps) are told and show their Confirm panel (:func:`when_incident_chosen`);
+- :func:`declare_severity` — 01_triage's "Apply": the suggested (or questionnaire's) P-level and a
+  reason, written to the incident record as its declared severity, with a timeline entry;
 - :func:`show_in` — run a function and show what it displays in an output widget (for redraws
   after a click, without re-running the cell).
 
@@ -38,6 +40,8 @@ __all__ = [
     "IncidentPicker",
     "LiveMonitor",
     "Questionnaire",
+    "SeverityDeclaration",
+    "declare_severity",
     "in_jupyterlab",
     "incident_picker",
     "live_monitor",
@@ -225,8 +229,10 @@ def _bundle(widget: Any, text: str, **kwargs: Any) -> Any:
 class Questionnaire:
     """The severity questionnaire: shows as the widget in JupyterLab, as one line of text elsewhere."""
 
-    def __init__(self, widget: Any) -> None:
+    def __init__(self, widget: Any, suggested: Any = None) -> None:
         self.widget = widget
+        self.suggested = suggested  # the HTML label, and ``.level`` once answered (see severity_questionnaire)
+        self.listeners: list[Callable[[str], None]] = []
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return _bundle(
@@ -258,19 +264,101 @@ def severity_questionnaire(
         why = w.HTML(value=f"<small style='color:#57606a'>{reasons.get(key, '')}</small>")
         rows.append(w.HBox([box, why]))
     result = w.HTML()
+    listeners: list[Callable[[str], None]] = []
 
     def refresh(_change: Any = None) -> None:
         current = {k: bool(b.value) for k, b in boxes.items()}
         sev, why = severity_from_answers(current)
         result.value = f"<p><strong>Suggested severity: {sev}</strong> — {'; '.join(why)}</p>"
-        if on_change is not None and _change is not None:
-            on_change(sev, current)
+        if _change is not None:
+            if on_change is not None:
+                on_change(sev, current)
+            for listener in list(listeners):
+                listener(sev)
 
     for box in boxes.values():
         box.observe(refresh, names="value")
     refresh()
     box = w.VBox([w.HTML("<p><em>Adjust the answers the evidence could not give:</em></p>"), *rows, result])
-    return Questionnaire(box)
+    q = Questionnaire(box, result)
+    q.listeners = listeners
+    return q
+
+
+class SeverityDeclaration:
+    """The "Apply severity" control: the widget in JupyterLab, one line of text in a headless copy."""
+
+    def __init__(self, widget: Any, level: Any, reason: Any, button: Any, status: Any) -> None:
+        self.widget = widget
+        self.level = level
+        self.reason = reason
+        self.button = button
+        self.status = status
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return _bundle(
+            self.widget,
+            "(Declare severity: open this notebook in JupyterLab, or "
+            "vcci-nb incident update ID --severity P? --reason '…')",
+            **kwargs,
+        )
+
+
+def declare_severity(
+    ctx: Any,
+    suggested: str,
+    *,
+    questionnaire: Questionnaire | None = None,
+    reason: str = "",
+    outputs: Any = None,
+) -> SeverityDeclaration:
+    """A P-level (pre-set to ``suggested``, following the questionnaire's answers), a reason, and Apply.
+
+    Apply writes the level as the incident's declared severity (:meth:`IncidentRecord.set_severity`:
+    the record's ``severity`` and a timeline entry with who and why). The incident is ``ctx``'s at
+    the time of the click, so one chosen or opened with the picker after Run All counts. Nothing is
+    written without a click, and a headless run only shows a line of text.
+    """
+    from vcci_nb.policy import SEVERITIES
+
+    w = _widgets()
+    level = w.Dropdown(options=list(SEVERITIES), value=suggested, description="Severity")
+    level.layout.width = "180px"
+    why = w.Text(value=reason, placeholder="why this level (required)", description="Reason")
+    why.layout.width = "520px"
+    button = w.Button(description="Apply severity", button_style="primary", icon="check")
+    status = w.HTML(value="<em>The record keeps its severity until you apply one, with a reason.</em>")
+    if questionnaire is not None:
+
+        def follow(sev: str) -> None:
+            level.value = sev
+
+        questionnaire.listeners.append(follow)
+
+    def apply(_b: Any) -> None:
+        from vcci_nb.errors import VcciNbError
+        from vcci_nb.record import IncidentRecord
+
+        incident = getattr(ctx, "incident_id", "") or ""
+        if not incident:
+            status.value = (
+                "<strong style='color:#cf222e'>No incident: choose one or open one with the picker at the top, "
+                "then Apply.</strong>"
+            )
+            return
+        try:
+            data = IncidentRecord.load(incident, outputs).set_severity(str(level.value), str(why.value))
+        except VcciNbError as exc:
+            status.value = f"<strong style='color:#cf222e'>{html.escape(str(exc))}</strong>"
+            return
+        status.value = (
+            f"<strong>{html.escape(incident)} is now {html.escape(str(data['severity']))}</strong> — "
+            f"recorded in its timeline: {html.escape(str(why.value).strip())}"
+        )
+
+    button.on_click(apply)
+    box = w.VBox([w.HBox([level, why, button]), status])
+    return SeverityDeclaration(box, level, why, button, status)
 
 
 @dataclass

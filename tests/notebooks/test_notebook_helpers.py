@@ -31,7 +31,7 @@ from vcci_nb.notebook import (
     show_table,
 )
 from vcci_nb.redact import register_secret
-from vcci_nb.widgets import live_monitor, severity_from_answers, severity_questionnaire
+from vcci_nb.widgets import declare_severity, live_monitor, severity_from_answers, severity_questionnaire
 
 NOW = datetime(2026, 1, 6, 14, 30, tzinfo=UTC)
 
@@ -202,6 +202,30 @@ def test_questionnaire_updates_its_suggestion_when_a_box_is_ticked() -> None:
     first_row = box.children[1]
     first_row.children[0].value = True  # "Is the service completely down?"
     assert "P0" in result.value
+
+
+def test_declared_severity_follows_the_questionnaire_and_apply_writes_the_record(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from vcci_nb.record import IncidentRecord
+
+    ctx = SimpleNamespace(incident_id="")
+    q = severity_questionnaire({"single_tenant": True})
+    decl = declare_severity(ctx, "P2", questionnaire=q, outputs=tmp_path)
+    decl.reason.value = "checkout is down for everyone"
+    decl.button.click()  # no incident yet: nothing is written
+    assert "No incident" in decl.status.value and not list(tmp_path.iterdir())
+    record = IncidentRecord.open("P3", "Checkout answers 500", outputs=tmp_path)
+    ctx.incident_id = record.id  # what the picker does when one is chosen or opened
+    q.widget.children[1].children[0].value = True  # "completely down?" → P0
+    assert decl.level.value == "P0"
+    decl.button.click()
+    data = IncidentRecord.load(record.id, tmp_path).data
+    assert data["severity"] == "P0" and data["severity_declared"]["reason"] == "checkout is down for everyone"
+    assert data["timeline"][-1]["summary"] == "Severity declared P0 (P3 → P0): checkout is down for everyone"
+    decl.reason.value = " "
+    decl.button.click()  # a reason is required: the record keeps P0 and the widget says why
+    assert "reason" in decl.status.value and IncidentRecord.load(record.id, tmp_path).data["severity"] == "P0"
 
 
 def test_live_monitor_does_nothing_until_started() -> None:
