@@ -44,6 +44,7 @@ __all__ = [
     "show_chart",
     "show_evidence",
     "show_failures",
+    "show_markdown",
     "show_next",
     "show_table",
     "show_verdict",
@@ -89,6 +90,19 @@ def fmt_time(value: datetime) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Evidence, tables and banners
+
+
+def show_markdown(text: str, *, svg: str = "") -> None:
+    """Show Markdown formatted (headings, tables, lists), with an optional inline SVG chart after it.
+
+    JupyterLab and exported HTML render the ``text/markdown``; the plain text (the Markdown itself)
+    is what a headless reader or a test sees. Nothing is shown for empty text and no chart.
+    """
+    text = redact(text or "")
+    if text.strip():
+        _display({"text/markdown": text, "text/plain": text})
+    if svg:
+        _display({"image/svg+xml": svg, "text/plain": "(chart)"})
 
 
 def show_banner(text: str, level: str = "warning", *, title: str = "") -> None:

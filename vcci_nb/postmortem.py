@@ -257,6 +257,8 @@ class Postmortem:
     related: list[dict[str, Any]] = field(default_factory=list)
     #: The drafted root cause (a story fact's dict: key, summary, notebooks, ...), or None.
     root_cause: dict[str, Any] | None = None
+    #: The impact chart (inline SVG: the SLI over the incident, its moments marked), "" when not measured.
+    chart_svg: str = ""
 
     def _repr_markdown_(self) -> str:
         return self.markdown
@@ -853,6 +855,7 @@ def build(
         response=resp,
         related=related,
         root_cause=root.to_dict() if root is not None else None,
+        chart_svg=chart or "",
     )
 
 
