@@ -14,6 +14,8 @@ starts from is always shown by the notebook itself, outside the widget.
   steps) are told and show their Confirm panel (:func:`when_incident_chosen`);
 - :func:`declare_severity` — 01_triage's "Apply": the suggested (or questionnaire's) P-level and a
   reason, written to the incident record as its declared severity, with a timeline entry;
+- :func:`send_panel` — 02_communicate's "Send": the rendered messages go out on a click (and are
+  recorded with each provider's answer); nothing is sent without it;
 - :func:`show_in` — run a function and show what it displays in an output widget (for redraws
   after a click, without re-running the cell).
 
@@ -40,11 +42,13 @@ __all__ = [
     "IncidentPicker",
     "LiveMonitor",
     "Questionnaire",
+    "SendPanel",
     "SeverityDeclaration",
     "declare_severity",
     "in_jupyterlab",
     "incident_picker",
     "live_monitor",
+    "send_panel",
     "severity_from_answers",
     "severity_questionnaire",
     "show_in",
@@ -430,3 +434,72 @@ def live_monitor(refresh: Callable[[], Any], interval_s: float = 30.0, *, autost
     if autostart:
         mon.start()
     return mon
+
+
+class SendPanel:
+    """The Send button under 02_communicate's previews: the widget in JupyterLab, a line of text headless."""
+
+    def __init__(self, widget: Any, button: Any, status: Any) -> None:
+        self.widget = widget
+        self.button = button
+        self.status = status
+        self.result: dict[str, Any] | None = None
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return _bundle(
+            self.widget,
+            "(Send: open this notebook in JupyterLab and press Send, or run it with send=True and dry_run=False.)",
+            **kwargs,
+        )
+
+
+def send_panel(preview: Any, *, actor: str | None = None) -> SendPanel:
+    """A Send button for ``preview`` (a :class:`vcci_nb.notify.Preview`): one click sends every message shown.
+
+    The click is the confirmation: each message is delivered and recorded in the incident with the
+    provider's answer (``Preview.send``), and the panel lists what went out and what failed. The
+    button then stays disabled, so a double click cannot send twice; a failed channel is retried
+    with ``vcci-nb deliveries retry``, which knows which are safe to retry.
+    """
+    w = _widgets()
+    names = ", ".join(m.channel for m in preview.messages)
+    button = w.Button(
+        description=f"Send {len(preview.messages)} message(s)",
+        button_style="warning",
+        icon="paper-plane",
+        tooltip=f"Send to {names}",
+    )
+    button.layout.width = "auto"
+    status = w.HTML(value=f"<em>Nothing sent yet. Read the messages above, then Send to: {html.escape(names)}.</em>")
+    panel = SendPanel(w.VBox([w.HBox([button, status])]), button, status)
+
+    def send(_b: Any) -> None:
+        button.disabled = True
+        status.value = "<em>Sending…</em>"
+        try:
+            result = preview.send(send=True, actor=actor)
+        except Exception as exc:  # a callback must never kill the kernel's comm handler
+            from vcci_nb.redact import redact
+
+            log.warning("sending failed", exc_info=True)
+            status.value = (
+                f"<strong style='color:#cf222e'>{html.escape(redact(f'{type(exc).__name__}: {exc}'))}</strong>"
+            )
+            button.disabled = False
+            return
+        panel.result = result
+        rows = "".join(
+            f"<li><b>{html.escape(str(d['channel']))}</b>: {html.escape(str(d['status']))}"
+            + (f" — {html.escape(str(d['error']))}" if d.get("error") else "")
+            + "</li>"
+            for d in result["deliveries"]
+        )
+        sent = sum(d["status"] == "sent" for d in result["deliveries"])
+        head = f"Sent {sent} of {len(result['deliveries'])} message(s); each is recorded in the incident."
+        if not result["ok"]:
+            head += " Retry the failed ones with <code>vcci-nb deliveries retry</code>."
+        colour = "#1a7f37" if result["ok"] else "#cf222e"
+        status.value = f"<strong style='color:{colour}'>{head}</strong><ul>{rows}</ul>"
+
+    button.on_click(send)
+    return panel

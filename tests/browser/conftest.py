@@ -16,8 +16,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -43,8 +46,56 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class NotifyPeers:
+    """The Slack incoming webhook (and the other HTTP providers) and the SMTP server the kernels send to."""
+
+    receiver: Any
+    smtp: Any
+    env: dict[str, str]
+
+
 @pytest.fixture(scope="session")
-def jupyterlab(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+def notify_peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotifyPeers]:
+    """tests/notify's real protocol peers on 127.0.0.1, started once for the JupyterLab server's kernels."""
+    from tests.notify.conftest import CANARY, SLACK_WEBHOOK_PATH, Receiver, _handler_for, _start_smtp
+
+    d = tmp_path_factory.mktemp("notify")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)),
+            *("-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    receiver = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    controller, smtp = _start_smtp((cert, key))
+    password = d / "smtp-password"
+    password.write_text(CANARY["smtp_password"] + "\n")
+    env = {
+        "VCCI_SLACK_WEBHOOK_URL": receiver.url + SLACK_WEBHOOK_PATH,
+        "VCCI_SMTP_HOST": smtp.host,
+        "VCCI_SMTP_PORT": str(smtp.port),
+        "VCCI_SMTP_USERNAME": "vcci-notify",
+        "VCCI_SMTP_CA_FILE": str(smtp.ca_file),
+        "VCCI_SMTP_PASSWORD_FILE": str(password),
+    }
+    try:
+        yield NotifyPeers(receiver, smtp, env)
+    finally:
+        controller.stop()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(lab: Any, notify_peers: NotifyPeers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
     base = tmp_path_factory.mktemp("jupyterlab")
     outputs = base / "outputs"
     outputs.mkdir()
@@ -66,6 +117,7 @@ def jupyterlab(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[J
         "JUPYTER_CONFIG_DIR": str(config),
         "VCCI_NB_OUTPUTS": str(outputs),
         "VCCI_NB_ACTOR": "browser-test",
+        **notify_peers.env,
     }
     # A copy of the notebooks: JupyterLab saves what the tests type, and the committed ones stay as they are
     # (and their kernels start in a folder that is not the project's: records still land in one place).
