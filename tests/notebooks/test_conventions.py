@@ -14,6 +14,7 @@ import json
 import re
 import tokenize
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _nbtools import DIAGNOSTIC
@@ -103,6 +104,28 @@ def test_the_check_catches_an_executed_notebook(tmp_path: Path) -> None:
     code[-1]["execution_count"] = 3
     (tmp_path / "x.ipynb").write_text(json.dumps(nb))
     assert problems(tmp_path)
+
+
+def test_the_check_keeps_code_one_click_away_and_results_visible(tmp_path: Path) -> None:
+    """Import cells start collapsed; the parameters cell, other code and every output stay visible."""
+
+    def check(change: Any) -> list[str]:
+        nb = _load("01_triage.ipynb")
+        change(nb["cells"])
+        (tmp_path / "x.ipynb").write_text(json.dumps(nb))
+        return problems(tmp_path)
+
+    def meta(cell: dict[str, Any]) -> dict[str, Any]:
+        return cell["metadata"].setdefault("jupyter", {})  # type: ignore[no-any-return]
+
+    assert check(lambda cells: None) == []
+    imports = next(
+        i for i, c in enumerate(_load("01_triage.ipynb")["cells"]) if "from vcci_nb import" in "".join(c["source"])
+    )
+    assert "only imports; collapse it" in "".join(check(lambda cells: meta(cells[imports]).pop("source_hidden")))
+    assert "parameters cell and is collapsed" in "".join(check(lambda cells: meta(cells[2]).update(source_hidden=True)))
+    assert "does more than import" in "".join(check(lambda cells: meta(cells[4]).update(source_hidden=True)))
+    assert "hides its outputs" in "".join(check(lambda cells: meta(cells[6]).update(outputs_hidden=True)))
 
 
 @pytest.mark.parametrize("rel", DIAGNOSTIC)
