@@ -27,8 +27,10 @@ def import_only(cell: dict[str, Any]) -> bool:
         return False
     source = cell.get("source") or ""
     lines = [ln for ln in ("".join(source) if isinstance(source, list) else source).splitlines() if ln.strip()]
-    return bool(lines) and re.match(r"^(from|import) ", lines[0]) is not None and all(
-        _IMPORT_LINE.match(ln) for ln in lines
+    return (
+        bool(lines)
+        and re.match(r"^(from|import) ", lines[0]) is not None
+        and all(_IMPORT_LINE.match(ln) for ln in lines)
     )
 
 
