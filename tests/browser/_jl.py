@@ -79,12 +79,13 @@ def menu(page: Any, *path: str) -> None:
 
 
 def run_all(page: Any, timeout_s: float = 300) -> None:
-    """Run ▸ Run All Cells, then wait until every code cell has its execution count."""
+    """Run ▸ Run All Cells, then wait until every code cell shown has its execution count (and the kernel is idle)."""
     menu(page, "Run", "Run All Cells")
     page.wait_for_function(
         r"""() => {
             const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            // a collapsed cell (jupyter.source_hidden) shows a placeholder prompt that never gets a count
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt:not(.jp-Placeholder-prompt)')];
             return prompts.length > 0 && prompts.every(p => /\[\d+\]/.test(p.textContent));
         }""",
         timeout=timeout_s * 1000,

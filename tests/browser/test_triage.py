@@ -15,6 +15,11 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 def test_triage_open_an_incident_and_declare_its_severity(page: Any, jupyterlab: JupyterLab) -> None:
     known = {r["id"] for r in list_records(jupyterlab.outputs)}
     open_notebook(page, jupyterlab, "01_triage.ipynb")
+    # code one click away: the imports start collapsed, their first line showing
+    imports = page.locator(".jp-Notebook .jp-CodeCell").filter(
+        has=page.locator(".jp-InputPlaceholder", has_text="from vcci_nb import charts")
+    )
+    assert imports.count() == 1
     run_all(page)
     assert errors(page) == []
 
@@ -69,6 +74,12 @@ def test_triage_open_an_incident_and_declare_its_severity(page: Any, jupyterlab:
         e["summary"].startswith("Severity declared P0 (P3 → P0)") and e["data"].get("declared")
         for e in data["timeline"]
     )
+    # ... and one click shows them (they ran with Run All like every other cell)
+    imports.locator(".jp-InputPlaceholder .jp-Placeholder-content").click()
+    shown = cell(page, "from vcci_nb.sources import")
+    shown.wait_for()
+    assert shown.locator(".jp-InputPrompt").first.inner_text().strip() == "[2]:"
+
     cell(page, "findings = record_findings(").scroll_into_view_if_needed()
     shot(page, "triage-findings")
     charts.scroll_into_view_if_needed()
