@@ -31,6 +31,8 @@ import copy
 import json
 import logging
 import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,12 +135,15 @@ class RecordStore:
         """Download the run's files (relative paths from the manifest) into ``dest``."""
         s3 = self.client()
         for name in names:
-            target = dest / name
             if ".." in Path(name).parts or Path(name).is_absolute():
                 raise RecordError(f"the run's manifest names {name!r}, which is outside its record folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+
+        def download(name: str) -> None:
             self._call(f"downloading {name}", s3.download_file, self.bucket,
-                       self._key(incident, job, "result", "files", name), str(target))  # fmt: skip
+                       self._key(incident, job, "result", "files", name), str(dest / name))  # fmt: skip
+
+        _each(download, names)
 
     def delete(self, incident: str, job: str) -> None:
         """Remove everything of one Job (after serve merged it)."""
@@ -167,13 +172,28 @@ class RecordStore:
             for p in folder.rglob("*")
             if p.is_file() and str(p.relative_to(folder)) not in _NOT_RESULTS
         )
-        for name in names:
+
+        def upload(name: str) -> None:
             self._call(f"uploading {name}", s3.upload_file, str(folder / name), self.bucket,
                        self._key(incident, job, "result", "files", name))  # fmt: skip
+
+        _each(upload, names)
         body = json.dumps({**manifest, "files": names}, ensure_ascii=False).encode()
         self._call("writing the manifest", s3.put_object, Bucket=self.bucket,
                    Key=self._key(incident, job, "result", MANIFEST), Body=body)  # fmt: skip
         return names
+
+
+def _each(fn: Callable[[str], None], names: list[str]) -> None:
+    """``fn`` over ``names``, eight at a time (a run leaves dozens of small evidence files; one PUT
+    or GET each, one after the other, took seconds). The first failure is raised."""
+    if len(names) <= 1:
+        for name in names:
+            fn(name)
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+        for future in [pool.submit(fn, name) for name in names]:
+            future.result()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -261,3 +261,29 @@ def test_a_pod_killed_mid_run_is_recorded_and_run_again_once(
     assert len(lost) == 1 and "queued again (attempt 2 of 2)" in lost[0], summaries
     assert sum("as Kubernetes Job" in s for s in summaries) == 2
     assert {nb["status"] for nb in final["notebooks"]} == {"succeeded"}
+
+
+def test_a_restarted_serve_follows_the_jobs_it_left_running(
+    lab: Any, serves: tuple[Serve, Serve, dict[str, str]]
+) -> None:
+    from kubernetes import client
+
+    kube, _, _ = serves
+    instance = (kube.state_dir / "instance").read_text().strip()
+    batch = client.BatchV1Api(_api(lab.env()))
+    post_alert(kube, "VcciJobsServeRestart", "f00d000000000003")
+    record = wait_for(lambda: record_of(kube, "VcciJobsServeRestart"), timeout=120, what="the incident")
+
+    def job_running() -> bool:
+        jobs = batch.list_namespaced_job(NAMESPACE, label_selector=f"incident={record['id']},vcci-nb/serve={instance}")
+        return any((j.status.active or 0) > 0 for j in jobs.items)
+
+    wait_for(job_running, timeout=300, interval=0.5, what="the Job running")
+    kube.stop()  # the Job runs on without serve (or ends meanwhile: the new serve merges it all the same)
+    kube.start()
+    final = settled_record(kube, "VcciJobsServeRestart")
+    [job] = [j for j in kube.jobs() if j["incident_id"] == final["id"]]
+    assert job["attempts"] == 1 and job["state"] == "succeeded", job
+    summaries = [e["summary"] for e in final["timeline"]]
+    assert any("again after a restart" in s for s in summaries), summaries
+    assert {nb["status"] for nb in final["notebooks"]} == {"succeeded"}

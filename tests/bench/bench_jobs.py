@@ -15,8 +15,9 @@ record store), for each executor in turn (kubernetes first, then local, same mac
 4. the time from the first alert until every incident's run has ended and its outcome is in its
    record ("last record complete").
 
-Reported per executor: last-record time, runs succeeded, acknowledgement median and p99; then the
-ratios kubernetes/local. Also the machine's load average before and after. Not collected by pytest.
+Reported per executor: last-record time, runs succeeded, acknowledgement median and p99, and the
+CPU seconds serve's own two processes used (front and back end, not the runs); then the ratios
+kubernetes/local. Also the machine's load average before and after. Not collected by pytest.
 
 Caveat, and the point of the figures: here the "cluster" is this machine, so Jobs compete with
 the receiver for the same cores; in a cluster the runs leave serve's node. What the lab measures
@@ -68,6 +69,25 @@ def _lab() -> Iterator[Any]:
         yield lab
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _serve_cpu_s(serve: Serve) -> float:
+    """CPU seconds of serve's two processes: the HTTP front and its back end (not the runs)."""
+    assert serve.proc is not None
+    pids = [serve.proc.pid]
+    for child in Path(f"/proc/{serve.proc.pid}/task/{serve.proc.pid}/children").read_text().split():
+        if b"vcci_nb.alerts.backend" in Path(f"/proc/{child}/cmdline").read_bytes():
+            pids.append(int(child))
+    return sum(_cpu_s(p) for p in pids)
+
+
 def _prober(serve: Serve, stop: threading.Event, out: list[float]) -> None:
     body = notification(
         [alert("BenchProbe", fingerprint="beefbeefbeefbeef", status="resolved")], group_key='{}:{alertname="Probe"}'
@@ -115,6 +135,7 @@ def _phase(lab: Any, root: Path, executor: str, args: argparse.Namespace) -> dic
         else:
             raise TimeoutError(f"{executor}: not every run done after {args.timeout} s")
         took = time.monotonic() - first
+        cpu = _serve_cpu_s(serve)
     finally:
         stop.set()
         prober.join(5)
@@ -128,6 +149,7 @@ def _phase(lab: Any, root: Path, executor: str, args: argparse.Namespace) -> dic
         "ack_samples": len(acks),
         "ack_median_ms": round(statistics.median(acks) * 1000, 2),
         "ack_p99_ms": round(_p(acks, 0.99) * 1000, 2),
+        "serve_cpu_s": round(cpu, 1),
     }
 
 

@@ -83,9 +83,12 @@ def run_in_job(
             log.error("%s", redact(str(exc)))
         manifest.update(exit_code=code, seconds=round(time.monotonic() - started, 3))
         manifest["record"] = json.loads((folder / RECORD_FILE).read_text())
+        uploading = time.monotonic()
         try:
-            store.put_result(incident, job, folder, manifest)
+            names = store.put_result(incident, job, folder, manifest)
         except StoreUnavailable as exc:
             log.error("%s", exc)
             return EXIT_STORE_FAILED
+        print(f"{incident}: {bundle} exit {code}; {len(names)} files and the manifest stored in "
+              f"{store.url} in {time.monotonic() - uploading:.1f} s", flush=True)  # fmt: skip
     return code
