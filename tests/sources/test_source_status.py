@@ -178,6 +178,32 @@ def test_check_reports_each_source_concurrently_even_when_one_hangs(
     assert (frame["latency_ms"] >= 0).all()
 
 
+def test_check_probes_the_profiles_s3_bucket(
+    lab_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    if "AWS_ENDPOINT_URL" not in lab_env:
+        pytest.skip("this lab runs without its AWS API (moto)")
+    # Generous bounds: the machine is shared; these are not timing claims.
+    frame = health.reachability("lab", timeout=10.0, deadline=30.0, only=["s3"])
+    [row] = frame.to_dict("records")
+    assert (row["source"], row["status"], row["detail"]) == ("s3", "reachable", "")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port}")  # S3 down
+    [row] = health.reachability("lab", timeout=10.0, deadline=30.0, only=["s3"]).to_dict("records")
+    assert row["status"] in ("unreachable", "timeout") and lab_env["AWS_SECRET_ACCESS_KEY"] not in row["detail"]
+    # Another bucket than the lab's: S3 answers that it does not exist.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", lab_env["AWS_ENDPOINT_URL"])
+    import copy
+    import dataclasses
+
+    from vcci_nb.config import load_profile
+
+    lab_profile = load_profile("lab")
+    other = dataclasses.replace(lab_profile, data=copy.deepcopy(lab_profile.data))
+    other.data["dependencies"]["s3"]["bucket"] = "no-such-bucket-here"
+    [row] = health.reachability(other, timeout=10.0, deadline=30.0, only=["s3"]).to_dict("records")
+    assert row["status"] == "unreachable" and "no-such-bucket-here" in row["detail"], row
+
+
 def test_check_cli_exit_code_and_table(monkeypatch: pytest.MonkeyPatch, closed_port: int, kube_env: object) -> None:
     import subprocess
     import sys
@@ -208,6 +234,7 @@ def test_check_cli_exit_code_and_table(monkeypatch: pytest.MonkeyPatch, closed_p
     # No DATABASE_URL: libpq's own defaults (PG* variables, local socket) are tried, and fail here.
     assert rows["postgres"]["status"] == "unreachable"
     assert rows["rabbitmq"]["status"] == "not configured"
+    assert rows["s3"]["status"] == "not configured" and "no AWS credentials" in rows["s3"]["detail"]
     for name in ("prometheus", "alertmanager", "external-api"):
         assert rows[name]["status"] == "unreachable", rows[name]
     assert took < 10, took  # interpreter start and imports included

@@ -8,17 +8,19 @@ waits for another.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import requests
 
-from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, resolve_profile, service_url
+from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, aws_settings, resolve_profile, service_url
 from vcci_nb.evidence import Evidence, utcnow
 from vcci_nb.redact import redact, redact_url
-from vcci_nb.sources import kube, postgres, rabbitmq, redis
+from vcci_nb.sources import kube, postgres, rabbitmq, redis, s3
 from vcci_nb.sources._core import collect, not_configured
 
 SOURCE = "health"
@@ -49,6 +51,43 @@ def _http_ready(profile: ProfileLike, name: str, path: str, timeout: float) -> E
     )
 
 
+#: Variables through which boto3 finds credentials without asking an instance's metadata service.
+_AWS_CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+def _s3_ready(profile: ProfileLike, timeout: float) -> Evidence:
+    """List a few keys of the profile's bucket (``dependencies.s3``) with its AWS identity.
+
+    Not configured when the profile names no bucket, or when this environment names no AWS
+    credentials (the profile's variables, ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, a web identity or
+    container credentials, or ``~/.aws/credentials``): ``check`` never asks an instance metadata
+    service, which on a laptop costs the whole deadline and leaves this machine for nothing.
+    """
+    prof = resolve_profile(profile)
+    bucket = str(prof.get("dependencies.s3.bucket") or "")
+    if not bucket:
+        return not_configured("s3.bucket", "s3", "the profile names no bucket (dependencies.s3.bucket)")
+    call = f"aws s3 ls s3://{bucket}/"
+    settings = aws_settings(prof)
+    named = settings.access_key_id or settings.profile_name or any(os.environ.get(v) for v in _AWS_CREDENTIAL_ENV)
+    shared = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
+    if not named and not shared.is_file():
+        return not_configured(
+            "s3.bucket",
+            "s3",
+            "no AWS credentials in this environment (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "or the variables connections.aws names); an instance role is not probed",
+            query=call,
+        )
+    return s3.gather_bucket(prof, timeout=timeout)
+
+
 def checks(profile: ProfileLike = None) -> dict[str, Callable[[float], Evidence]]:
     """The one cheap question per source, by source name."""
     prof = resolve_profile(profile)
@@ -59,6 +98,7 @@ def checks(profile: ProfileLike = None) -> dict[str, Callable[[float], Evidence]
         "prometheus": lambda t: _http_ready(prof, "prometheus", "/-/ready", t),
         "alertmanager": lambda t: _http_ready(prof, "alertmanager", "/-/ready", t),
         "rabbitmq": lambda t: rabbitmq.gather_overview(prof, timeout=t),
+        "s3": lambda t: _s3_ready(prof, t),
     }
     from vcci_nb.sources import http
 

@@ -12,6 +12,7 @@ import time
 import pandas as pd
 
 from vcci_nb.config import DEFAULT_TIMEOUT_S, ProfileLike, aws_settings, resolve_profile
+from vcci_nb.errors import SourceMisconfigured
 from vcci_nb.evidence import Evidence
 from vcci_nb.sources._core import collect
 from vcci_nb.sources.aws import _target, client
@@ -41,7 +42,16 @@ def gather_bucket(
     def fetch() -> pd.DataFrame:
         s3 = client("s3", prof, timeout=timeout, settings=settings)
         started = time.perf_counter()
-        resp = s3.list_objects_v2(Bucket=name, MaxKeys=10)
+        try:
+            resp = s3.list_objects_v2(Bucket=name, MaxKeys=10)
+        except Exception as exc:  # botocore's ClientError: only a missing bucket gets its own words
+            code = str(((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code") or "")
+            if code == "NoSuchBucket":
+                raise SourceMisconfigured(
+                    f"the bucket {name} does not exist at {_target(settings, 's3')}",
+                    fix="Set dependencies.s3.bucket in the profile to the platform's bucket (or check the region).",
+                ) from exc
+            raise
         latency = (time.perf_counter() - started) * 1000
         keys = [str(o.get("Key")) for o in resp.get("Contents") or []]
         return pd.DataFrame([{"bucket": name, "reachable": True, "keys_listed": int(resp.get("KeyCount", 0)),
