@@ -313,12 +313,10 @@ def _strip_where(summary: str) -> str:
 
 
 def _close(a: str, b: str, seconds: float = 60.0) -> bool:
-    from datetime import datetime
+    from vcci_nb.policy import maybe_time
 
-    try:
-        ta = datetime.fromisoformat(a.replace("Z", "+00:00"))
-        tb = datetime.fromisoformat(b.replace("Z", "+00:00"))
-    except ValueError:
+    ta, tb = maybe_time(a), maybe_time(b)
+    if ta is None or tb is None:
         return False
     return abs((tb - ta).total_seconds()) <= seconds
 

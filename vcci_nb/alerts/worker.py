@@ -41,6 +41,7 @@ from typing import Any
 from vcci_nb.alerts.metrics import RUN_BUCKETS, RUN_HISTOGRAM, observe
 from vcci_nb.alerts.store import Job, Store
 from vcci_nb.errors import RecordError
+from vcci_nb.policy import maybe_time
 from vcci_nb.record import IncidentRecord, utc_iso
 from vcci_nb.redact import redact
 from vcci_nb.runenv import SERVE_ATTEMPT, RunEnv, ServeEnv
@@ -201,7 +202,8 @@ class Worker:
                 if entry.get("status") not in ("queued", "running"):
                     continue
                 started = entry.get("started_at")
-                if started and datetime.fromisoformat(str(started).replace("Z", "+00:00")) < since:
+                at = maybe_time(started)
+                if at is not None and at < since:
                     continue  # an earlier run's entry, not this attempt's
                 entry["status"] = "failed"
                 entry["finished_at"] = utc_iso()
