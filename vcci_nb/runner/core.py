@@ -392,25 +392,22 @@ def run(
     for index, (name, p) in enumerate(zip(reserved, planned, strict=True)):
         # The notebook's run environment (vcci_nb.runenv): the kernel inherits the rest of ours.
         unset = [RunEnv.var("evidence_dir"), RunEnv.var("evidence_from")]
+        save_to: Path | None = None
+        replay_from: Path | None = None
         if replay is not None:
-            run_env = RunEnv.for_run(
-                incident_id=record.id,
-                outputs=record.outputs.resolve(),
-                run_id=run_id,
-                profile=profile or None,
-                evidence_from=_replay_dir(replay, name, p.source.stem),
-            )
+            replay_from = _replay_dir(replay, name, p.source.stem)
             unset += list(LIVE_SOURCE_ENV)
         else:
-            evidence = folder / "evidence" / name
-            evidence.mkdir(parents=True, exist_ok=True)
-            run_env = RunEnv.for_run(
-                incident_id=record.id,
-                outputs=record.outputs.resolve(),
-                run_id=run_id,
-                profile=profile or None,
-                evidence_dir=evidence,
-            )
+            save_to = folder / "evidence" / name
+            save_to.mkdir(parents=True, exist_ok=True)
+        run_env = RunEnv.for_run(
+            incident_id=record.id,
+            outputs=record.outputs.resolve(),
+            run_id=run_id,
+            profile=profile or None,
+            evidence_dir=save_to,
+            evidence_from=replay_from,
+        )
         env = run_env.to_env()
         job_list.append(
             Job(
