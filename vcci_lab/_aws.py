@@ -6,7 +6,8 @@ not have, and MinIO serves S3 only. Clients reach it through the standard ``AWS_
 variable, so the product code has no lab-only path.
 
 The account is seeded from the lab profile's names: the S3 bucket (``dependencies.s3``) with a few
-objects, the RDS instance (``aws.rds_instance``) and one EBS volume for the database's data.
+objects, the record store's bucket (``executor.kubernetes.record_store``), the RDS instance
+(``aws.rds_instance``) and one EBS volume for the database's data.
 """
 
 from __future__ import annotations
@@ -79,6 +80,15 @@ def seed(port: int, secret_key: str, profile_name: str = "lab") -> dict[str, Any
         for key in ("exports/2026-12/tenant-1.parquet", "exports/2026-12/tenant-3.parquet", "factors/v42.json"):
             s3.put_object(Bucket=bucket, Key=key, Body=b"lab object\n")
         out["bucket"] = bucket
+    store = str(prof.get("executor.kubernetes.record_store") or "")
+    if store.startswith("s3://"):  # where serve --executor kubernetes's Jobs leave their results
+        records = store[5:].split("/", 1)[0]
+        s3 = _client(port, secret_key, region, "s3")
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=records)
+        else:
+            s3.create_bucket(Bucket=records, CreateBucketConfiguration={"LocationConstraint": region})
+        out["record_store_bucket"] = records
     instance = prof.get("aws.rds_instance")
     if instance:
         rds = _client(port, secret_key, region, "rds")
