@@ -19,6 +19,7 @@ from vcci_nb.actions._gateway import Outcome, run
 from vcci_nb.actions._model import Action, Check, Plan, Status, Verification
 from vcci_nb.actions.aws import EbsExpandVolume, RdsModifyInstanceClass
 from vcci_nb.actions.cache import ClearCachePattern, FlushDB
+from vcci_nb.actions.choose import choose_rollback
 from vcci_nb.actions.disk import CleanupFiles, ExpandVolume
 from vcci_nb.actions.kube import (
     DeletePod,
@@ -110,6 +111,7 @@ __all__ = [
     "VacuumAnalyze",
     "Verification",
     "after_chart",
+    "choose_rollback",
     "emissions_tenant_date_index",
     "expected_index",
     "idle_in_transaction_sessions",
