@@ -43,3 +43,11 @@ def test_postmortem_renders_markdown_and_its_chart(page: Any, jupyterlab: Jupyte
     cell(page, 'sections.get("Incident Summary"').scroll_into_view_if_needed()
     shot(page, "postmortem")
     assert (record.folder / "postmortem.md").exists()
+
+    # the record's own page, as a reader opens it from the incident folder
+    index = record.folder / "index.html"
+    assert index.exists()
+    page.goto(index.as_uri())
+    page.get_by_text(record.id).first.wait_for()
+    assert "Checkout answers 500" in page.inner_text("body")
+    shot(page, "record-index")
