@@ -198,3 +198,42 @@ def test_rollback_dropdowns_from_the_cluster_and_confirm(page: Any, jupyterlab: 
                 confirm=record.id,
                 outputs=jupyterlab.outputs,
             )
+
+
+def test_destructive_confirm_needs_the_typed_incident_id(page: Any, jupyterlab: JupyterLab, lab_env: Any) -> None:
+    from vcci_nb.kubeapi import KubeClient
+
+    kube = KubeClient(lab_env["KUBECONFIG"], "vcci-lab-admin")
+    pods = {
+        p["metadata"]["uid"]
+        for p in kube.get("/api/v1/namespaces/vcci-production/pods", labelSelector="app=vcci-worker")["items"]
+    }
+    record = IncidentRecord.open("P1", "Workers stuck", "browser-test", outputs=jupyterlab.outputs)
+    open_notebook(page, jupyterlab, "04_mitigate_restart.ipynb")
+    append_to_cell(
+        page,
+        "max_unavailable = 1",
+        f'incident_id = "{record.id}"\ndry_run = False\nrolling_restart = False\ndelete_selector = "app=vcci-worker"',
+    )
+    run_all(page)
+    assert errors(page) == []
+
+    step = output_of(page, "everyone = actions.step(rolling")
+    confirm = step.get_by_role("button", name="Confirm (destructive)")
+    typed = step.locator(".widget-text", has_text="Incident ID").locator("input")
+    confirm.wait_for()
+    assert confirm.is_disabled()  # nothing typed
+    typed.fill("INC-19990101-001")
+    page.wait_for_timeout(1500)  # the kernel has seen the wrong ID: the button must still be disabled
+    assert confirm.is_disabled()
+    typed.fill(record.id)
+    page.wait_for_function("el => !el.disabled", arg=confirm.element_handle())
+    typed.fill(record.id + "9")
+    page.wait_for_function("el => el.disabled", arg=confirm.element_handle())
+    # no click: nothing ran, and the pods are the same ones
+    entries = IncidentRecord.load(record.id, jupyterlab.outputs).data["actions"]
+    assert [e["result"] for e in entries if e["action"] == "k8s.delete_pods_rolling"] == ["awaiting_confirmation"]
+    assert pods == {
+        p["metadata"]["uid"]
+        for p in kube.get("/api/v1/namespaces/vcci-production/pods", labelSelector="app=vcci-worker")["items"]
+    }
