@@ -6,9 +6,7 @@ container filesystems and resource usage.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import subprocess
 
 from vcci_lab.kube import _logs
 from vcci_lab.kube._common import (
@@ -493,8 +491,7 @@ class Pods(Jobs):
             self._terminate_local(rt, float(g), now)
             if grace == 0:
                 if rt.proc is not None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        rt.proc.popen.wait(1)  # SIGKILLed: gone within milliseconds
+                    rt.proc.wait(1.0)  # SIGKILLed: gone within milliseconds
                 self._finish_instance(rt)
                 upd["status"] = self._pod_status(upd, rt, now)
                 self._remove_pod(upd, rt)

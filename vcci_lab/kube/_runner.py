@@ -50,8 +50,23 @@ class Proc:
     signalled: list[int] = field(default_factory=list)
 
     def poll(self) -> int | None:
-        """The container's exit code once it has exited (128+N when signal N killed it)."""
+        """The container's exit code once it has exited (128+N when signal N killed it).
+
+        The main process is looked at without reaping it first (``WNOWAIT``): while it is a zombie
+        its pid stays the process group's id, so the group's leftovers can be SIGKILLed by that id
+        (a container's processes all stop when it does). Only then is it reaped. Signalling the
+        group after reaping could reach an unrelated process group that was given the same number
+        once the pid wrapped around (jupyter kernels are group leaders): that killed other runs'
+        kernels on a busy machine.
+        """
         if self.exit_code is None:
+            try:
+                exited = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # already reaped (by Popen itself): nothing to signal safely
+                exited = None
+            if exited is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
             rc = self.popen.poll()
             if rc is not None:
                 self.exit_code = 128 - rc if rc < 0 else rc
@@ -59,7 +74,7 @@ class Proc:
         return self.exit_code
 
     def signal(self, sig: int) -> None:
-        """Signal the whole process group (the container's processes)."""
+        """Signal the whole process group (the container's processes), while its leader is unreaped."""
         if self.poll() is not None:
             return
         self.signalled.append(sig)
@@ -67,25 +82,24 @@ class Proc:
             os.killpg(self.popen.pid, sig)
 
     def kill_group(self) -> None:
-        """SIGKILL whatever is left of the container's process group (its main process has exited):
-        a container's processes all stop when it does."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        """Whatever is left of the container's process group goes once its main process has exited:
+        :meth:`poll` SIGKILLs the group before it reaps the main process (never after)."""
+        self.poll()
 
-    def kill_now(self, wait: float = 2.0) -> None:
-        """SIGTERM, then SIGKILL if it has not gone after ``wait`` seconds."""
-        self.signal(signal.SIGTERM)
-        deadline = time.time() + wait
+    def wait(self, timeout: float) -> int | None:
+        """:meth:`poll` until the process has exited or ``timeout`` seconds have passed."""
+        deadline = time.time() + timeout
         while self.poll() is None and time.time() < deadline:
             time.sleep(0.02)
-        if self.poll() is None:
+        return self.exit_code
+
+    def kill_now(self, wait: float = 2.0) -> None:
+        """SIGTERM, then SIGKILL if it has not gone after ``wait`` seconds (anything the container
+        started that ignored SIGTERM goes with it, by :meth:`poll`)."""
+        self.signal(signal.SIGTERM)
+        if self.wait(wait) is None:
             self.signal(signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(2)
-            self.poll()
-        # anything the container started that ignored SIGTERM goes too
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.wait(2.0)
 
 
 def _pump(stream: object, path: Path) -> None:
