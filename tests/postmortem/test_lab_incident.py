@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from vcci_nb import postmortem
-from vcci_nb.record import IncidentRecord, parse_time
+from vcci_nb.policy import parse_time
+from vcci_nb.record import IncidentRecord
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
