@@ -79,7 +79,7 @@ def test_every_rule_carries_routing_labels(lab: Any) -> None:
     for group in rules["groups"]:
         for rule in group["rules"]:
             names.add(rule["alert"])
-            assert rule["labels"]["severity"] in ("critical", "high", "medium", "low")
+            assert rule["labels"]["severity"] in ("outage", "critical", "high", "medium", "low"), rule["alert"]
             assert rule["labels"]["service"]
             assert rule["labels"]["namespace"] == "vcci-production"
             assert rule["labels"]["bundle"]
