@@ -337,3 +337,20 @@ def _sha(text: str) -> str:
 def _uuid(rng: random.Random) -> str:
     h = _hex(rng, 32)
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+
+
+def pod_conditions(
+    *, started: bool, started_t: str, initialized_t: str, ready: bool, ready_t: str, scheduled_t: str
+) -> list[JSON]:
+    """A running pod's five conditions in the kubelet's order (callers add reasons and a disruption)."""
+
+    def cond(kind: str, status: bool, t: str) -> JSON:
+        return {"type": kind, "status": "True" if status else "False", "lastProbeTime": None, "lastTransitionTime": t}
+
+    return [
+        cond("PodReadyToStartContainers", started, started_t),
+        cond("Initialized", True, initialized_t),
+        cond("Ready", ready, ready_t),
+        cond("ContainersReady", ready, ready_t),
+        cond("PodScheduled", True, scheduled_t),
+    ]

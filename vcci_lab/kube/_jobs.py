@@ -29,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from vcci_lab.kube import _logs, _runner
-from vcci_lab.kube._common import CREATE_DELAY, NODES, PODS, PodRT, WorldBase, _qos, _sha, controller_uid
+from vcci_lab.kube._common import (
+    CREATE_DELAY,
+    NODES,
+    PODS,
+    PodRT,
+    WorldBase,
+    _qos,
+    _sha,
+    controller_uid,
+    pod_conditions,
+)
 from vcci_lab.kube._store import Store, copy_json
 from vcci_lab.kube._util import JSON, bad_request, parse_quantity, parse_time, rfc3339, safe_suffix
 
@@ -309,32 +319,22 @@ def resolve_env(store: Store, pod: JSON, container: JSON, base: dict[str, str]) 
         if vf is None:
             env[name] = _expand(str(e.get("value", "")), {**base, **env})
             continue
-        if "secretKeyRef" in vf:
-            ref = vf["secretKeyRef"] or {}
-            sec = store.get(SECRETS, ns, ref.get("name", ""))
-            if sec is None:
+        if "secretKeyRef" in vf or "configMapKeyRef" in vf:
+            secret = "secretKeyRef" in vf
+            ref = vf["secretKeyRef" if secret else "configMapKeyRef"] or {}
+            kind, what = (SECRETS, "secret") if secret else (CONFIGMAPS, "configmap")
+            obj = store.get(kind, ns, ref.get("name", ""))
+            if obj is None:
                 if ref.get("optional"):
                     continue
-                raise EnvError(f'secret "{ref.get("name", "")}" not found')
-            data = sec.get("data") or {}
+                raise EnvError(f'{what} "{ref.get("name", "")}" not found')
+            data = obj.get("data") or {}
             if ref.get("key") not in data:
                 if ref.get("optional"):
                     continue
-                raise EnvError(f"couldn't find key {ref.get('key')} in Secret {ns}/{ref.get('name')}")
-            env[name] = _decode(data[ref["key"]])
-        elif "configMapKeyRef" in vf:
-            ref = vf["configMapKeyRef"] or {}
-            cm = store.get(CONFIGMAPS, ns, ref.get("name", ""))
-            if cm is None:
-                if ref.get("optional"):
-                    continue
-                raise EnvError(f'configmap "{ref.get("name", "")}" not found')
-            data = cm.get("data") or {}
-            if ref.get("key") not in data:
-                if ref.get("optional"):
-                    continue
-                raise EnvError(f"couldn't find key {ref.get('key')} in ConfigMap {ns}/{ref.get('name')}")
-            env[name] = str(data[ref["key"]])
+                label = "Secret" if secret else "ConfigMap"
+                raise EnvError(f"couldn't find key {ref.get('key')} in {label} {ns}/{ref.get('name')}")
+            env[name] = _decode(data[ref["key"]]) if secret else str(data[ref["key"]])
         elif "fieldRef" in vf:
             env[name] = _field_value(pod, (vf["fieldRef"] or {}).get("fieldPath", ""))
         elif "resourceFieldRef" in vf:
@@ -659,28 +659,14 @@ class Jobs(WorldBase):
         conds: list[JSON] = []
         if rt.disruption is not None:
             conds.append(rt.disruption)
-        conds += [
-            {
-                "type": "PodReadyToStartContainers",
-                "status": "True" if started and not terminal else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": t_start,
-            },
-            {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": created},
-            {
-                "type": "Ready",
-                "status": "True" if ready else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": t_ready,
-            },
-            {
-                "type": "ContainersReady",
-                "status": "True" if ready else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": t_ready,
-            },
-            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": created},
-        ]
+        conds += pod_conditions(
+            started=started and not terminal,
+            started_t=t_start,
+            initialized_t=created,
+            ready=ready,
+            ready_t=t_ready,
+            scheduled_t=created,
+        )
         if not ready:
             for cd in conds[-3:-1]:
                 if terminal:

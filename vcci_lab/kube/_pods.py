@@ -24,6 +24,7 @@ from vcci_lab.kube._common import (
     container_limit,
     deployment_of,
     is_api_pod,
+    pod_conditions,
 )
 from vcci_lab.kube._fs import ContainerFS, FileEntry, GiB, MiB, Mount, Volume
 from vcci_lab.kube._jobs import Jobs, is_job_pod, job_of
@@ -400,28 +401,14 @@ class Pods(Jobs):
         )
         init_t = sched
         started = rt.stage != "creating"
-        conds = [
-            {
-                "type": "PodReadyToStartContainers",
-                "status": "True" if started else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": rfc3339(rt.current.started_at) if started and rt.current else created,
-            },
-            {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": init_t},
-            {
-                "type": "Ready",
-                "status": "True" if ready else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": ready_t,
-            },
-            {
-                "type": "ContainersReady",
-                "status": "True" if ready else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": ready_t,
-            },
-            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": sched},
-        ]
+        conds = pod_conditions(
+            started=started,
+            started_t=rfc3339(rt.current.started_at) if started and rt.current else created,
+            initialized_t=init_t,
+            ready=ready,
+            ready_t=ready_t,
+            scheduled_t=sched,
+        )
         if not ready and started:
             for cd in conds[2:4]:
                 cd["reason"] = "ContainersNotReady"

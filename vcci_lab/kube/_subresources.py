@@ -25,6 +25,20 @@ from vcci_lab.kube._world import DATA_PVC, NS, PODS, container_limit
 from vcci_lab.kube._writes import Writes
 
 
+def _log_options(q: dict[str, str], now: float) -> tuple[float | None, int | None, int | None, bool]:
+    """``GET pods/{name}/log``'s query: (since, tailLines, limitBytes, timestamps), as the kubelet reads them."""
+    since: float | None = None
+    if q.get("sinceSeconds"):
+        since = now - float(q["sinceSeconds"])
+    elif q.get("sinceTime"):
+        since = parse_time(q["sinceTime"])
+    tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else None
+    if tail is not None and tail < 0:
+        tail = None
+    limit_bytes = int(q["limitBytes"]) if q.get("limitBytes") else None
+    return since, tail, limit_bytes, q.get("timestamps") in ("true", "1")
+
+
 class Subresources(Writes):
     """``/scale``, ``/eviction``, ``/log`` and ``/exec`` (``/attach``) of a resource."""
 
@@ -165,16 +179,7 @@ class Subresources(Writes):
             disk_since = parse_time(disk["since"]) - 600 if disk and full and ns == NS else None
             windows = {k: [(float(w[0] or 0.0), w[1]) for w in v] for k, v in world.flags.items()} if ns == NS else {}
         now = time.time()
-        since: float | None = None
-        if q.get("sinceSeconds"):
-            since = now - float(q["sinceSeconds"])
-        elif q.get("sinceTime"):
-            since = parse_time(q["sinceTime"])
-        tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else None
-        if tail is not None and tail < 0:
-            tail = None
-        limit_bytes = int(q["limitBytes"]) if q.get("limitBytes") else None
-        timestamps = q.get("timestamps") in ("true", "1")
+        since, tail, limit_bytes, timestamps = _log_options(q, now)
         text = _logs.render(
             app=app,
             image=image,
@@ -256,16 +261,7 @@ class Subresources(Writes):
                     raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {waiting}')
             proc = rt.proc if inst is rt.current else None
         now = time.time()
-        since: float | None = None
-        if q.get("sinceSeconds"):
-            since = now - float(q["sinceSeconds"])
-        elif q.get("sinceTime"):
-            since = parse_time(q["sinceTime"])
-        tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else None
-        if tail is not None and tail < 0:
-            tail = None
-        limit_bytes = int(q["limitBytes"]) if q.get("limitBytes") else None
-        timestamps = q.get("timestamps") in ("true", "1")
+        since, tail, limit_bytes, timestamps = _log_options(q, now)
         path = Path(inst.log_path) if inst.log_path else None
         if path is None:
             text, offset = "", 0
